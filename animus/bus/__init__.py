@@ -1,0 +1,1 @@
+"""The event bus (XSUB/XPUB broker), its codec and envelope, and the control RPC."""

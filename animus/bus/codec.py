@@ -1,0 +1,35 @@
+"""The one codec for every frame Animus sends: msgpack, with a size cap.
+
+A decode error keeps the raw bytes so that the receiver can count and log
+what it dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+__all__ = ["pack", "unpack", "CodecError", "MAX_FRAME_BYTES"]
+
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+
+class CodecError(ValueError):
+    def __init__(self, reason: str, raw: bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes, max_size: int = MAX_FRAME_BYTES) -> Any:
+    if len(data) > max_size:
+        raise CodecError(f"frame of {len(data)} bytes exceeds {max_size}", data[:64])
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise CodecError(f"not msgpack: {exc}", data[:64]) from None

@@ -1,0 +1,183 @@
+"""Control RPC over ZeroMQ: the one client and the one server shape.
+
+Requests are msgpack maps ``{id, method, params}``; replies are
+``{id, result}`` or ``{id, error: {code, message, fix?, details?}}`` where
+``code`` is one of the CLI error codes (``unavailable``, ``not_found`` …) so
+that an error keeps its exit code across the socket. The CLI uses the
+blocking ``ControlClient``; processes inside the daemon use
+``AsyncControlClient`` (many calls in flight on one socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from animus.bus.codec import CodecError, pack, unpack
+from animus.errors import DAEMON_NOT_RUNNING, AnimusError, Internal, InvalidInput, Unavailable, from_dict
+
+__all__ = ["ControlClient", "AsyncControlClient", "serve_request", "Handler"]
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def _ipc_path(endpoint: str) -> Path | None:
+    return Path(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else None
+
+
+def _unpack_reply(raw: bytes) -> dict[str, Any]:
+    try:
+        reply = unpack(raw)
+    except CodecError as exc:
+        raise Internal(f"unreadable reply from the daemon: {exc.reason}") from None
+    if not isinstance(reply, dict):
+        raise Internal("malformed reply from the daemon")
+    return reply
+
+
+class ControlClient:
+    """Blocking client for the CLI: connect, send, wait with a deadline."""
+
+    def __init__(self, endpoint: str, timeout: float = 5.0) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._sock: zmq.Socket[Any] | None = None
+
+    def _socket(self) -> zmq.Socket[Any]:
+        if self._sock is None:
+            path = _ipc_path(self.endpoint)
+            if path is not None and not path.exists():
+                raise Unavailable(DAEMON_NOT_RUNNING)
+            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.endpoint)
+            self._sock = sock
+        return self._sock
+
+    def call(self, method: str, params: dict[str, Any] | None = None,
+             timeout: float | None = None) -> Any:
+        sock = self._socket()
+        req_id = next(self._ids)
+        sock.send(pack({"id": req_id, "method": method, "params": params or {}}))
+        wait_ms = int((timeout if timeout is not None else self.timeout) * 1000)
+        while True:
+            if not sock.poll(wait_ms, zmq.POLLIN):
+                self.close()
+                raise Unavailable(
+                    f"daemon did not answer {method} within {wait_ms / 1000:g}s",
+                    fix="check it with animus daemon status; restart it with animus daemon stop && animus daemon start",
+                )
+            reply = _unpack_reply(sock.recv())
+            if reply.get("id") == req_id:
+                break
+        if "error" in reply:
+            raise from_dict(reply["error"])
+        return reply.get("result")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+
+class AsyncControlClient:
+    """Asyncio client: one DEALER, many requests in flight, matched by id."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+        self._sock = ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(endpoint)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        while True:
+            raw = await self._sock.recv()
+            try:
+                reply = _unpack_reply(raw)
+            except AnimusError:
+                continue
+            fut = self._pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
+            if fut is None or fut.done():
+                continue
+            if "error" in reply:
+                fut.set_exception(from_dict(reply["error"]))
+            else:
+                fut.set_result(reply.get("result"))
+
+    async def call(self, method: str, params: dict[str, Any] | None = None,
+                   timeout: float = 30.0) -> Any:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        await self._sock.send(pack({"id": req_id, "method": method, "params": params or {}}))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"daemon did not answer {method} within {timeout:g}s") from None
+        finally:
+            self._pending.pop(req_id, None)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(Unavailable("control client closed"))
+        self._sock.close(linger=0)
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, AnimusError):
+        return exc.to_dict()
+    return Internal(f"{type(exc).__name__}: {exc}").to_dict()
+
+
+async def serve_request(raw: bytes, handlers: dict[str, Handler],
+                        on_malformed: Callable[[str], None]) -> bytes | None:
+    """Decode one request, run its handler, encode the reply."""
+    try:
+        req = unpack(raw)
+    except CodecError as exc:
+        on_malformed(exc.reason)
+        return None
+    if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+        on_malformed("request is not a map with a method")
+        return pack({"id": req.get("id") if isinstance(req, dict) else None,
+                     "error": InvalidInput("malformed request: expected {id, method, params}").to_dict()})
+    params = req.get("params") or {}
+    handler = handlers.get(req["method"])
+    if handler is None:
+        err = InvalidInput(f"unknown control method {req['method']!r}")
+        return pack({"id": req.get("id"), "error": err.to_dict()})
+    if not isinstance(params, dict):
+        return pack({"id": req.get("id"), "error": InvalidInput("params must be a map").to_dict()})
+    try:
+        result = await handler(params)
+    except Exception as exc:
+        return pack({"id": req.get("id"), "error": error_payload(exc)})
+    try:
+        return pack({"id": req.get("id"), "result": result})
+    except Exception as exc:
+        return pack({"id": req.get("id"), "error": error_payload(exc)})
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,65 @@
+"""Shared CLI state: the resolved scope and the one control client."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from animus.state.scope import Scope, resolve_scope
+
+__all__ = ["scope", "control", "call", "set_project_root"]
+
+_project_root: str | None = None
+
+
+def set_project_root(path: str | None) -> None:
+    global _project_root
+    _project_root = path
+    scope.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def scope() -> Scope:
+    return resolve_scope(_project_root)
+
+
+def control_endpoint() -> str:
+    s = scope()
+    preferred = s.root / "run"
+    if len(str(preferred)) + 16 <= 100:
+        return f"ipc://{preferred / 'control'}"
+    return s.endpoint("control")
+
+
+@lru_cache(maxsize=1)
+def control() -> Any:
+    from animus.bus.rpc import ControlClient
+
+    return ControlClient(control_endpoint(), timeout=float(os.environ.get("ANIMUS_CLI_TIMEOUT", "10")))
+
+
+def daemon_alive() -> bool:
+    """True when a daemon holds this scope's lock (cheap: one open and flock)."""
+    import fcntl
+
+    lock = scope().root / "daemon" / "daemon.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def call(method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    if not daemon_alive():
+        from animus.errors import DAEMON_NOT_RUNNING, Unavailable
+
+        raise Unavailable(DAEMON_NOT_RUNNING)
+    return control().call(method, params or {}, timeout=timeout)

@@ -1,0 +1,205 @@
+"""animus daemon: start, stop, status, health, metrics, stream, logs, preflight.
+
+Control methods: daemon/status, daemon/health, daemon/metrics, daemon/stop,
+daemon/logs, bus/sync. ``start`` and ``stop`` are CLI-local (they start and
+signal the process); ``logs`` and ``health`` fall back to files and one-shot
+probes when the daemon is down.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+import typer
+
+from animus.cli import context
+from animus.cli.output import echo, emit_json, guard
+
+app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="One compact JSON line with a named schema.")
+
+
+@app.command()
+def start(
+    foreground: bool = typer.Option(False, "--foreground", help="Stay attached (logs to stderr)."),
+    autonomous: bool = typer.Option(False, "--autonomous", help="Run the scheduler: take ready tasks and run their workflows."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Skip the required-plugins check (dev only)."),
+    auto_install: bool = typer.Option(False, "--auto-install", help="Install missing default plugins before starting."),
+    as_json: bool = JSON,
+) -> None:
+    """Start the daemon; return once the whole tree is up (readiness handshake)."""
+    from animus.cli.daemon_start import start_daemon
+
+    guard(as_json, lambda: start_daemon(foreground, autonomous, skip_preflight, auto_install, as_json))
+
+
+@app.command("run")
+def run_foreground(
+    autonomous: bool = typer.Option(False, "--autonomous"),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight"),
+    as_json: bool = JSON,
+) -> None:
+    """Run the daemon in the foreground (same as start --foreground)."""
+    from animus.cli.daemon_start import start_daemon
+
+    guard(as_json, lambda: start_daemon(True, autonomous, skip_preflight, False, as_json))
+
+
+@app.command()
+def stop(
+    shutdown_timeout_secs: float = typer.Option(60.0, "--shutdown-timeout-secs", help="Wait this long, then kill what is left."),
+    as_json: bool = JSON,
+) -> None:
+    """Stop the daemon gracefully and wait until it has exited."""
+    from animus.cli.daemon_start import stop_daemon
+
+    guard(as_json, lambda: stop_daemon(shutdown_timeout_secs, as_json))
+
+
+def _render_tree(nodes: list[dict[str, Any]], indent: str = "") -> None:
+    for i, node in enumerate(nodes):
+        last = i == len(nodes) - 1
+        branch = "└─ " if last else "├─ "
+        err_text = f"  last_error: {node['last_error']}" if node.get("last_error") and node.get("state") != "running" else ""
+        echo(f"{indent}{branch}{node['name']:<18} {node['kind']:<10} pid={node.get('pid') or '-':<8} "
+             f"{node['state']:<10} restarts={node.get('restarts', 0)}{err_text}")
+        _render_tree(node.get("children") or [], indent + ("   " if last else "│  "))
+
+
+@app.command()
+def status(as_json: bool = JSON) -> None:
+    """The live supervisor tree (schema animus.daemon.status.v1)."""
+
+    def body() -> int:
+        result = context.call("daemon/status")
+        if as_json:
+            emit_json(result.pop("schema"), result)
+            return 0
+        echo(f"animus daemon running (pid {result['pid']}, up {result['uptime_seconds']:.0f}s"
+             f"{', autonomous' if result.get('autonomous') else ''})")
+        echo(f"state root: {result['state_root']}")
+        echo(f"root supervisor  pid={result['pid']}")
+        _render_tree(result["tree"])
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command()
+def health(as_json: bool = JSON) -> None:
+    """Per-plugin health; exits non-zero on any Unhealthy row. Probes one-shot when the daemon is down."""
+    from animus.cli.daemon_health import health_command
+
+    guard(as_json, lambda: health_command(as_json))
+
+
+@app.command()
+def preflight(
+    auto_install: bool = typer.Option(False, "--auto-install", help="Install the default plugin for each missing role."),
+    as_json: bool = JSON,
+) -> None:
+    """Required-plugins matrix (schema animus.daemon.preflight.v1): 0 ok, 2 role missing, 1 discovery failed."""
+    from animus.cli.daemon_start import preflight_command
+
+    guard(as_json, lambda: preflight_command(auto_install, as_json))
+
+
+@app.command()
+def metrics(
+    pretty: bool = typer.Option(False, "--pretty", help="One 'name{labels} value' line per metric."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
+    interval_secs: float = typer.Option(5.0, "--interval-secs"),
+    fmt: str = typer.Option("json", "--format", help="json or prometheus."),
+    as_json: bool = JSON,
+) -> None:
+    """Counters, gauges and histograms of the daemon (control method daemon/metrics)."""
+
+    def render() -> None:
+        snap = context.call("daemon/metrics")
+        if fmt == "prometheus":
+            from animus.bus.metrics import render_prometheus
+
+            print(render_prometheus(snap), end="")
+        elif pretty and not as_json:
+            for section in ("counters", "gauges"):
+                for key, value in snap[section].items():
+                    echo(f"{key} {value:g}")
+            for key, hist in snap["histograms"].items():
+                echo(f"{key} count={hist['count']:g} sum={hist['sum']:.3f}s")
+        else:
+            emit_json("animus.daemon.metrics.v1", snap)
+
+    def body() -> int:
+        if fmt not in ("json", "prometheus"):
+            from animus.errors import InvalidInput
+
+            raise InvalidInput(f"--format must be json or prometheus, got {fmt!r}")
+        render()
+        while watch:
+            time.sleep(max(interval_secs, 0.2))
+            if pretty and not as_json:
+                echo(f"--- {time.strftime('%H:%M:%S')}")
+            render()
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command()
+def stream(
+    pretty: bool = typer.Option(False, "--pretty", help="A readable, colored line per event."),
+    workflow: Optional[str] = typer.Option(None, "--workflow", help="Only this workflow (exits when it ends)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Only this run."),
+    cat: Optional[str] = typer.Option(None, "--cat", help="Category prefix, e.g. phase."),
+    level: Optional[str] = typer.Option(None, "--level", help="Minimum level: debug, info, warn, error."),
+    tail: int = typer.Option(0, "--tail", help="First print this many past events from the log."),
+    as_json: bool = JSON,
+) -> None:
+    """Live events from the bus, with gap reports; Ctrl-C exits cleanly."""
+    from animus.cli.daemon_stream import stream_events
+
+    guard(as_json, lambda: stream_events(pretty, workflow, run, cat, level, tail, as_json))
+
+
+@app.command()
+def logs(
+    limit: int = typer.Option(100, "--limit"),
+    search: Optional[str] = typer.Option(None, "--search", help="Only lines containing this text."),
+    level: Optional[str] = typer.Option(None, "--level"),
+    as_json: bool = JSON,
+) -> None:
+    """Recent daemon events (reads logs/events.jsonl when the daemon is down)."""
+    from animus.cli.logs import print_entries, read_entries
+
+    def body() -> int:
+        entries, source = read_entries(limit, level, None, search)
+        print_entries(entries, source, as_json, "animus.daemon.logs.v1")
+        return 0
+
+    guard(as_json, body)
+
+
+def _child_op(method: str, name: str, as_json: bool) -> None:
+    def body() -> int:
+        node = context.call(method, {"child": name}, timeout=60)
+        if as_json:
+            emit_json(f"animus.daemon.{method.split('/')[1]}.v1", {"child": node})
+        else:
+            echo(f"{node['name']}: {node['state']} (pid {node.get('pid') or '-'}, restarts {node['restarts']})")
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command("stop-child")
+def stop_child(name: str = typer.Option(..., "--name", help="A plugin or a child supervisor."), as_json: bool = JSON) -> None:
+    """Stop one child (an operator stop: never counted as a crash; it stays stopped)."""
+    _child_op("supervisor/stop_child", name, as_json)
+
+
+@app.command("start-child")
+def start_child(name: str = typer.Option(..., "--name", help="A plugin or a child supervisor."), as_json: bool = JSON) -> None:
+    """Start (or restart) one child that an operator stopped."""
+    _child_op("supervisor/restart_child", name, as_json)

@@ -1,0 +1,194 @@
+"""Starting and stopping the daemon process (CLI-local: no control call to start).
+
+``start`` runs the preflight, spawns the daemon detached (new session, output
+to ``daemon/daemon.log``) and waits on a pipe for its readiness line, so it
+returns only when the tree is up. A stale pidfile of a dead daemon is
+removed; a live daemon makes a second start fail with its pid.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import psutil
+
+from animus.cli import context
+from animus.cli.output import echo, emit_json, err
+from animus.errors import AnimusError, Conflict, ExitCode, Internal, InvalidInput, Unavailable
+from animus.state.scope import Scope
+from animus.supervision.process import wait_gone
+
+__all__ = ["start_daemon", "stop_daemon", "preflight_command", "running_pid"]
+
+START_TIMEOUT = float(os.environ.get("ANIMUS_START_TIMEOUT", "90"))
+
+
+class PreflightFailed(AnimusError):
+    code = "invalid_input"
+    exit_code = ExitCode.INVALID_INPUT
+
+
+def running_pid(scope: Scope) -> int | None:
+    """The live daemon's pid, or None (cleaning a stale pidfile on the way)."""
+    lock = scope.root / "daemon" / "daemon.lock"
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        from animus.supervision.root import read_pid
+
+        return read_pid(scope) or -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    if scope.pidfile.exists():
+        from animus.supervision.root import read_pid
+
+        stale = read_pid(scope)
+        scope.pidfile.unlink(missing_ok=True)
+        err(f"removed the stale pidfile of a dead daemon (pid {stale})")
+    return None
+
+
+def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
+    from animus.workers.preflight import preflight, render_preflight
+
+    report = preflight(scope)
+    if not report["ok"] and auto_install:
+        from animus.workers.install import install_defaults
+
+        installed = install_defaults(scope, include_subjects=True, include_transports=False, progress=err)
+        report = preflight(scope)
+        report["auto_installed"] = installed
+    if not report["ok"]:
+        raise PreflightFailed(render_preflight(report).removeprefix("error: "),
+                              details={"schema": "animus.daemon.preflight.v1", "missing": report["missing"],
+                                       "fix_message": report["fix_message"]})
+
+
+def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_install: bool,
+                 as_json: bool) -> int:
+    scope = context.scope().ensure()
+    if scope.warning:
+        err(f"warning: {scope.warning}")
+    pid = running_pid(scope)
+    if pid:
+        raise Conflict(f"daemon already running (pid {pid})", fix="animus daemon status; animus daemon stop")
+    if not skip_preflight:
+        _preflight_or_fail(scope, auto_install, as_json)
+    if foreground:
+        from animus.supervision.root import run_daemon
+
+        return run_daemon(scope, {"autonomous": autonomous})
+    log_path = scope.root / "daemon" / "daemon.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "animus.supervision.daemon_main", "--project-root",
+            str(scope.project_root), "--ready-fd", str(write_fd)]
+    if autonomous:
+        argv.append("--autonomous")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                pass_fds=(write_fd,), start_new_session=True, close_fds=True)
+    os.close(write_fd)
+    if not as_json:
+        err(f"starting daemon (pid {proc.pid}) …")
+    reply = _wait_ready(read_fd, proc, log_path)
+    if not reply.get("ok"):
+        from animus.errors import from_dict
+
+        raise from_dict(reply.get("error") or {})
+    if as_json:
+        emit_json("animus.daemon.start.v1", {"pid": reply["pid"], "state_root": reply["state_root"],
+                                             "autonomous": autonomous})
+    else:
+        echo(f"daemon started (pid {reply['pid']})")
+        echo(f"state root: {reply['state_root']}")
+    return 0
+
+
+def _wait_ready(read_fd: int, proc: subprocess.Popen[bytes], log_path: object) -> dict[str, object]:
+    deadline = time.monotonic() + START_TIMEOUT
+    chunks = b""
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([read_fd], [], [], 0.5)
+            if ready:
+                data = os.read(read_fd, 65536)
+                if not data:
+                    break
+                chunks += data
+                continue
+            if proc.poll() is not None and not chunks:
+                break
+    finally:
+        os.close(read_fd)
+    if chunks:
+        try:
+            return dict(json.loads(chunks))
+        except ValueError:
+            pass
+    if proc.poll() is None and time.monotonic() >= deadline:
+        raise Unavailable(f"daemon (pid {proc.pid}) did not report ready within {START_TIMEOUT:g}s",
+                          fix=f"read {log_path}")
+    raise Internal(f"daemon exited during start (code {proc.poll()})", fix=f"read {log_path}")
+
+
+def stop_daemon(timeout: float, as_json: bool) -> int:
+    scope = context.scope()
+    pid = running_pid(scope)
+    if not pid:
+        raise Unavailable("daemon not running: nothing to stop", fix="animus daemon start")
+    try:
+        proc = psutil.Process(pid)
+    except psutil.Error:
+        proc = None
+    try:
+        context.call("daemon/stop", timeout=5)
+    except AnimusError:
+        if proc is not None:
+            proc.terminate()  # the control plane is wedged: fall back to SIGTERM
+    if proc is not None and not wait_gone(pid, timeout):
+        err(f"daemon (pid {pid}) did not stop within {timeout:g}s: killing it")
+        proc.kill()
+        wait_gone(pid, 5)
+    if as_json:
+        emit_json("animus.daemon.stop.v1", {"stopped": True, "pid": pid})
+    else:
+        echo(f"daemon stopped (pid {pid})")
+    return 0
+
+
+def preflight_command(auto_install: bool, as_json: bool) -> int:
+    from animus.workers.preflight import PREFLIGHT_SCHEMA, preflight, render_preflight
+
+    scope = context.scope()
+    try:
+        report = preflight(scope)
+    except AnimusError as exc:
+        raise Internal(f"plugin discovery failed: {exc.message}", fix=exc.fix) from None
+    if not report["ok"] and auto_install:
+        from animus.workers.install import install_defaults
+
+        report_installed = install_defaults(scope, include_subjects=True, include_transports=False,
+                                            progress=None if as_json else err)
+        report = preflight(scope)
+        report["auto_installed"] = report_installed
+    if as_json:
+        emit_json(PREFLIGHT_SCHEMA, report)
+    else:
+        text = render_preflight(report)
+        (echo if report["ok"] else err)(text)
+    return 0 if report["ok"] else 2
+
+
+_ = InvalidInput

@@ -1,0 +1,298 @@
+"""animus plugin: list, info, ping, call, install, uninstall, update, install-defaults, verify.
+
+``call`` goes through the daemon (control method plugin/call) when the plugin
+is live there, else it probes the plugin one-shot. ``info``, ``ping`` and
+``call`` fail early naming each missing required env var.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from animus.cli import context
+from animus.cli.output import echo, emit_json, err, guard
+from animus.errors import InvalidInput, NotFound, Unavailable
+
+app = typer.Typer(help="Install, inspect and call plugins.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="One compact JSON line with a named schema.")
+POLICY = typer.Option("warn", "--signature-policy", help="disabled | warn | strict")
+
+
+def _installed(name: str) -> Any:
+    from animus.workers.registry import Registry
+
+    plugin = Registry(context.scope().plugins_dir).get(name)
+    if plugin is None:
+        raise NotFound(f"plugin {name!r} is not installed", fix="animus plugin list")
+    return plugin
+
+
+def _live_states() -> dict[str, dict[str, Any]]:
+    try:
+        return {row["name"]: row for row in context.call("plugin/list", timeout=3)}
+    except Unavailable:
+        return {}
+
+
+@app.command("list")
+def list_cmd(as_json: bool = JSON) -> None:
+    """Installed plugins with role, version, signature status (SIG) and live state."""
+    from animus.workers.registry import Registry
+
+    def body() -> int:
+        plugins = Registry(context.scope().plugins_dir).installed()
+        live = _live_states()
+        rows = [{
+            "name": p.name, "role": p.role, "version": p.entry.get("version"), "signature": p.signature,
+            "source": p.entry.get("source"), "state": (live.get(p.name) or {}).get("state", "not running"),
+            "kinds": p.entry.get("kinds", []), "path": p.entry.get("path"),
+        } for p in plugins]
+        warnings = [f"{p.name}: {p.error}" for p in plugins if p.error]
+        if as_json:
+            emit_json("animus.plugin.list.v1", {"plugins": rows, "warnings": warnings})
+            return 0
+        if not rows:
+            echo("no plugins installed (fix: animus plugin install-defaults --include-subjects)")
+        else:
+            echo(f"{'NAME':<20} {'ROLE':<10} {'VERSION':<9} {'SIG':<10} {'STATE':<12} SOURCE")
+            for r in rows:
+                echo(f"{r['name']:<20} {r['role']:<10} {str(r['version']):<9} {r['signature']:<10} "
+                     f"{r['state']:<12} {r['source']}")
+        for w in warnings:
+            err(f"warning: {w}")
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command()
+def info(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
+    """Manifest, install record and initialize-time capabilities of a plugin."""
+    from animus.workers.probe import probe, require_env
+
+    def body() -> int:
+        plugin = _installed(name)
+        require_env(plugin)
+        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+        data = {"name": name, "manifest": plugin.manifest.to_dict(), "install": plugin.entry,
+                "binary": " ".join(plugin.manifest.argv()), "initialize": row.get("plugin_info"),
+                "probe": {k: row.get(k) for k in ("status", "last_error", "latency_ms")}}
+        if as_json:
+            emit_json("animus.plugin.info.v1", data)
+        else:
+            m = plugin.manifest
+            echo(f"{m.name} {m.version} ({m.role}) — {m.description}")
+            echo(f"command: {data['binary']}")
+            echo(f"installed from {plugin.entry.get('source')} at {plugin.entry.get('installed_at')}, "
+                 f"signature {plugin.signature}")
+            if m.kinds:
+                echo(f"kinds: {', '.join(m.kinds)}")
+            if m.env_required:
+                echo("env_required: " + ", ".join(v.name for v in m.env_required))
+            echo(f"probe: {row.get('status')} in {row.get('latency_ms')} ms"
+                 + (f" (last_error: {row['last_error']})" if row.get("last_error") else ""))
+        return 0 if row.get("status") != "unhealthy" else 5
+
+    guard(as_json, body)
+
+
+@app.command()
+def ping(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
+    """Spawn, handshake, $/ping, shutdown; fails if env_required is missing."""
+    from animus.workers.probe import probe, require_env
+
+    def body() -> int:
+        plugin = _installed(name)
+        require_env(plugin)
+        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+        ok = row.get("status") != "unhealthy"
+        if as_json:
+            emit_json("animus.plugin.ping.v1", {"name": name, "ok": ok, "latency_ms": row.get("latency_ms"),
+                                                "error": row.get("last_error")})
+        elif ok:
+            echo(f"{name}: pong in {row['latency_ms']} ms")
+        else:
+            raise Unavailable(f"{name}: {row.get('last_error')}", fix=f"animus plugin info --name {name}")
+        return 0 if ok else 5
+
+    guard(as_json, body)
+
+
+@app.command()
+def call(
+    name: str = typer.Option(..., "--name"),
+    method: str = typer.Option(..., "--method"),
+    params: str = typer.Option("{}", "--params", help="JSON object"),
+    timeout: float = typer.Option(30.0, "--timeout"),
+    as_json: bool = JSON,
+) -> None:
+    """Send a raw JSON-RPC request and print the reply."""
+    from animus.workers.probe import probe, require_env
+
+    def body() -> int:
+        try:
+            parsed = json.loads(params)
+        except ValueError as exc:
+            raise InvalidInput(f"--params is not valid JSON: {exc}", fix="--params '{\"key\": \"value\"}'") from None
+        if not isinstance(parsed, dict):
+            raise InvalidInput("--params must be a JSON object")
+        plugin = _installed(name)
+        require_env(plugin)
+        live = _live_states().get(name, {})
+        if live.get("state") == "running":
+            reply = context.call("plugin/call", {"name": name, "method": method, "params": parsed,
+                                                 "timeout": timeout}, timeout=timeout + 10)
+            reply["via"] = "daemon"
+        else:
+            row = asyncio.run(probe(plugin, context.scope(), method, parsed, timeout=timeout))
+            if "result" in row:
+                reply = {"result": row["result"]}
+            elif "error" in row:
+                reply = {"error": row["error"]}
+            else:
+                raise Unavailable(f"{name}: {row.get('last_error')}", fix=f"animus plugin info --name {name}")
+            reply["via"] = "one-shot"
+        reply = {"jsonrpc": "2.0", "id": 1, **reply}
+        if as_json:
+            emit_json("animus.plugin.call.v1", reply)
+        else:
+            echo(json.dumps(reply, indent=2, default=str))
+        return 0 if "result" in reply else 1
+
+    guard(as_json, body)
+
+
+@app.command()
+def install(
+    source: str = typer.Argument(..., help="A plugin folder, a .tar.gz (with .bundle beside it), or owner/repo[@tag]."),
+    signature_policy: str = POLICY,
+    force: bool = typer.Option(False, "--force", help="Reinstall even if installed."),
+    trust_key: Optional[str] = typer.Option(None, "--trust-key", help="Deprecated; does nothing."),
+    trusted_signers: Optional[Path] = typer.Option(None, "--trusted-signers", help="Trusted signers file."),
+    as_json: bool = JSON,
+) -> None:
+    """Install a plugin."""
+    from animus.workers.install import install as do_install
+
+    def body() -> int:
+        if trust_key:
+            from animus.workers.signing import TRUST_KEY_DEPRECATED
+
+            err(f"warning: {TRUST_KEY_DEPRECATED}")
+        entry = do_install(context.scope(), source, signature_policy, force, trusted_signers,
+                           progress=None if as_json else err)
+        if as_json:
+            emit_json("animus.plugin.install.v1", {"installed": entry})
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command("install-defaults")
+def install_defaults(
+    include_subjects: bool = typer.Option(False, "--include-subjects"),
+    include_transports: bool = typer.Option(False, "--include-transports"),
+    force: bool = typer.Option(False, "--force"),
+    as_json: bool = JSON,
+) -> None:
+    """Install the first-party plugin set that ships with animus."""
+    from animus.workers.install import install_defaults as do_defaults
+
+    def body() -> int:
+        done = do_defaults(context.scope(), include_subjects, include_transports, force,
+                           progress=None if as_json else err)
+        if as_json:
+            emit_json("animus.plugin.install_defaults.v1", {"installed": done})
+        else:
+            echo(f"installed {len(done)} plugin(s)" + (f": {', '.join(done)}" if done else " (all up to date)"))
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command()
+def uninstall(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
+    """Remove a plugin (takes effect at the next daemon start)."""
+    from animus.workers.install import uninstall as do_uninstall
+
+    def body() -> int:
+        do_uninstall(context.scope(), name)
+        if as_json:
+            emit_json("animus.plugin.uninstall.v1", {"removed": name})
+        else:
+            echo(f"uninstalled {name}")
+            if _live_states():
+                err("note: the running daemon keeps it until restart: animus daemon stop && animus daemon start")
+        return 0
+
+    guard(as_json, body)
+
+
+@app.command()
+def update(
+    name: Optional[str] = typer.Argument(None),
+    tag: Optional[str] = typer.Option(None, "--tag"),
+    dry_run: bool = typer.Option(False, "--dry-run"),
+    signature_policy: str = POLICY,
+    as_json: bool = JSON,
+) -> None:
+    """Update one or all installed plugins from their source."""
+    from animus.workers.update import update_plugins
+
+    def body() -> int:
+        report = update_plugins(context.scope(), name, tag, dry_run, signature_policy,
+                                progress=None if as_json else err)
+        if as_json:
+            emit_json("animus.plugin.update.v1", {"dry_run": dry_run, "plugins": report})
+        else:
+            for row in report:
+                echo(f"{row['name']:<20} {row['action']:<12} {row.get('detail', '')}")
+        return 0 if all(r["action"] != "failed" for r in report) else 5
+
+    guard(as_json, body)
+
+
+@app.command()
+def verify(
+    artifact: Path = typer.Argument(..., help="The artifact (tarball, wheel …)."),
+    bundle: Path = typer.Option(..., "--bundle", help="Its sigstore bundle."),
+    identity: Optional[str] = typer.Option(None, "--certificate-identity-regexp", "--identity",
+                                           help="Identity regex (default: the trusted signers)."),
+    issuer: str = typer.Option("https://token.actions.githubusercontent.com", "--certificate-oidc-issuer", "--issuer"),
+    as_json: bool = JSON,
+) -> None:
+    """Verify a sigstore bundle offline; print identity, issuer and log index."""
+    from animus.workers.signing import SignaturePolicy, check_artifact, verify_bundle
+    from animus.workers.trusted_signers import load_trusted_signers
+
+    def body() -> int:
+        for path in (artifact, bundle):
+            if not path.is_file():
+                raise NotFound(f"{path}: no such file")
+        if identity:
+            v = verify_bundle(artifact, bundle, identity, issuer)
+        else:
+            check = check_artifact(artifact, bundle, None, SignaturePolicy.STRICT,
+                                   load_trusted_signers(context.scope().home / "trusted-signers.yaml"))
+            if check.verified is None:
+                from animus.workers.signing import SignatureError
+
+                raise SignatureError(check.reason, check.status)
+            v = check.verified
+        data = {"verified": True, "identity": v.identity, "issuer": v.issuer, "log_index": v.log_index,
+                "integrated_time": v.integrated_time.isoformat() if v.integrated_time else None}
+        if as_json:
+            emit_json("animus.plugin.verify.v1", data)
+        else:
+            echo(f"verified: {artifact.name}")
+            echo(f"identity: {v.identity}")
+            echo(f"issuer: {v.issuer}")
+            echo(f"log index: {v.log_index}")
+        return 0
+
+    guard(as_json, body)

@@ -1,0 +1,112 @@
+"""Operator configuration of the daemon: ``<project>/.animus/config.yaml``.
+
+    pool_size: 2                 # workflow runs at once (queue beyond it)
+    interval_secs: 5             # scheduler tick in autonomous mode
+    restart:                     # per-child restart budget
+      max_restarts: 5
+      initial: 1.0               # first restart at once, then 1 s, 2 s, 4 s …
+      factor: 2.0
+      cap: 60.0
+      healthy_window: 60.0       # up this long and the budget resets
+    supervisor: {intensity: 50, period: 10}
+    ready_timeout: 10            # seconds a child has to acknowledge its start
+    bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers
+    plugins:                     # per plugin: extra env to pass, config to send
+      oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
+    runners: {backend: local}
+    transport: {host: 127.0.0.1, port: 7878}
+
+Every key is optional. A bad file stops the daemon with one line naming the
+key and what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from animus.errors import InvalidInput
+from animus.supervision.spec import Backoff, SpecError
+
+__all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE"]
+
+CONFIG_FILE = ".animus/config.yaml"
+_KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
+          "plugins", "runners", "transport", "default_subject_kind", "scheduler"}
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    pool_size: int = 2
+    interval_secs: float = 5.0
+    restart: Backoff = field(default_factory=Backoff)
+    intensity: int = 50
+    period: float = 10.0
+    ready_timeout: float = 10.0
+    bus_tcp: tuple[str, ...] = ()
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runners: dict[str, Any] = field(default_factory=lambda: {"backend": "local"})
+    transport: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def plugin_env(self, name: str) -> list[str]:
+        return [str(v) for v in (self.plugins.get(name) or {}).get("env", [])]
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return dict((self.plugins.get(name) or {}).get("config", {}))
+
+
+def _fail(path: Path, key: str, msg: str) -> InvalidInput:
+    return InvalidInput(f"{path}: {key}: {msg}", fix=f"edit {path} (see docs/configuration.md)")
+
+
+def load_daemon_config(project_root: Path) -> DaemonConfig:
+    path = project_root / CONFIG_FILE
+    if not path.exists():
+        return DaemonConfig()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise _fail(path, "file", f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise _fail(path, "file", "expected a mapping at the top level")
+    unknown = set(raw) - _KNOWN
+    if unknown:
+        raise _fail(path, sorted(unknown)[0], f"unknown key (known: {', '.join(sorted(_KNOWN))})")
+    try:
+        pool = int(raw.get("pool_size", 2))
+        if pool < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _fail(path, "pool_size", f"expected a positive integer, got {raw.get('pool_size')!r}") from None
+    try:
+        restart = Backoff.from_dict(raw.get("restart"))
+    except (TypeError, SpecError) as exc:
+        raise _fail(path, "restart", str(exc)) from None
+    sup = raw.get("supervisor") or {}
+    bus = raw.get("bus") or {}
+    tcp = bus.get("tcp") or []
+    if isinstance(tcp, str):
+        tcp = [tcp]
+    for ep in tcp:
+        if not str(ep).startswith("tcp://"):
+            raise _fail(path, "bus.tcp", f"expected tcp://host:port, got {ep!r}")
+    runners = raw.get("runners") or {"backend": "local"}
+    if runners.get("backend", "local") not in ("local", "ray"):
+        raise _fail(path, "runners.backend", f"expected local or ray, got {runners.get('backend')!r}")
+    return DaemonConfig(
+        pool_size=pool,
+        interval_secs=float(raw.get("interval_secs", 5.0)),
+        restart=restart,
+        intensity=int(sup.get("intensity", 50)),
+        period=float(sup.get("period", 10.0)),
+        ready_timeout=float(raw.get("ready_timeout", 10.0)),
+        bus_tcp=tuple(str(t) for t in tcp),
+        plugins=dict(raw.get("plugins") or {}),
+        runners=dict(runners),
+        transport=dict(raw.get("transport") or {}),
+        raw=raw,
+    )

@@ -1,0 +1,314 @@
+"""Run one vendor CLI to completion: spawn, stream, stop, reap.
+
+This is the only module in the provider layer that touches processes; the
+vendor parsers it drives are pure. Ownership rules (STYLE: every process has
+an owner, nothing outlives it):
+
+* The CLI runs in its **own process group** (``start_new_session``) so a stop
+  reaches the tools it spawned (shells, language servers, MCP servers) too.
+* The child sets ``PR_SET_PDEATHSIG=SIGKILL`` so it dies if the plugin process
+  dies without cleaning up. Linux delivers that signal when the *thread* that
+  forked the child exits; ``run_cli`` blocks in that thread until the child is
+  reaped, so the two lifetimes match.
+* **Stopping** (timeout, cancel, or leftovers after the leader exits) is one
+  function: SIGTERM to the group, wait up to ``kill_grace`` (2 s) for the group
+  to empty, then SIGKILL to the group. A stop therefore takes at most ~2 s.
+
+stdout is read line by line with no 64 KiB limit (a single opencode or claude
+event can be megabytes); each line goes through the parser and the resulting
+events reach ``on_event`` in the caller's thread as they arrive. The last 20
+stderr lines are kept: a crash is reported with them, never silently.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from animus.plugins.providers.events import (
+    Final,
+    ProviderError,
+    ProviderEvent,
+    RunResult,
+    StreamParser,
+)
+
+__all__ = [
+    "KILL_GRACE",
+    "MAX_LINE_BYTES",
+    "STDERR_TAIL_LINES",
+    "positional",
+    "probe_version",
+    "run_cli",
+    "terminate_group",
+]
+
+KILL_GRACE = 2.0
+STDERR_TAIL_LINES = 20
+MAX_LINE_BYTES = 64 * 1024 * 1024  # a memory guard, not a format limit
+_POLL = 0.05
+_LINGER = 0.25  # after the leader exits, how long stray holders of stdout may keep it open
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook that makes the child die with us (Linux only).
+
+    libc is loaded here, in the parent, so the child runs only the prctl call
+    between fork and exec. If the parent already died before prctl took effect
+    the child is now orphaned and exits at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    parent = os.getpid()
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
+def positional(prompt: str) -> str:
+    """A prompt passed as an argument must not be read as a flag by the CLI."""
+    return " " + prompt if prompt.startswith("-") else prompt
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # kill(0) also succeeds for zombies waiting on a reaper; only live members count.
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def terminate_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
+    """SIGTERM the CLI's process group, wait up to ``grace``, then SIGKILL it; reap the leader."""
+    pgid = proc.pid
+    proc.poll()
+    if not _group_alive(pgid):
+        proc.wait()
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        if not _group_alive(pgid):
+            proc.wait()
+            return
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+
+
+def _pump_stdout(stream: Any, out: queue.Queue[bytes | None]) -> None:
+    """Whole lines of any length; a line over MAX_LINE_BYTES is cut (and then fails to parse)."""
+    try:
+        while True:
+            line = stream.readline(MAX_LINE_BYTES)
+            if not line:
+                break
+            out.put(line)
+            while not line.endswith(b"\n"):
+                line = stream.readline(MAX_LINE_BYTES)
+                if not line:
+                    break
+    except (OSError, ValueError):
+        pass
+    finally:
+        out.put(None)
+
+
+def _pump_stderr(stream: Any, tail: collections.deque[str]) -> None:
+    try:
+        for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
+            text = raw.decode("utf-8", errors="replace").rstrip()
+            if text:
+                tail.append(text)
+    except (OSError, ValueError):
+        pass
+
+
+def run_cli(
+    argv: Sequence[str],
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    on_event: Callable[[ProviderEvent], None] | None,
+    parser: StreamParser,
+    cancel: threading.Event | None = None,
+    on_spawn: Callable[[int], None] | None = None,
+    kill_grace: float = KILL_GRACE,
+) -> RunResult:
+    """Run ``argv`` to completion and return what its stream came to.
+
+    Never raises for the CLI's own failures: a missing binary, a crash, a
+    timeout or a cancel all come back as ``RunResult.error`` (and as a final
+    ``ProviderError`` event), so callers have one path to handle.
+    """
+    emitted: list[ProviderEvent] = []
+
+    def forward(event: ProviderEvent) -> None:
+        emitted.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            # preexec_fn is the only way to run prctl in the child; it only calls prctl and getppid
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509
+        )
+    except OSError as exc:
+        error = ProviderError(f"cannot start {argv[0]}: {exc.strerror or exc}", retryable=False)
+        forward(error)
+        return replace(parser.finish(None), error=error)
+    if on_spawn is not None:
+        on_spawn(proc.pid)
+
+    lines: queue.Queue[bytes | None] = queue.Queue()
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    readers = [
+        threading.Thread(target=_pump_stdout, args=(proc.stdout, lines), daemon=True),
+        threading.Thread(target=_pump_stderr, args=(proc.stderr, tail), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+
+    def consume(item: bytes) -> None:
+        for event in parser.feed(item.decode("utf-8", errors="replace")):
+            forward(event)
+
+    deadline = time.monotonic() + timeout if timeout else None
+    timed_out = cancelled = eof = False
+    leader_gone_at: float | None = None
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                break
+            if eof:  # stdout closed; let the CLI finish exiting on its own
+                try:
+                    proc.wait(timeout=_POLL)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            try:
+                item = lines.get(timeout=_POLL)
+            except queue.Empty:
+                if proc.poll() is not None:
+                    leader_gone_at = leader_gone_at or time.monotonic()
+                    if time.monotonic() - leader_gone_at > _LINGER:
+                        break  # something else in the group holds stdout; it is stopped below
+                continue
+            if item is None:
+                eof = True
+            else:
+                consume(item)
+    finally:
+        terminate_group(proc, kill_grace)
+        for reader in readers:
+            reader.join(timeout=kill_grace)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    while True:  # lines read before the loop ended still count, unless the run was stopped
+        try:
+            item = lines.get_nowait()
+        except queue.Empty:
+            break
+        if item is not None and not (timed_out or cancelled):
+            consume(item)
+
+    result = replace(parser.finish(proc.returncode), stderr_tail=tuple(tail))
+    if cancelled:
+        result = replace(result, cancelled=True, error=ProviderError("cancelled", retryable=False))
+    elif timed_out:
+        message = f"{parser.provider} timed out after {timeout:g}s"
+        result = replace(result, timed_out=True, error=ProviderError(message, retryable=True))
+    if result.error is not None and proc.returncode != 0 and tail:
+        detail = " | ".join(list(tail)[-5:])
+        result = replace(
+            result, error=replace(result.error, message=f"{result.error.message}; stderr: {detail}")
+        )
+
+    if result.ok and result.final_text and not any(isinstance(e, Final) for e in emitted):
+        forward(Final(result.final_text))
+    if result.rate_limit is not None and result.rate_limit not in emitted:
+        forward(result.rate_limit)
+    if result.error is not None and result.error not in emitted:
+        forward(result.error)
+    return result
+
+
+_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:[-+.][0-9A-Za-z.-]+)?")
+
+
+def probe_version(binary: str, timeout: float = 3.0) -> str | None:
+    """``<binary> --version`` with a short timeout; the version number, or None if unusable."""
+    try:
+        proc = subprocess.Popen(
+            [binary, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    if proc.returncode != 0:
+        return None
+    for line in out.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            match = _VERSION.search(line)
+            return match.group(0) if match else line.strip()
+    return None

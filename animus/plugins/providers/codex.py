@@ -1,0 +1,174 @@
+"""OpenAI Codex CLI: ``codex exec --json <prompt>`` and ``codex exec --json resume <id> <prompt>``.
+
+Stream shape (openai/codex ``codex-rs/exec/src/exec_events.rs``): ``thread.started``
+(``thread_id``, the id ``exec resume`` takes), ``turn.started``,
+``item.started|updated|completed`` with typed items (``agent_message``,
+``reasoning``, ``command_execution``, ``file_change``, ``mcp_tool_call``,
+``web_search``, ``todo_list``, ``error``), then ``turn.completed`` with
+``usage{input_tokens, cached_input_tokens, output_tokens}`` or ``turn.failed``.
+
+A top-level ``error`` line is *not* terminal (codex reports reconnect attempts
+that way and may still complete the turn); it is remembered and used only if
+the turn fails or the stream ends without ``turn.completed``. Codex reports no
+cost. ``cached_input_tokens`` is a subset of ``input_tokens`` (OpenAI
+accounting), so input is ``input_tokens`` alone.
+
+Codex has no system-prompt flag; a system prompt is prepended to the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.events import (
+    EnvVar,
+    Final,
+    JsonLineParser,
+    ProviderEvent,
+    RunResult,
+    SessionStarted,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+    as_dict,
+    as_int,
+    as_str,
+)
+
+__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+
+NAME = "codex"
+install_hint = "npm install -g @openai/codex"
+env_required: tuple[EnvVar, ...] = (
+    EnvVar("OPENAI_API_KEY", "OpenAI API key (not needed after `codex login`)"),
+    EnvVar("CODEX_API_KEY", "API key read by `codex exec` only"),
+    EnvVar("CODEX_HOME", "where Codex keeps config, login and sessions", sensitive=False),
+)
+
+
+def build_argv(
+    binary: str,
+    prompt: str,
+    model: str | None,
+    session_id: str | None = None,
+    system_prompt: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """Flags go before ``resume``: ``--json`` and ``--model`` are global to ``exec``."""
+    text = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+    argv = [binary, "exec", "--json", "--skip-git-repo-check"]
+    if model:
+        argv += ["--model", model]
+    argv += list(extra_args)
+    if session_id:
+        argv += ["resume", session_id]
+    return argv + [positional(text)]
+
+
+def _call(item: dict[str, Any]) -> ToolCall | None:
+    kind, item_id = item.get("type"), str(item.get("id", ""))
+    if kind == "command_execution":
+        return ToolCall("shell", {"command": item.get("command", "")}, item_id)
+    if kind == "file_change":
+        return ToolCall("apply_patch", {"changes": item.get("changes") or []}, item_id)
+    if kind == "web_search":
+        return ToolCall("web_search", {"query": item.get("query", "")}, item_id)
+    if kind == "mcp_tool_call":
+        name = f"{item.get('server', '')}.{item.get('tool', '')}"
+        return ToolCall(name, as_dict(item.get("arguments")), item_id)
+    return None
+
+
+def _result(item: dict[str, Any]) -> ToolResult | None:
+    kind, item_id, status = item.get("type"), str(item.get("id", "")), item.get("status")
+    failed = status in ("failed", "declined")
+    if kind == "command_execution":
+        code = item.get("exit_code")
+        bad = failed or (isinstance(code, int) and code != 0)
+        return ToolResult(item_id, str(item.get("aggregated_output") or ""), bad)
+    if kind == "file_change":
+        paths = ", ".join(str(as_dict(c).get("path", "")) for c in item.get("changes") or [])
+        return ToolResult(item_id, paths, failed)
+    if kind == "web_search":
+        return ToolResult(item_id, "", failed)
+    if kind == "mcp_tool_call":
+        if failed:
+            return ToolResult(item_id, str(as_dict(item.get("error")).get("message", "")), True)
+        return ToolResult(
+            item_id, json.dumps(as_dict(item.get("result")).get("content") or []), False
+        )
+    return None
+
+
+@dataclass
+class StreamParser(JsonLineParser):
+    provider: ClassVar[str] = NAME
+    turn_completed: bool = False
+    turn_failed: bool = False
+    last_message: str = ""
+    last_error: str | None = None
+    started_items: set[str] | None = None
+
+    def on_object(self, obj: dict[str, Any]) -> list[ProviderEvent]:
+        kind = obj.get("type")
+        if kind == "thread.started" and (tid := as_str(obj.get("thread_id"))):
+            return [SessionStarted(tid, self.model)]
+        if kind == "item.started":
+            return self._started(as_dict(obj.get("item")))
+        if kind == "item.completed":
+            return self._completed(as_dict(obj.get("item")))
+        if kind == "turn.completed":
+            self.turn_completed = True
+            usage = as_dict(obj.get("usage"))
+            return [
+                Usage(as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens")), None),
+                Final(self.last_message),
+            ]
+        if kind == "turn.failed":
+            self.turn_failed = True
+            message = (
+                as_str(as_dict(obj.get("error")).get("message")) or self.last_error or "turn failed"
+            )
+            return [self.error_or_rate_limit(f"codex: {message}")]
+        if kind == "error":
+            self.last_error = as_str(obj.get("message")) or self.last_error
+        return []
+
+    def _started(self, item: dict[str, Any]) -> list[ProviderEvent]:
+        call = _call(item)
+        if call is None:
+            return []
+        if self.started_items is None:
+            self.started_items = set()
+        self.started_items.add(call.id)
+        return [call]
+
+    def _completed(self, item: dict[str, Any]) -> list[ProviderEvent]:
+        if item.get("type") == "agent_message":
+            self.last_message = str(item.get("text") or "")
+            return [TextDelta(self.last_message)] if self.last_message else []
+        out: list[ProviderEvent] = []
+        call = _call(item)
+        if call is not None and call.id not in (self.started_items or set()):
+            out.append(call)  # file changes arrive completed without a start
+        result = _result(item)
+        if result is not None:
+            out.append(result)
+        return out
+
+    def completed(self, exit_code: int | None) -> bool:
+        return self.turn_completed
+
+    def finish(self, exit_code: int | None) -> RunResult:
+        if not (self.turn_completed or self.turn_failed) and self.last_error and self.error is None:
+            self.record(self.error_or_rate_limit(f"codex: {self.last_error}"))
+        return super().finish(exit_code)
+
+
+def version(binary: str) -> str | None:
+    return probe_version(binary)

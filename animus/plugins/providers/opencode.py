@@ -1,0 +1,152 @@
+"""opencode: ``opencode run --format json <prompt>`` (``--session <id>`` to resume).
+
+Stream shape (sst/opencode ``packages/opencode/src/cli/cmd/run.ts``, ``emit()``):
+every line is ``{type, timestamp (ms), sessionID, part|error}`` with type
+``step_start``, ``text`` (a finished text part), ``tool_use`` (a finished tool
+part: ``tool``, ``callID``, ``state{status completed|error, input, output|error}``),
+``step_finish`` (``reason``, ``cost``, ``tokens{input, output, reasoning,
+cache{read, write}}``), ``reasoning`` (only with ``--thinking``) and ``error``
+(``error{name, data{message, statusCode?, responseHeaders?}}``).
+
+There is **no terminal event**: the run succeeded iff the process exited 0 and
+no ``error`` line appeared. A single ``tool_use`` line carries the whole tool
+output and routinely exceeds 64 KiB.
+
+The final text is the text of the last step that produced any; cost and
+tokens are summed over steps. opencode has no system-prompt flag, so a system
+prompt is prepended to the message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.events import (
+    EnvVar,
+    Final,
+    JsonLineParser,
+    ProviderEvent,
+    RateLimited,
+    RunResult,
+    SessionStarted,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+    as_dict,
+    as_int,
+    as_str,
+)
+
+__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+
+NAME = "opencode"
+install_hint = "npm install -g opencode-ai"
+env_required: tuple[EnvVar, ...] = (
+    EnvVar("ANTHROPIC_API_KEY", "key for anthropic/* models (or `opencode auth login`)"),
+    EnvVar("OPENAI_API_KEY", "key for openai/* models"),
+    EnvVar("OPENROUTER_API_KEY", "key for openrouter/* models"),
+    EnvVar("OPENCODE_CONFIG", "path to an opencode.json config", sensitive=False),
+)
+
+
+def build_argv(
+    binary: str,
+    prompt: str,
+    model: str | None,
+    session_id: str | None = None,
+    system_prompt: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """``model`` is ``provider/model``, as opencode expects."""
+    text = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+    argv = [binary, "run", "--format", "json"]
+    if model:
+        argv += ["--model", model]
+    if session_id:
+        argv += ["--session", session_id]
+    return argv + list(extra_args) + [positional(text)]
+
+
+@dataclass
+class StreamParser(JsonLineParser):
+    provider: ClassVar[str] = NAME
+    step_text: str = ""
+    last_step_text: str = ""
+
+    def on_object(self, obj: dict[str, Any]) -> list[ProviderEvent]:
+        out: list[ProviderEvent] = []
+        sid = as_str(obj.get("sessionID"))
+        if sid and self.session_id is None:
+            out.append(SessionStarted(sid, self.model))
+        kind, part = obj.get("type"), as_dict(obj.get("part"))
+        if kind == "step_start":
+            self.step_text = ""
+        elif kind == "text" and isinstance(part.get("text"), str):
+            self.step_text += part["text"]
+            out.append(TextDelta(part["text"]))
+        elif kind == "tool_use":
+            out.extend(self._tool(part))
+        elif kind == "step_finish":
+            out.append(self._step_finish(part))
+        elif kind == "error":
+            out.append(self._error(as_dict(obj.get("error"))))
+        return out
+
+    def _tool(self, part: dict[str, Any]) -> list[ProviderEvent]:
+        state = as_dict(part.get("state"))
+        call_id = str(part.get("callID") or part.get("id") or "")
+        call = ToolCall(str(part.get("tool", "")), as_dict(state.get("input")), call_id)
+        if state.get("status") == "error":
+            return [call, ToolResult(call_id, str(state.get("error") or ""), True)]
+        output = state.get("output")
+        text = (
+            output if isinstance(output, str) else json.dumps(output) if output is not None else ""
+        )
+        return [call, ToolResult(call_id, text, False)]
+
+    def _step_finish(self, part: dict[str, Any]) -> Usage:
+        if self.step_text:
+            self.last_step_text = self.step_text
+        tokens = as_dict(part.get("tokens"))
+        cache = as_dict(tokens.get("cache"))
+        cost = part.get("cost")
+        return Usage(
+            input_tokens=as_int(tokens.get("input"))
+            + as_int(cache.get("read"))
+            + as_int(cache.get("write")),
+            output_tokens=as_int(tokens.get("output")) + as_int(tokens.get("reasoning")),
+            cost_usd=float(cost)
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool)
+            else None,
+        )
+
+    def _error(self, error: dict[str, Any]) -> ProviderEvent:
+        data = as_dict(error.get("data"))
+        name = as_str(error.get("name")) or "Error"
+        message = f"opencode: {name}: {as_str(data.get('message')) or name}"
+        if data.get("statusCode") == 429:
+            retry_after = as_dict(data.get("responseHeaders")).get("retry-after")
+            seconds = as_int(retry_after) if retry_after is not None else 0
+            return RateLimited(self.clock() + seconds if seconds else None, message)
+        retryable = data.get("isRetryable")
+        return self.error_or_rate_limit(message, retryable if isinstance(retryable, bool) else None)
+
+    def completed(self, exit_code: int | None) -> bool:
+        return exit_code == 0
+
+    def finish(self, exit_code: int | None) -> RunResult:
+        final = self.step_text or self.last_step_text
+        if exit_code == 0 and self.error is None and self.rate_limit is None:
+            self.record(Final(final))
+        else:
+            self.final_text = final
+        return super().finish(exit_code)
+
+
+def version(binary: str) -> str | None:
+    return probe_version(binary)

@@ -1,0 +1,147 @@
+"""Where Animus keeps its state: the project root, the scope, the state root.
+
+Derivation (documented in docs/state.md):
+
+1. project root = ``--project-root``, else ``$PROJECT_ROOT``, else the git
+   common root (``git rev-parse --git-common-dir``, its parent when it is
+   named ``.git``; every linked worktree of a repo shares it), else the cwd
+   with a warning;
+2. ``<scope>`` = the canonical root's basename, lower-cased, runs of space,
+   ``_`` and ``-`` collapsed to ``-``, other characters dropped, trailing
+   ``-`` trimmed (``repo`` if nothing is left), then ``-`` and the first 12
+   hex digits of sha256 of the canonical path;
+3. state root = ``$ANIMUS_HOME`` (default ``~/.animus``) / ``<scope>``.
+
+Sockets live in ``<state root>/run`` (mode 0700) unless that path is too long
+for a Unix socket, in which case a private ``/tmp/animus-<uid>/<hash>`` is
+used and recorded in ``<state root>/run.path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Scope", "animus_home", "project_root", "scope_name", "resolve_scope"]
+
+_UNIX_PATH_MAX = 100  # sun_path is 108 bytes; leave room for socket names
+
+
+def animus_home() -> Path:
+    return Path(os.environ.get("ANIMUS_HOME") or Path.home() / ".animus")
+
+
+def _git_common_root(cwd: Path) -> Path | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=cwd, capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    common = Path(out.stdout.strip())
+    return common.parent if common.name == ".git" else common
+
+
+def project_root(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, str | None]:
+    """Return (project root, warning or None)."""
+    if explicit:
+        return Path(explicit).resolve(), None
+    env = os.environ.get("PROJECT_ROOT")
+    if env:
+        return Path(env).resolve(), None
+    cwd = Path.cwd()
+    root = _git_common_root(cwd)
+    if root is not None:
+        return root.resolve(), None
+    return cwd.resolve(), f"{cwd} is not inside a git repository; using it as the project root"
+
+
+def scope_name(root: Path) -> str:
+    canonical = str(root.resolve())
+    base = root.resolve().name.lower()
+    base = re.sub(r"[ _-]+", "-", base)
+    base = re.sub(r"[^a-z0-9-]", "", base).rstrip("-") or "repo"
+    return f"{base}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+@dataclass(frozen=True)
+class Scope:
+    project_root: Path
+    name: str
+    home: Path
+    root: Path
+    warning: str | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "workflow.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def events_log(self) -> Path:
+        return self.logs_dir / "events.jsonl"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "daemon.pid"
+
+    @property
+    def plugins_dir(self) -> Path:
+        return Path(os.environ.get("ANIMUS_PLUGIN_DIR") or self.home / "plugins")
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "token"
+
+    def run_dir(self) -> Path:
+        """The private socket directory (created 0700)."""
+        preferred = self.root / "run"
+        if len(str(preferred)) + 16 <= _UNIX_PATH_MAX:
+            return _private_dir(preferred)
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        base = _private_dir(Path("/tmp") / f"animus-{os.getuid()}")
+        return _private_dir(base / digest)
+
+    def endpoint(self, name: str) -> str:
+        return f"ipc://{self.run_dir() / name}"
+
+    def ensure(self) -> Scope:
+        _private_dir(self.home)
+        _private_dir(self.root)
+        for sub in (self.logs_dir, self.state_dir, self.runs_dir):
+            sub.mkdir(parents=True, exist_ok=True)
+        marker = self.root / ".project-root"
+        if not marker.exists():
+            marker.write_text(str(self.project_root) + "\n")
+        return self
+
+
+def resolve_scope(explicit_root: str | os.PathLike[str] | None = None) -> Scope:
+    root, warning = project_root(explicit_root)
+    name = scope_name(root)
+    home = animus_home()
+    return Scope(project_root=root, name=name, home=home, root=home / name, warning=warning)

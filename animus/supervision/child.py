@@ -1,0 +1,238 @@
+"""A child supervisor process: one per role (providers, subjects, …, workflows).
+
+It binds ``plugins.<role>``, starts its workers in order under the restart
+policy, reports its subtree to the root on every change, and answers the
+root's requests (plugin calls, health, operator stop/start). Its workers die
+with it: each has a parent-death signal, and on SIGTERM it stops them in
+reverse order. If its restart intensity is exceeded it exits, and the root
+decides (escalation).
+
+Started by the root as ``python -m animus.supervision.child <config.json>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.publisher import Publisher
+from animus.bus.rpc import error_payload
+from animus.errors import InvalidInput, NotFound, Unavailable
+from animus.supervision import process
+from animus.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags, Timeout
+from animus.supervision.supervisor import ChildState, Supervisor
+from animus.workers.host import PluginCallError, PluginHost
+
+__all__ = ["ChildSupervisor", "main"]
+
+
+def spec_from_dict(raw: dict[str, Any], role: str) -> ChildSpec:
+    return ChildSpec(
+        id=raw["id"],
+        start={"argv": raw["argv"], "env": raw.get("env", {}), "cwd": raw.get("cwd")},
+        restart=Restart(raw.get("restart", "permanent")),
+        shutdown=Timeout(float(raw.get("shutdown", 5.0))),
+        role=role,
+        backoff=Backoff.from_dict(raw.get("backoff")),
+    )
+
+
+def launch(spec: ChildSpec) -> process.ChildProcess:
+    start = spec.start
+    return process.spawn(start["argv"], start.get("env") or {}, start.get("cwd"))
+
+
+class ChildSupervisor:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.name = config["name"]
+        self.role = config["role"]
+        self.ctx = zmq.asyncio.Context()
+        self.bus = Publisher(config["bus_endpoint"], f"supervisor/{self.name}:{os.getpid()}",
+                             context=zmq.Context.instance())
+        flags = SupervisorFlags(Strategy(config.get("strategy", "one_for_one")),
+                                int(config.get("intensity", 50)), float(config.get("period", 10)))
+        specs = [spec_from_dict(c, self.role) for c in config.get("children", [])]
+        self.sup = Supervisor(self.name, flags, specs, launch, self.emit,
+                              ready_timeout=float(config.get("ready_timeout", 10)),
+                              disabled=set(config.get("disabled", [])))
+        self.sup.on_change = self._changed
+        self.sup.on_exit_hook = lambda child, reason: self.host.forget(child)
+        self.host = PluginHost(self.ctx, config["plugin_endpoint"], self.sup.child_ready,
+                               self.sup.child_failed, self.emit,
+                               configs={c["id"]: c.get("config", {}) for c in config.get("children", [])},
+                               on_notification=self.on_notification)
+        self.tree = self.ctx.socket(zmq.DEALER)
+        self.tree.setsockopt(zmq.IDENTITY, self.name.encode())
+        self.tree.setsockopt(zmq.LINGER, 1000)
+        self.tree.connect(config["tree_endpoint"])
+        self.handlers: dict[str, Any] = {
+            "call": self.call, "health": self.health, "stop_child": self.stop_child,
+            "restart_child": self.restart_child, "snapshot": self.snapshot,
+        }
+        self._change_pending = False
+        self.stopping = asyncio.Event()
+
+    # -- events --------------------------------------------------------------
+    def emit(self, kind: str, level: str, data: dict[str, Any]) -> None:
+        data = {"supervisor": self.name, **data}
+        cat = "plugin" if kind.startswith("plugin_") else "supervisor"
+        try:
+            self.bus.publish(cat, kind, level, data)
+        except Exception:  # the bus is the root's; if it is gone we are going too
+            pass
+
+    def on_notification(self, child: str, method: str, params: dict[str, Any]) -> None:
+        self.emit("plugin_notification", "debug", {"child": child, "method": method})
+
+    def _changed(self) -> None:
+        if self._change_pending:
+            return
+        self._change_pending = True
+
+        async def push() -> None:
+            await asyncio.sleep(0)
+            self._change_pending = False
+            await self.tree.send(pack({"type": "tree", "children": self.sup.snapshot()}))
+
+        asyncio.get_running_loop().create_task(push())
+
+    # -- root requests -------------------------------------------------------
+    def _running(self, plugin: str) -> None:
+        rec = self.sup.children.get(plugin)
+        if rec is None:
+            raise NotFound(f"no plugin named {plugin!r} under the {self.name} supervisor",
+                           fix="animus plugin list")
+        if rec.state is ChildState.DISABLED:
+            raise Unavailable(f"plugin {plugin} is disabled after {rec.restarts} restarts "
+                              f"(last error: {rec.last_error or 'unknown'})",
+                              fix="fix the cause, then animus daemon stop && animus daemon start")
+        if plugin not in self.host.ready:
+            raise Unavailable(f"plugin {plugin} is {rec.state.value}, not ready",
+                              fix="animus daemon health")
+
+    async def call(self, params: dict[str, Any]) -> Any:
+        plugin = str(params.get("plugin", ""))
+        self._running(plugin)
+        try:
+            value = await self.host.request(plugin, str(params["method"]), params.get("params") or {},
+                                            float(params.get("timeout", 30)))
+        except PluginCallError as exc:
+            return {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
+        return {"result": value}
+
+    async def health(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async def one(child_id: str) -> dict[str, Any]:
+            rec = self.sup.children[child_id]
+            row = {"plugin": child_id, "role": self.role, "state": rec.state.value,
+                   "restarts": rec.restarts, "pid": rec.proc.pid if rec.proc else None,
+                   "last_error": rec.last_error or None}
+            if rec.state is ChildState.DISABLED:
+                return row | {"status": "unhealthy", "source": "supervisor"}
+            if child_id not in self.host.ready:
+                return row | {"status": "unhealthy" if rec.state is not ChildState.STOPPED else "stopped",
+                              "source": "supervisor"}
+            try:
+                health = await self.host.health(child_id, float(params.get("timeout", 3)))
+            except (Unavailable, PluginCallError) as exc:
+                return row | {"status": "unhealthy", "last_error": str(exc), "source": "live"}
+            return row | health | {"source": "live",
+                                   "last_error": health.get("last_error") or row["last_error"]}
+
+        return list(await asyncio.gather(*(one(c) for c in self.sup.policy.order)))
+
+    async def stop_child(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._exists(params["child"])
+        return (await self.sup.stop_child(params["child"])).snapshot()
+
+    async def restart_child(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._exists(params["child"])
+        try:
+            return (await self.sup.restart_child(params["child"])).snapshot()
+        except ValueError as exc:
+            raise InvalidInput(str(exc), fix="animus daemon stop && animus daemon start") from None
+
+    def _exists(self, child: str) -> None:
+        if child not in self.sup.children:
+            raise NotFound(f"no child named {child!r} under {self.name}")
+
+    async def snapshot(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.sup.snapshot()
+
+    async def _serve_root(self) -> None:
+        while True:
+            raw = await self.tree.recv()
+            try:
+                msg = unpack(raw)
+            except CodecError:
+                continue
+            if not isinstance(msg, dict) or msg.get("type") != "request":
+                continue
+            asyncio.get_running_loop().create_task(self._answer(msg))
+
+    async def _answer(self, msg: dict[str, Any]) -> None:
+        handler = self.handlers.get(msg.get("method"))
+        try:
+            if handler is None:
+                raise InvalidInput(f"{self.name} does not handle {msg.get('method')!r}")
+            reply = {"type": "reply", "id": msg.get("id"), "result": await handler(msg.get("params") or {})}
+        except Exception as exc:
+            reply = {"type": "reply", "id": msg.get("id"), "error": error_payload(exc)}
+        await self.tree.send(pack(reply))
+
+    # -- lifecycle -----------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.bus.wait_ready(5)
+        self.host.start()
+        server = loop.create_task(self._serve_root())
+        watchdog = loop.create_task(self._watch_parent())
+        await self.sup.start()
+        await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.sup.snapshot()}))
+        escalated = loop.create_task(self.sup.escalated.wait())
+        stop = loop.create_task(self.stopping.wait())
+        await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
+        code = 1 if self.sup.escalated.is_set() else 0
+        await self.sup.shutdown()
+        for task in (server, watchdog, escalated, stop):
+            task.cancel()
+        self.host.close()
+        self.tree.close(linger=200)
+        self.bus.close(linger_ms=1000)
+        return code
+
+    async def _watch_parent(self) -> None:
+        parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
+        while True:
+            await asyncio.sleep(0.5)
+            if parent and os.getppid() != parent:
+                os._exit(3)  # root is gone: our children get their death signal
+
+
+def main() -> None:
+    process.set_parent_death_signal()
+    parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
+    if parent and os.getppid() != parent:
+        sys.exit(3)
+    config = json.loads(Path(sys.argv[1]).read_text())
+    service = config.get("service")
+    if service == "workflows":
+        from animus.workflow.service import WorkflowSupervisor
+
+        sys.exit(asyncio.run(WorkflowSupervisor(config).run()))
+    sys.exit(asyncio.run(ChildSupervisor(config).run()))
+
+
+if __name__ == "__main__":
+    main()

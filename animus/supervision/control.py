@@ -1,0 +1,200 @@
+"""Control-socket methods of the root (what the CLI and transports call).
+
+Each handler is small: read params, ask the right supervisor, shape the
+reply. Names follow the original's namespaces: ``daemon/*``, ``plugin/*``,
+``subject/*``, ``workflow/*``, ``supervisor/*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from animus.bus.eventlog import read_tail
+from animus.errors import InvalidInput, NotFound, Unavailable
+from animus.supervision.supervisor import ChildState
+from animus.workers.plugin_specs import SUPERVISOR_OF_ROLE
+from animus.workers.registry import Registry
+
+if TYPE_CHECKING:
+    from animus.supervision.root import Root
+
+__all__ = ["ControlApi", "STATUS_SCHEMA"]
+
+STATUS_SCHEMA = "animus.daemon.status.v1"
+WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats")
+
+
+class ControlApi:
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    def handlers(self) -> dict[str, Any]:
+        table = {
+            "daemon/status": self.status,
+            "daemon/health": self.health,
+            "daemon/metrics": self.metrics,
+            "daemon/stop": self.stop,
+            "daemon/logs": self.logs,
+            "bus/sync": self.bus_sync,
+            "plugin/list": self.plugin_list,
+            "plugin/call": self.plugin_call,
+            "supervisor/stop_child": self.stop_child,
+            "supervisor/restart_child": self.restart_child,
+            "subject/call": self.subject_call,
+        }
+        for verb in WORKFLOW_METHODS:
+            table[f"workflow/{verb}"] = self._workflow(verb)
+        return table
+
+    # -- daemon --------------------------------------------------------------
+    async def status(self, params: dict[str, Any]) -> dict[str, Any]:
+        root = self.root
+        tree = root.sup.snapshot() if root.sup else []
+        for name, why in root.skipped.items():
+            tree.append({"name": name, "kind": "supervisor", "role": name, "pid": None,
+                         "state": "stopped", "restarts": 0, "last_error": why, "children": []})
+        return {
+            "schema": STATUS_SCHEMA,
+            "pid": os.getpid(),
+            "state_root": str(root.scope.root),
+            "project_root": str(root.scope.project_root),
+            "uptime_seconds": round(time.time() - root.started, 3),
+            "autonomous": bool(root.options.get("autonomous")),
+            "tree": tree,
+        }
+
+    async def health(self, params: dict[str, Any]) -> dict[str, Any]:
+        root = self.root
+        names = [n for n, rec in (root.sup.children.items() if root.sup else []) if rec.spec.role != "workflow"]
+        results = await asyncio.gather(
+            *(root.ask(n, "health", {"timeout": float(params.get("timeout", 3))}, timeout=6) for n in names),
+            return_exceptions=True,
+        )
+        rows: list[dict[str, Any]] = []
+        for name, res in zip(names, results):
+            if isinstance(res, BaseException):
+                rows.append({"plugin": f"{name} (supervisor)", "role": name, "status": "unhealthy",
+                             "last_error": str(res), "source": "supervisor"})
+            else:
+                rows.extend(res)
+        return {"schema": "animus.daemon.health.v1", "daemon": {"status": "healthy", "pid": os.getpid(),
+                "uptime_seconds": round(time.time() - root.started, 3)}, "plugins": rows}
+
+    async def metrics(self, params: dict[str, Any]) -> dict[str, Any]:
+        snap = self.root.metrics.snapshot()
+        if self.root.broker is not None:
+            stats = await asyncio.get_running_loop().run_in_executor(None, self.root.broker.statistics)
+            for key, value in stats.items():
+                snap["gauges"][f"bus_proxy_{key}"] = value
+        return snap
+
+    async def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        asyncio.get_running_loop().call_later(0.05, self.root.stopping.set)
+        return {"stopping": True, "pid": os.getpid()}
+
+    async def logs(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            return read_tail(self.root.scope.events_log, int(params.get("limit", 100)),
+                             params.get("level"), params.get("cat"), params.get("workflow_id"),
+                             params.get("search"))
+
+        return await asyncio.get_running_loop().run_in_executor(None, read)
+
+    async def bus_sync(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Publish a marker so a new subscriber knows its subscription is live."""
+        self.root.emit("stream_sync", "debug", {"nonce": params.get("nonce")}, cat="bus")
+        return {"published": True}
+
+    # -- plugins -------------------------------------------------------------
+    def _supervisor_of(self, plugin: str) -> str:
+        entry = Registry(self.root.scope.plugins_dir).entries().get(plugin)
+        if entry is None:
+            raise NotFound(f"plugin {plugin!r} is not installed", fix="animus plugin list")
+        return SUPERVISOR_OF_ROLE.get(str(entry.get("role")), "")
+
+    async def plugin_list(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        live: dict[str, dict[str, Any]] = {}
+        if self.root.sup:
+            for rec in self.root.sup.children.values():
+                for child in rec.info.get("children", []):
+                    live[child["name"]] = child
+        return [{"name": n, "state": c.get("state"), "pid": c.get("pid"), "restarts": c.get("restarts"),
+                 "last_error": c.get("last_error")} for n, c in sorted(live.items())]
+
+    async def plugin_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = str(params.get("name") or "")
+        method = str(params.get("method") or "")
+        if not name or not method:
+            raise InvalidInput("plugin/call needs name and method")
+        timeout = float(params.get("timeout", 30))
+        sup = self._supervisor_of(name)
+        reply: dict[str, Any] = await self.root.ask(
+            sup, "call", {"plugin": name, "method": method, "params": params.get("params") or {},
+                          "timeout": timeout}, timeout=timeout + 5)
+        return reply
+
+    async def stop_child(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._child_op("stop_child", params)
+
+    async def restart_child(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._child_op("restart_child", params)
+
+    async def _child_op(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        child = str(params.get("child") or "")
+        root = self.root
+        if root.sup and child in root.sup.children:
+            rec = root.sup.children[child]
+            if op == "stop_child":
+                await root.sup.stop_child(child)
+            else:
+                await root.sup.restart_child(child)
+            return rec.snapshot()
+        return await root.ask(self._supervisor_of(child), op, {"child": child}, timeout=40)  # type: ignore[no-any-return]
+
+    # -- subjects ------------------------------------------------------------
+    async def subject_call(self, params: dict[str, Any]) -> Any:
+        from animus.workers.subject_routing import route_kind
+
+        kind = str(params.get("kind") or "task")
+        verb = str(params.get("verb") or "")
+        if not verb:
+            raise InvalidInput("subject/call needs a verb")
+        plugin = route_kind(self.root.scope, kind, self.root.skipped.get("subjects"))
+        reply = await self.plugin_call({"name": plugin, "method": f"{kind}/{verb}",
+                                        "params": params.get("params") or {},
+                                        "timeout": float(params.get("timeout", 15))})
+        if "error" in reply:
+            err = reply["error"]
+            raise _subject_error(plugin, err)
+        return reply.get("result")
+
+    # -- workflows -----------------------------------------------------------
+    def _workflow(self, verb: str) -> Any:
+        async def forward(params: dict[str, Any]) -> Any:
+            return await self.root.ask("workflows", verb, params, timeout=float(params.get("timeout", 15)))
+
+        return forward
+
+
+def _subject_error(plugin: str, err: dict[str, Any]) -> Exception:
+    from animus.errors import Conflict
+
+    data = err.get("data") or {}
+    code = data.get("error_code") if isinstance(data, dict) else None
+    message = str(err.get("message", "error"))
+    fix = data.get("fix") if isinstance(data, dict) else None
+    if code == "not_found":
+        return NotFound(message, fix=fix)
+    if code == "conflict":
+        return Conflict(message, fix=fix)
+    if code == "invalid_input" or err.get("code") in (-32602,):
+        return InvalidInput(message, fix=fix)
+    if err.get("code") == -32601:
+        return NotFound(f"{plugin} does not serve that method: {message}")
+    return Unavailable(f"{plugin}: {message}")
+
+
+_ = ChildState  # re-exported for handlers that check states

@@ -1,0 +1,266 @@
+"""The thin process side: spawn a child, watch it, stop it and its descendants.
+
+Every child gets its own process group (so a signal reaches the tools it
+runs) and a parent-death signal (so it cannot outlive the supervisor that
+owns it, even when that supervisor is SIGKILLed). Exits are watched with a
+pidfd, which the event loop polls like any socket.
+
+One termination function: SIGTERM to the group, wait up to the spec's
+timeout, then SIGKILL to the group and to every descendant seen before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from animus.supervision.spec import BrutalKill, Infinity, Shutdown, Timeout
+
+__all__ = [
+    "ChildProcess",
+    "spawn",
+    "terminate",
+    "kill_tree",
+    "set_parent_death_signal",
+    "PARENT_PID_ENV",
+]
+
+PARENT_PID_ENV = "ANIMUS_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` when our parent dies (Linux only)."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def _preexec() -> None:
+    # Runs in the child between fork and exec: only async-signal-safe work.
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class ChildProcess:
+    """A running child: its Popen, pidfd, create time and stderr tail."""
+
+    popen: subprocess.Popen[bytes]
+    pid: int
+    create_time: float
+    started_at: float
+    pidfd: int | None = None
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    descendants: set[int] = field(default_factory=set)
+    _partial: bytes = b""
+
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def last_error(self) -> str:
+        return " | ".join(self.stderr_tail)[-500:]
+
+    def feed_stderr(self, data: bytes, sink: Callable[[str], None] | None) -> None:
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        if len(self._partial) > 8192:
+            lines.append(self._partial)
+            self._partial = b""
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.stderr_tail.append(line)
+                if sink:
+                    sink(line)
+
+
+def spawn(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str | Path | None = None,
+    capture_stderr: bool = True,
+) -> ChildProcess:
+    env = dict(env)
+    env[PARENT_PID_ENV] = str(os.getpid())
+    popen = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=str(cwd) if cwd else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if capture_stderr else None,
+        start_new_session=True,
+        preexec_fn=_preexec,
+        close_fds=True,
+    )
+    try:
+        create_time = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        create_time = 0.0
+    pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
+    return ChildProcess(popen, popen.pid, create_time, time.monotonic(), pidfd)
+
+
+def watch(
+    loop: asyncio.AbstractEventLoop,
+    child: ChildProcess,
+    on_exit: Callable[[ChildProcess, int], None],
+    on_stderr: Callable[[str], None] | None = None,
+) -> None:
+    """Call ``on_exit(child, status)`` once when the child exits."""
+    stream = child.popen.stderr
+    if stream is not None:
+        fd = stream.fileno()
+        os.set_blocking(fd, False)
+
+        def read_stderr() -> None:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(fd)
+                return
+            child.feed_stderr(data, on_stderr)
+
+        loop.add_reader(fd, read_stderr)
+
+    def reap() -> None:
+        status = child.popen.poll()
+        if status is None:
+            return
+        _unwatch(loop, child)
+        # whatever it started dies with it (its process group, and any
+        # descendant seen earlier that left the group)
+        _signal_group(child.pid, signal.SIGKILL)
+        kill_tree(child.descendants)
+        on_exit(child, status)
+
+    if child.pidfd is not None:
+        loop.add_reader(child.pidfd, reap)
+    else:  # no pidfd: poll
+        def poll() -> None:
+            if child.popen.poll() is None:
+                loop.call_later(0.05, poll)
+            else:
+                reap()
+
+        loop.call_later(0.05, poll)
+
+
+def _unwatch(loop: asyncio.AbstractEventLoop, child: ChildProcess) -> None:
+    if child.pidfd is not None:
+        loop.remove_reader(child.pidfd)
+        os.close(child.pidfd)
+        child.pidfd = None
+    stream = child.popen.stderr
+    if stream is not None:
+        try:
+            data = os.read(stream.fileno(), 65536)
+            if data:
+                child.feed_stderr(data, None)
+        except OSError:
+            pass
+        loop.remove_reader(stream.fileno())
+        stream.close()
+
+
+def descendants(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while not gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def kill_tree(pids: set[int], create_times: Mapping[int, float] | None = None) -> None:
+    """SIGKILL each pid that is still the process we meant (create time matches)."""
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if create_times and pid in create_times and abs(proc.create_time() - create_times[pid]) > 0.01:
+                continue
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
+    """Stop a child and everything it started; return its exit status."""
+    child.descendants |= descendants(child.pid)
+    if child.popen.poll() is None:
+        if isinstance(shutdown, BrutalKill):
+            _signal_group(child.pid, signal.SIGKILL)
+        else:
+            _signal_group(child.pid, signal.SIGTERM)
+            limit = None if isinstance(shutdown, Infinity) else shutdown.seconds
+            if not await _wait_exit(child, limit):
+                child.descendants |= descendants(child.pid)
+                _signal_group(child.pid, signal.SIGKILL)
+    await _wait_exit(child, None)
+    kill_tree(child.descendants)
+    return child.popen.returncode if child.popen.returncode is not None else -9
+
+
+async def _wait_exit(child: ChildProcess, limit: float | None) -> bool:
+    deadline = None if limit is None else time.monotonic() + limit
+    delay = 0.002
+    while child.popen.poll() is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def shutdown_seconds(shutdown: Shutdown) -> float | None:
+    if isinstance(shutdown, Timeout):
+        return shutdown.seconds
+    return 0.0 if isinstance(shutdown, BrutalKill) else None
+
+
+def describe(child: ChildProcess) -> dict[str, Any]:
+    return {"pid": child.pid, "create_time": child.create_time}

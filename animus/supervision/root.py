@@ -1,0 +1,400 @@
+"""The root supervisor: the daemon process itself.
+
+It owns the bus broker, the control socket, and one child supervisor process
+per role, drawn as in docs/architecture.md:
+
+    animus daemon (root)
+     ├─ providers   supervisor ── provider plugins
+     ├─ subjects    supervisor ── subject plugins
+     ├─ triggers    supervisor ── trigger plugins
+     ├─ transports  supervisor ── transport plugins
+     └─ workflows   supervisor ── workflow runner subprocesses (dynamic)
+
+Child supervisors connect to the root's ``tree`` ROUTER, acknowledge their
+start (READY), and push their subtree on every change, so ``daemon status``
+answers from memory even while children crash-loop. SIGTERM stops the tree
+in reverse order; a SIGKILLed root takes the tree with it (every child has a
+parent-death signal), and the next start reaps anything recorded in
+``daemon/pids.json`` that survived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import itertools
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zmq
+import zmq.asyncio
+
+from animus import __version__
+from animus.bus.broker import Broker
+from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.metrics import Metrics
+from animus.bus.publisher import Publisher
+from animus.bus.rpc import serve_request
+from animus.config import DaemonConfig, load_daemon_config
+from animus.errors import Conflict, Unavailable
+from animus.logs import configure, get_logger
+from animus.state.scope import Scope
+from animus.supervision import process
+from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
+from animus.supervision.supervisor import ChildState, Supervisor
+from animus.workers.registry import atomic_write
+
+__all__ = ["Root", "ROLES", "run_daemon"]
+
+# (supervisor name, plugin role, kill-switch env var)
+ROLES = (
+    ("providers", "provider", "ANIMUS_DAEMON_DISABLE_PROVIDER_PLUGINS"),
+    ("subjects", "subject", "ANIMUS_DAEMON_DISABLE_SUBJECT_PLUGINS"),
+    ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
+    ("transports", "transport", None),
+    ("workflows", None, None),
+)
+
+
+def truthy(value: str | None) -> bool:
+    return bool(value) and str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+class Root:
+    def __init__(self, scope: Scope, options: dict[str, Any]) -> None:
+        self.scope = scope
+        self.options = options
+        self.log = get_logger()
+        self.config: DaemonConfig = load_daemon_config(scope.project_root)
+        self.metrics = Metrics()
+        self.started = time.time()
+        self.ctx = zmq.Context()
+        self.actx = zmq.asyncio.Context.shadow(self.ctx.underlying)
+        self.stopping = asyncio.Event()
+        self.disabled: dict[str, set[str]] = {}  # supervisor -> disabled children
+        self.skipped: dict[str, str] = {}  # supervisor -> why it is not running
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self.sup: Supervisor | None = None
+        self.broker: Broker | None = None
+        self.bus: Publisher | None = None
+        self.api: Any = None
+
+    # -- endpoints -----------------------------------------------------------
+    def endpoint(self, name: str) -> str:
+        return self.scope.endpoint(name)
+
+    def emit(self, kind: str, level: str, data: dict[str, Any], cat: str = "supervisor") -> None:
+        if self.bus is not None:
+            self.bus.publish(cat, kind, level, {"supervisor": "root", **data})
+
+    # -- child supervisor specs ---------------------------------------------
+    def child_config(self, name: str, role: str | None) -> dict[str, Any]:
+        from animus.workers.plugin_specs import plugin_children
+
+        cfg: dict[str, Any] = {
+            "name": name, "role": role or name,
+            "tree_endpoint": self.endpoint("tree"),
+            "plugin_endpoint": self.endpoint(f"plugins.{name}"),
+            "bus_endpoint": self.endpoint("bus.in"),
+            "control_endpoint": self.endpoint("control"),
+            "project_root": str(self.scope.project_root),
+            "state_root": str(self.scope.root),
+            "intensity": self.config.intensity, "period": self.config.period,
+            "ready_timeout": self.config.ready_timeout,
+            "disabled": sorted(self.disabled.get(name, ())),
+            "children": [],
+        }
+        if role is None:
+            cfg["service"] = "workflows"
+            cfg["strategy"] = "simple_one_for_one"
+            cfg["pool_size"] = self.config.pool_size
+            cfg["interval_secs"] = self.config.interval_secs
+            cfg["autonomous"] = bool(self.options.get("autonomous"))
+            cfg["runners"] = self.config.runners
+            cfg["restart"] = self.config.restart.to_dict()
+        else:
+            cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
+        return cfg
+
+    def _spawn_child_supervisor(self, spec: ChildSpec) -> process.ChildProcess:
+        name = spec.id
+        role = dict((n, r) for n, r, _ in ROLES)[name]
+        cfg = self.child_config(name, role)
+        path = self.scope.state_dir / "supervisors" / f"{name}.json"
+        atomic_write(path, json.dumps(cfg, indent=1).encode(), 0o600)
+        env = dict(os.environ)
+        return process.spawn([sys.executable, "-m", "animus.supervision.child", str(path)], env,
+                             self.scope.project_root)
+
+    def build_tree(self) -> Supervisor:
+        specs = []
+        for name, role, switch in ROLES:
+            if switch and truthy(os.environ.get(switch)):
+                self.skipped[name] = f"skipped: {switch} is set"
+                continue
+            specs.append(ChildSpec(id=name, start={"module": "animus.supervision.child"},
+                                   restart=Restart.PERMANENT, shutdown=Timeout(30.0),
+                                   type=ChildType.SUPERVISOR, role=role or "workflow",
+                                   backoff=self.config.restart))
+        flags = SupervisorFlags(intensity=self.config.intensity, period=self.config.period)
+        sup = Supervisor("root", flags, specs, self._spawn_child_supervisor, self.emit,
+                         ready_timeout=max(30.0, self.config.ready_timeout * 3))
+        sup.on_change = self._record_pids
+        return sup
+
+    # -- tree socket ---------------------------------------------------------
+    async def serve_tree(self) -> None:
+        while True:
+            ident, raw = await self.tree.recv_multipart()
+            try:
+                msg = unpack(raw)
+            except CodecError:
+                self.metrics.inc("tree_frames_malformed_total")
+                continue
+            if not isinstance(msg, dict) or self.sup is None:
+                continue
+            name = ident.decode(errors="replace")
+            rec = self.sup.children.get(name)
+            kind = msg.get("type")
+            if kind == "ready" and rec is not None:
+                rec.info["children"] = msg.get("children", [])
+                self.sup.child_ready(name, int(msg.get("pid", 0)) or None)
+                self._record_pids()
+            elif kind == "tree" and rec is not None:
+                rec.info["children"] = msg.get("children", [])
+                for child in rec.info["children"]:
+                    if child.get("state") == "disabled":
+                        self.disabled.setdefault(name, set()).add(child["name"])
+                self._record_pids()
+            elif kind == "reply":
+                fut = self.pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+
+    async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Send a request to a child supervisor and wait for its reply."""
+        from animus.errors import from_dict
+
+        if self.sup is None or supervisor not in self.sup.children:
+            reason = self.skipped.get(supervisor, "not part of this daemon")
+            raise Unavailable(f"{supervisor} supervisor is {reason}")
+        rec = self.sup.children[supervisor]
+        if rec.state is not ChildState.RUNNING:
+            raise Unavailable(f"{supervisor} supervisor is {rec.state.value}",
+                              fix="animus daemon status; animus daemon health")
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[req_id] = fut
+        try:
+            await self.tree.send_multipart([supervisor.encode(), pack(
+                {"type": "request", "id": req_id, "method": method, "params": params})])
+            reply = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"{supervisor} supervisor did not answer {method} within {timeout:g}s") from None
+        except zmq.ZMQError as exc:
+            raise Unavailable(f"{supervisor} supervisor is not connected: {exc}") from None
+        finally:
+            self.pending.pop(req_id, None)
+        if "error" in reply:
+            raise from_dict(reply["error"])
+        return reply.get("result")
+
+    # -- control socket ------------------------------------------------------
+    async def serve_control(self) -> None:
+        from animus.supervision.control import ControlApi
+
+        self.api = ControlApi(self)
+        handlers = self.api.handlers()
+
+        async def answer(ident: bytes, raw: bytes) -> None:
+            reply = await serve_request(raw, handlers, self._malformed_control)
+            if reply is not None:
+                try:
+                    await self.control.send_multipart([ident, reply])
+                except zmq.ZMQError:
+                    pass  # the client went away
+
+        while True:
+            frames = await self.control.recv_multipart()
+            if len(frames) != 2:
+                self._malformed_control("wrong frame count")
+                continue
+            asyncio.get_running_loop().create_task(answer(frames[0], frames[1]))
+
+    def _malformed_control(self, reason: str) -> None:
+        self.metrics.inc("control_requests_malformed_total")
+
+    # -- pid records ---------------------------------------------------------
+    def all_pids(self) -> dict[int, float]:
+        pids: dict[int, float] = {}
+        if self.sup is None:
+            return pids
+        pids.update(self.sup.live_pids())
+        for rec in self.sup.children.values():
+            for child in rec.info.get("children", []):
+                if child.get("pid"):
+                    pid = int(child["pid"])
+                    try:
+                        pids[pid] = psutil.Process(pid).create_time()
+                    except psutil.Error:
+                        continue
+        return pids
+
+    def _record_pids(self) -> None:
+        data = {"root": os.getpid(), "pids": {str(k): v for k, v in self.all_pids().items()}}
+        try:
+            atomic_write(self.scope.root / "daemon" / "pids.json", json.dumps(data).encode(), 0o600)
+        except OSError:
+            pass
+
+    # -- lifecycle -----------------------------------------------------------
+    async def run(self, ready_fd: int | None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        run_dir = self.scope.run_dir()
+        for stale in run_dir.iterdir():
+            stale.unlink(missing_ok=True)
+        self.broker = Broker(self.ctx, [self.endpoint("bus.in"), *self.config.bus_tcp],
+                             [self.endpoint("bus.out")], self.scope.events_log, self.metrics)
+        self.broker.start()
+        self.bus = Publisher(self.endpoint("bus.in"), f"daemon/root:{os.getpid()}", self.ctx)
+        self.bus.wait_ready(5)
+        self.control = self.actx.socket(zmq.ROUTER)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(self.endpoint("control"))
+        self.tree = self.actx.socket(zmq.ROUTER)
+        self.tree.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.tree.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.tree.setsockopt(zmq.LINGER, 0)
+        self.tree.bind(self.endpoint("tree"))
+        self.metrics.gauge_sources["root"] = self._gauges
+        self.emit("daemon_startup", "info", {
+            "pid": os.getpid(), "version": __version__, "state_root": str(self.scope.root),
+            "project_root": str(self.scope.project_root), "autonomous": bool(self.options.get("autonomous")),
+            "bus_in": self.broker.bound_in, "log_repaired_bytes": self.broker.log.repaired_bytes,
+        }, cat="daemon")
+        self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
+        tasks = [loop.create_task(self.serve_tree()), loop.create_task(self.serve_control())]
+        self.sup = self.build_tree()
+        await self.sup.start()
+        self._record_pids()
+        self.emit("daemon_ready", "info", {"tree": [c["name"] for c in self.sup.snapshot()]}, cat="daemon")
+        self.log.info("daemon ready", children=[c["name"] for c in self.sup.snapshot()])
+        if ready_fd is not None:
+            os.write(ready_fd, json.dumps({"ok": True, "pid": os.getpid(),
+                                           "state_root": str(self.scope.root)}).encode())
+            os.close(ready_fd)
+        escalated = loop.create_task(self.sup.escalated.wait())
+        stop = loop.create_task(self.stopping.wait())
+        await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if self.sup.escalated.is_set():
+            code = 1
+            self.log.error("root restart intensity exceeded; daemon exits", reason=self.sup.escalation_reason)
+        self.log.info("daemon stopping")
+        await self.sup.shutdown()
+        self.emit("daemon_shutdown", "info", {"pid": os.getpid(), "exit_code": code}, cat="daemon")
+        for task in (*tasks, escalated, stop):
+            task.cancel()
+        await self._wait_logged(self.bus.src, self.bus.seq)
+        self.bus.close(linger_ms=0)
+        self.control.close(linger=0)
+        self.tree.close(linger=0)
+        self.broker.stop()
+        self.ctx.destroy(linger=0)
+        for sock_file in run_dir.iterdir():
+            sock_file.unlink(missing_ok=True)
+        self._record_pids()
+        self.log.info("daemon stopped", exit_code=code)
+        return code
+
+    async def _wait_logged(self, src: str, seq: int, timeout: float = 3.0) -> None:
+        """Wait until the log writer has our last event (so daemon_shutdown is on disk)."""
+        assert self.broker is not None
+        deadline = time.monotonic() + timeout
+        while self.broker.last_seq(src) < seq and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def _gauges(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.sup is not None:
+            for rec in self.sup.children.values():
+                for child in rec.info.get("children", []):
+                    state = child.get("state")
+                    key = f"tree_children{{supervisor={rec.spec.id},state={state}}}"
+                    out[key] = out.get(key, 0) + 1
+        return out
+
+
+# -- process entry ------------------------------------------------------------
+def _reap_leftovers(scope: Scope) -> int:
+    """Kill processes of a previous crashed run (matching pid *and* create time)."""
+    path = scope.root / "daemon" / "pids.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    victims = {int(pid): float(ct) for pid, ct in data.get("pids", {}).items()}
+    alive = []
+    for pid, ct in victims.items():
+        try:
+            if abs(psutil.Process(pid).create_time() - ct) < 0.01:
+                alive.append(pid)
+        except psutil.Error:
+            continue
+    process.kill_tree(set(alive), victims)
+    return len(alive)
+
+
+def acquire_lock(scope: Scope) -> int:
+    """Hold ``daemon.lock`` for the life of the daemon: one daemon per scope."""
+    lock_dir = scope.root / "daemon"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = read_pid(scope)
+        raise Conflict(f"daemon already running (pid {pid})" if pid else "daemon already running",
+                       fix="animus daemon status; stop it with animus daemon stop") from None
+    return fd
+
+
+def read_pid(scope: Scope) -> int | None:
+    try:
+        data = json.loads(scope.pidfile.read_text())
+        return int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = None) -> int:
+    """Run the daemon in this process until it is told to stop."""
+    configure("daemon")
+    scope.ensure()
+    lock_fd = acquire_lock(scope)
+    reaped = _reap_leftovers(scope)
+    create_time = psutil.Process().create_time()
+    atomic_write(scope.pidfile, json.dumps({"pid": os.getpid(), "create_time": create_time,
+                                            "state_root": str(scope.root)}).encode(), 0o600)
+    log = get_logger()
+    if reaped:
+        log.warning("reaped processes left by a previous crashed daemon", count=reaped)
+    try:
+        root = Root(scope, options)
+        from animus.workflow.compile import compile_project
+
+        compile_project(scope)
+        return asyncio.run(root.run(ready_fd))
+    finally:
+        scope.pidfile.unlink(missing_ok=True)
+        os.close(lock_fd)

@@ -1,0 +1,21 @@
+"""Compile the project's workflow YAML into ``state/`` at daemon start.
+
+The compiled form is disposable: deleting ``state/`` and starting again
+rebuilds it. A validation error stops the start (nothing half-applied).
+"""
+
+from __future__ import annotations
+
+import os
+
+from animus.state.scope import Scope
+
+__all__ = ["compile_project"]
+
+
+def compile_project(scope: Scope) -> object:
+    from animus.workflow.loader import load_workflow_config, write_compiled
+
+    cfg = load_workflow_config(scope.project_root, dict(os.environ))
+    write_compiled(cfg, scope.state_dir)
+    return cfg

@@ -1,0 +1,157 @@
+"""Shared fixtures: a private ANIMUS_HOME, a git project, the real CLI, a real daemon.
+
+Every test runs the daemon as a real process tree in a temp ANIMUS_HOME; the
+daemon fixture always stops it and then checks with psutil that no process
+of the tree is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+
+from animus.testing import WaitTimeout, wait_until
+
+ANIMUS = [sys.executable, "-m", "animus.cli.main"]
+FAST_RESTART = {"max_restarts": 5, "initial": 0.05, "factor": 2.0, "cap": 0.4, "healthy_window": 30.0}
+
+
+@dataclass
+class Env:
+    home: Path
+    project: Path
+    env: dict[str, str]
+    started: list[int] = field(default_factory=list)
+
+    def run(self, *args: str, check: bool = False, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*ANIMUS, *args], cwd=self.project, env=self.env, capture_output=True,
+                              text=True, timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"animus {' '.join(args)} exited {proc.returncode}\n"
+                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        proc = self.run(*args, "--json", check=True)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        (self.project / ".animus").mkdir(exist_ok=True)
+        (self.project / ".animus" / "config.yaml").write_text(yaml.safe_dump(config))
+
+    def write_workflows(self, text: str, name: str = "workflows.yaml") -> Path:
+        (self.project / ".animus").mkdir(exist_ok=True)
+        path = self.project / ".animus" / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def install_probe(self, name: str, role: str = "provider", mode: str = "ok",
+                      kinds: str = "", extra_env: dict[str, str] | None = None) -> Path:
+        """Install the scriptable probe worker as a plugin (a real plugin folder)."""
+        folder = self.home / "probe-src" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        wrapper = folder / "run.sh"
+        exports = {"PROBE_MODE": mode, "PROBE_ROLE": role, "PROBE_KINDS": kinds, **(extra_env or {})}
+        lines = ["#!/bin/sh"] + [f"export {k}='{v}'" for k, v in exports.items()]
+        lines.append(f'exec "{sys.executable}" -m animus.testing_worker "$@"')
+        wrapper.write_text("\n".join(lines) + "\n")
+        wrapper.chmod(0o755)
+        manifest = {"name": name, "role": role, "version": "0.0.1", "protocol": "1.0.0",
+                    "description": f"probe ({mode})", "command": [str(wrapper)]}
+        if role == "subject":
+            manifest["kinds"] = kinds.split(",")
+        (folder / "animus-plugin.yaml").write_text(yaml.safe_dump(manifest))
+        self.run("plugin", "install", str(folder), "--force", check=True)
+        return folder
+
+    def status(self) -> dict[str, Any]:
+        return self.json("daemon", "status")  # type: ignore[no-any-return]
+
+    def node(self, name: str) -> dict[str, Any] | None:
+        for sup in self.status()["tree"]:
+            if sup["name"] == name:
+                return sup  # type: ignore[no-any-return]
+            for child in sup.get("children", []):
+                if child["name"] == name:
+                    return child  # type: ignore[no-any-return]
+        return None
+
+    def start(self, *flags: str) -> dict[str, Any]:
+        out = self.json("daemon", "start", *flags)
+        self.started.append(out["pid"])
+        return out  # type: ignore[no-any-return]
+
+    def tree_pids(self) -> set[int]:
+        pids = set()
+        for sup in self.status()["tree"]:
+            if sup.get("pid"):
+                pids.add(sup["pid"])
+            for child in sup.get("children", []):
+                if child.get("pid"):
+                    pids.add(child["pid"])
+        return pids
+
+
+def alive(pids: set[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    home = tmp_path / "home"
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
+    environ.update({"ANIMUS_HOME": str(home), "ANIMUS_START_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"})
+    e = Env(home, project, environ)
+    yield e
+    leftovers: set[int] = set()
+    for pid in e.started:
+        leftovers |= _descendants(pid)
+        if psutil.pid_exists(pid):
+            e.run("daemon", "stop", "--shutdown-timeout-secs", "20")
+            try:
+                psutil.Process(pid).wait(20)
+            except psutil.Error:
+                pass
+    try:
+        wait_until(lambda: not alive(leftovers), timeout=5, what="the daemon tree to be gone")
+    except WaitTimeout:
+        survivors = alive(leftovers)
+        for pid in survivors:
+            psutil.Process(pid).kill()
+        pytest.fail(f"processes of the daemon tree survived its stop: {survivors}")
+
+
+@pytest.fixture
+def daemon(env: Env) -> Env:
+    """A running daemon with fast restarts and no plugins."""
+    env.write_config({"restart": FAST_RESTART, "ready_timeout": 5})
+    env.start("--skip-preflight")
+    return env
