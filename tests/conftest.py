@@ -75,6 +75,19 @@ class Env:
         self.run("plugin", "install", str(folder), "--force", check=True)
         return folder
 
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+        """Ask the daemon directly over its control socket (fast polling in waits)."""
+        from animus.bus.rpc import ControlClient
+        from animus.state.scope import Scope, scope_name
+
+        name = scope_name(self.project)
+        scope = Scope(self.project.resolve(), name, self.home, self.home / name)
+        client = ControlClient(scope.endpoint("control"), timeout=timeout)
+        try:
+            return client.call(method, params or {})
+        finally:
+            client.close()
+
     def status(self) -> dict[str, Any]:
         return self.json("daemon", "status")  # type: ignore[no-any-return]
 

@@ -190,6 +190,12 @@ class ChildSupervisor:
         await self.tree.send(pack(reply))
 
     # -- lifecycle -----------------------------------------------------------
+    async def after_start(self) -> None:
+        """Hook: runs once the children are started, before READY is sent."""
+
+    async def before_stop(self) -> None:
+        """Hook: runs before the children are stopped."""
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -199,11 +205,13 @@ class ChildSupervisor:
         server = loop.create_task(self._serve_root())
         watchdog = loop.create_task(self._watch_parent())
         await self.sup.start()
+        await self.after_start()
         await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.sup.snapshot()}))
         escalated = loop.create_task(self.sup.escalated.wait())
         stop = loop.create_task(self.stopping.wait())
         await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
         code = 1 if self.sup.escalated.is_set() else 0
+        await self.before_stop()
         await self.sup.shutdown()
         for task in (server, watchdog, escalated, stop):
             task.cancel()

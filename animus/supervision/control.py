@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["ControlApi", "STATUS_SCHEMA"]
 
 STATUS_SCHEMA = "animus.daemon.status.v1"
-WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats")
+WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats", "triggers", "fire")
 
 
 class ControlApi:

@@ -42,6 +42,7 @@ __all__ = ["Plugin", "method", "run_plugin", "RequestContext", "RpcError"]
 
 RpcError = p.RpcError
 HOST_SILENCE_SECS = float(os.environ.get("ANIMUS_HOST_SILENCE_SECS", "15"))
+SHUTDOWN_DRAIN_SECS = 3.0  # under the host's 5 s shutdown timeout
 
 
 def method(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -83,6 +84,7 @@ class Plugin:
         self.project_root = os.environ.get(p.ENV_PROJECT, os.getcwd())
         self._send: Callable[[dict[str, Any]], None] | None = None
         self._publisher: Any = None
+        self._publisher_lock = threading.Lock()  # handlers in threads may publish first at once
 
     # -- overridable hooks ---------------------------------------------------
     def on_initialize(self, params: dict[str, Any]) -> None:
@@ -94,6 +96,15 @@ class Plugin:
     def on_shutdown(self) -> None:
         """Release resources; called once before the process exits."""
 
+    def route(self, method_name: str) -> Callable[..., Any] | None:
+        """Handlers for methods named at run time (e.g. ``<kind>/list``); None if unknown."""
+        return None
+
+    @classmethod
+    def extra_methods(cls) -> list[str]:
+        """Method names served by ``route``, for the manifest's capabilities."""
+        return []
+
     # -- services ------------------------------------------------------------
     def notify(self, method_name: str, params: dict[str, Any]) -> None:
         if self._send is not None:
@@ -104,10 +115,11 @@ class Plugin:
         endpoint = os.environ.get(p.ENV_BUS)
         if not endpoint:
             return
-        if self._publisher is None:
-            from animus.bus.publisher import Publisher
+        with self._publisher_lock:
+            if self._publisher is None:
+                from animus.bus.publisher import Publisher
 
-            self._publisher = Publisher(endpoint, f"plugin/{self.name}:{os.getpid()}")
+                self._publisher = Publisher(endpoint, f"plugin/{self.name}:{os.getpid()}")
         data = fields.pop("data", None)
         self._publisher.publish(cat, kind, level, data, **fields)
 
@@ -129,7 +141,7 @@ class Plugin:
             "version": cls.version,
             "description": cls.description,
             "protocol_version": p.PROTOCOL_VERSION,
-            "capabilities": sorted(cls.handlers()),
+            "capabilities": sorted(cls.handlers()) + cls.extra_methods(),
             "env_required": cls.env_required,
             "kinds": list(cls.subject_kinds),
         }
@@ -139,7 +151,7 @@ class Plugin:
             "protocol_version": p.PROTOCOL_VERSION,
             "plugin_info": {"name": self.name, "version": self.version,
                             "plugin_kind": self.role, "description": self.description},
-            "capabilities": {"methods": sorted(self.handlers()), "streaming": True,
+            "capabilities": {"methods": sorted(self.handlers()) + self.extra_methods(), "streaming": True,
                              "cancellation": True, "subject_kinds": list(self.subject_kinds)},
         }
 
@@ -190,6 +202,8 @@ class _Runtime:
         watchdog.cancel()
         for ctx in self.inflight.values():
             ctx.cancelled.set()
+        if self.tasks:  # let cancelled handlers reply and publish before the sockets close
+            await asyncio.wait(set(self.tasks), timeout=SHUTDOWN_DRAIN_SECS)
         try:
             self.plugin.on_shutdown()
         finally:
@@ -274,11 +288,11 @@ class _Runtime:
             health = await asyncio.get_running_loop().run_in_executor(self.pool, plugin.health)
             return {"uptime_ms": int((time.monotonic() - plugin.started) * 1000), **health}
         attr = self.handlers.get(name)
-        if attr is None:
+        fn = getattr(plugin, attr) if attr else plugin.route(name)
+        if fn is None:
             raise p.RpcError(p.METHOD_NOT_FOUND, f"{plugin.name} does not implement {name}")
         ctx = RequestContext(req_id, name, plugin=plugin)
         self.inflight[req_id] = ctx
-        fn = getattr(plugin, attr)
         try:
             if inspect.iscoroutinefunction(fn):
                 return await fn(params, ctx)

@@ -1,0 +1,1 @@
+"""The ``default`` subject backend: tasks kept in the scoped ``workflow.db``."""

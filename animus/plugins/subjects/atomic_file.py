@@ -1,0 +1,61 @@
+"""Crash-safe file replacement and a lock for writers sharing a directory.
+
+A file people also edit must never be left half-written: ``write_atomic``
+writes a temporary file in the same directory (so the rename stays on one
+file system), fsyncs it, renames it over the target and fsyncs the
+directory, so after a crash the name holds the old bytes or the new ones.
+With ``create=True`` the final step is ``os.link``, which fails if the name
+exists: creating a file and claiming its name are one atomic step.
+
+``locked_directory`` takes an ``flock`` on the directory itself rather than
+on a lock file, so nothing extra appears in the repository. It serializes
+cooperating writers only; a person's editor takes no lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["write_atomic", "locked_directory", "content_hash"]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, text: str, create: bool = False) -> None:
+    """Replace (or, with ``create``, newly make) ``path`` with ``text``, all or nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if create:
+            os.link(tmp, path)  # raises FileExistsError if the name is taken
+        else:
+            os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def locked_directory(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` for the duration of the block."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

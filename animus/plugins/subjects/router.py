@@ -1,0 +1,93 @@
+"""Which subject backend serves a kind (reference §D.1, "Routing").
+
+Each subject backend declares the kinds it serves (``capabilities.subject_kinds``
+in its handshake): exact kinds (``task``) or globs with a trailing ``*``
+(``linear.*``, the catch-all ``*``). A request ``<kind>/<verb>`` goes to the
+plugin serving ``<kind>``:
+
+- an exact kind beats any glob;
+- among globs, the longest prefix wins (``linear.issue.*`` before ``linear.*``);
+- two plugins declaring the same exact kind, or globs with the same prefix,
+  is a configuration error: the router refuses to build and names both, as an
+  OTP supervisor refuses duplicate child ids, instead of picking one silently.
+
+The router is built once from the initialized backends and is then a pure,
+immutable lookup; the daemon and the CLI's one-shot router share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from animus.errors import InvalidInput, NotFound
+
+from .model import parse_kind
+
+__all__ = ["SubjectRouter", "Route", "INSTALL_FIX"]
+
+INSTALL_FIX = "animus plugin install-defaults --include-subjects"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a ``<kind>/<verb>`` method goes; the method is forwarded unchanged."""
+
+    plugin: str
+    kind: str
+    verb: str
+    method: str
+
+
+@dataclass(frozen=True)
+class SubjectRouter:
+    exact: Mapping[str, str]
+    globs: tuple[tuple[str, str], ...]  # (prefix, plugin), longest prefix first
+
+    @classmethod
+    def build(cls, backends: Mapping[str, Iterable[str]]) -> SubjectRouter:
+        """Build from ``{plugin name: kinds it declares}``; conflicts fail here."""
+        exact: dict[str, str] = {}
+        globs: dict[str, str] = {}
+        for plugin, kinds in backends.items():
+            for raw in kinds:
+                kind = parse_kind(raw, allow_glob=True)
+                table, key, shown = (
+                    (globs, kind[:-1], kind) if kind.endswith("*") else (exact, kind, kind)
+                )
+                owner = table.get(key)
+                if owner is not None and owner != plugin:
+                    what = "glob" if kind.endswith("*") else "kind"
+                    raise InvalidInput(
+                        f"subject {what} {shown!r} is declared by both plugin {owner!r}"
+                        f" and plugin {plugin!r}",
+                        fix="uninstall or disable one of them",
+                    )
+                table[key] = plugin
+        ordered = tuple(sorted(globs.items(), key=lambda item: (-len(item[0]), item[0])))
+        return cls(MappingProxyType(dict(sorted(exact.items()))), ordered)
+
+    def route(self, kind: str) -> str:
+        """The plugin serving ``kind``, or NotFound with the install command."""
+        kind = parse_kind(kind)
+        plugin = self.exact.get(kind)
+        if plugin is not None:
+            return plugin
+        for prefix, owner in self.globs:
+            if kind.startswith(prefix):
+                return owner
+        raise NotFound(f"no subject backend serves kind {kind!r}", fix=INSTALL_FIX)
+
+    def route_method(self, method: str) -> Route:
+        """``linear.issue/get`` → the plugin for ``linear.issue``, verb ``get``."""
+        kind, sep, verb = method.partition("/")
+        if not sep or not verb:
+            raise InvalidInput(f"invalid subject method {method!r}: expected '<kind>/<verb>'")
+        return Route(self.route(kind), kind, verb, method)
+
+    def kinds(self) -> dict[str, str]:
+        """Every declared kind or glob with its plugin, for ``daemon health`` and docs."""
+        table = dict(self.exact)
+        table.update({prefix + "*": plugin for prefix, plugin in self.globs})
+        return table

@@ -1,0 +1,129 @@
+"""An agent phase, from the runner's side: one ``agent/run`` through the daemon.
+
+The runner builds the prompt (task, directive, the reviewer's feedback on a
+rework), calls the phase's provider plugin through the control socket, and
+turns the reply into a verdict. A provider that is not installed blocks the
+workflow with a hard error naming the install command; a usage limit parks
+it until the reset time; a spent budget parks it until an operator resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from animus.errors import AnimusError, Unavailable
+from animus.workflow.model import PhaseDefinition
+from animus.workflow.outcomes import Blocked, Parked
+
+if TYPE_CHECKING:
+    from animus.workflow.runner import Runner
+
+__all__ = ["call_agent", "cancel_agent", "build_prompt"]
+
+UNAVAILABLE_RETRIES = 3
+
+
+def build_prompt(wf: dict[str, Any], phase: PhaseDefinition) -> str:
+    subject = wf.get("subject") or {}
+    parts = [f"# Task: {subject.get('title') or wf.get('subject_id') or 'ad-hoc run'}"]
+    if subject.get("id"):
+        parts.append(f"Task id: {subject['id']}")
+    if subject.get("description"):
+        parts.append(str(subject["description"]))
+    if phase.directive:
+        parts.append(f"## Phase: {phase.id}\n{phase.directive}")
+    if wf.get("feedback"):
+        parts.append(f"## Feedback from the previous attempt (rework)\n{wf['feedback']}")
+    return "\n\n".join(parts)
+
+
+def _installed(provider: str) -> bool:
+    from animus.workers.registry import Registry
+
+    home = Path(os.environ.get("ANIMUS_HOME") or Path.home() / ".animus")
+    plugins_dir = Path(os.environ.get("ANIMUS_PLUGIN_DIR") or home / "plugins")
+    entry = Registry(plugins_dir).entries().get(provider)
+    return entry is not None and entry.get("role") == "provider"
+
+
+def _over_budget(runner: Runner, wf: dict[str, Any]) -> str | None:
+    budget = runner.config.workflows[wf["workflow_ref"]].budget
+    usage = wf.get("usage") or {}
+    if budget is None:
+        return None
+    if budget.max_cost_usd is not None and usage.get("cost_usd", 0) >= budget.max_cost_usd:
+        return f"budget exceeded: ${usage.get('cost_usd', 0):.4f} of ${budget.max_cost_usd:.2f}"
+    tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+    if budget.max_tokens is not None and tokens >= budget.max_tokens:
+        return f"budget exceeded: {tokens} of {budget.max_tokens} tokens"
+    return None
+
+
+def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
+               session_file: Path) -> dict[str, Any]:
+    if not provider or not _installed(provider):
+        raise Blocked(f"provider plugin {provider or '(none)'} is not installed; phase {phase.id} cannot run "
+                      f"(fix: animus plugin install-defaults, or change the agent's provider in the workflow YAML)")
+    over = _over_budget(runner, wf)
+    if over:
+        raise Parked(f"{over} (raise the budget, then animus workflow resume {wf['id']})", None)
+    agent = runner.config.agents.get(phase.agent or "")
+    system = "\n\n".join(x for x in (agent.system_prompt if agent else None, phase.system_prompt) if x)
+    runner.agent_key = f"{wf['id']}/{phase.id}/{attempt}"
+    runner.agent_provider = provider
+    resume = wf.get("resume_session")
+    params = {
+        "prompt": build_prompt(wf, phase), "system_prompt": system or None, "model": agent.model if agent else None,
+        "cwd": str(runner.project_root), "timeout": phase.timeout_secs or 1800,
+        "allow_missing_decision": phase.decision_contract.allow_missing_decision,
+        "workflow_id": wf["id"], "run_id": runner.run_id, "phase": phase.id, "run_key": runner.agent_key,
+        "session_file": str(session_file),
+    }
+    if resume:
+        params["session_id"] = resume
+    method = "agent/resume" if resume else "agent/run"
+    reply: dict[str, Any] = {}
+    for attempt_no in range(UNAVAILABLE_RETRIES):
+        try:
+            reply = runner.control().call("plugin/call", {"name": provider, "method": method, "params": params,
+                                                          "timeout": params["timeout"] + 30},
+                                          timeout=params["timeout"] + 60)
+            break
+        except Unavailable as exc:
+            if attempt_no == UNAVAILABLE_RETRIES - 1:
+                raise Blocked(f"provider plugin {provider} unavailable: {exc.message} (fix: animus daemon health)") from None
+            time.sleep(2 ** attempt_no)
+        except AnimusError as exc:
+            raise Blocked(f"provider plugin {provider}: {exc.message}") from None
+    runner.agent_key = None
+    if "error" in reply:
+        err = reply["error"] or {}
+        return {"verdict": "fail", "reason": f"{provider} {method} failed: {err.get('message')}"}
+    result = dict(reply.get("result") or {})
+    limit = result.get("rate_limited")
+    if limit:
+        reset = limit.get("reset_at")
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset)) if reset else "its reset"
+        raise Parked(f"{provider} usage limit until {when}", float(reset) if reset else time.time() + 300)
+    contract = phase.decision_contract
+    verdict = result.get("verdict") or "fail"
+    if result.get("error") and verdict == "fail":
+        result["reason"] = str(result["error"])
+    confidence = result.get("confidence")
+    if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
+        result["verdict"] = "rework"
+        result["reason"] = f"decision rejected by contract: confidence {confidence} < {contract.min_confidence}"
+    risks = ("low", "medium", "high")
+    risk = result.get("risk")
+    if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
+        result["verdict"] = "rework"
+        result["reason"] = f"decision rejected by contract: risk {risk} above {contract.max_risk.value}"
+    return result
+
+
+def cancel_agent(runner: Runner) -> None:
+    runner.control().call("plugin/call", {"name": runner.agent_provider, "method": "agent/cancel",
+                                          "params": {"run_key": runner.agent_key}}, timeout=5)

@@ -1,0 +1,169 @@
+"""Control methods of the workflows supervisor (``workflow/*`` on the control socket).
+
+run, list, get, resume, cancel, approve, reject, triggers, fire, tick, stats.
+The root forwards each call here; replies are plain dicts the CLI renders.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from animus.errors import InvalidInput, NotFound, Unavailable
+from animus.workflow.store import STATUSES
+
+if TYPE_CHECKING:
+    from animus.workflow.service import WorkflowSupervisor
+
+__all__ = ["WorkflowApi", "summary"]
+
+
+def summary(wf: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "workflow_ref", "subject_id", "status", "blocked_reason", "failure_reason", "waiting",
+            "current_phase", "trigger_source", "created_at", "updated_at", "completed_at", "runs")
+    out = {k: wf.get(k) for k in keys}
+    out["workflow_id"] = wf["id"]
+    out["usage"] = wf.get("usage") or {}
+    return out
+
+
+def _subject_ref(task_id: str) -> tuple[str, str]:
+    """``TASK-001`` or ``task:TASK-001`` → (kind, subject id)."""
+    if ":" in task_id:
+        kind = task_id.split(":", 1)[0]
+        return kind, task_id
+    return "task", f"task:{task_id}"
+
+
+class WorkflowApi:
+    def __init__(self, sup: WorkflowSupervisor) -> None:
+        self.sup = sup
+        self.store = sup.store
+
+    def handlers(self) -> dict[str, Any]:
+        return {"run": self.run, "list": self.list, "get": self.get, "resume": self.resume,
+                "cancel": self.cancel, "approve": self.approve, "reject": self.reject,
+                "triggers": self.triggers, "fire": self.fire, "tick": self.tick, "stats": self.stats}
+
+    def _workflow_ref(self, ref: str | None) -> str:
+        cfg = self.sup.workflow_config()
+        ref = ref or cfg.default_workflow_ref or "standard"
+        if ref not in cfg.workflows:
+            raise NotFound(f"no workflow {ref!r} in the workflow config",
+                           fix=f"known: {', '.join(sorted(cfg.workflows))}; see animus workflow validate")
+        return ref
+
+    async def start_on_subject(self, kind: str, subject: dict[str, Any], workflow_ref: str | None,
+                               source: str) -> dict[str, Any]:
+        ref = self._workflow_ref(workflow_ref or (subject.get("custom") or {}).get("workflow_ref"))
+        wf = self.store.create(ref, subject | {"kind": kind}, source)
+        try:
+            await self.sup.projector.set_task(kind, subject["id"], "in-progress")
+        except Unavailable:
+            self.sup.block(wf["id"], "Subject backend unavailable")
+            return self.store.get(wf["id"])
+        self.sup.emit_wf("workflow_queued", "info", wf["id"], workflow_ref=ref, subject_id=subject["id"],
+                         trigger_source=source)
+        await self.sup.fill()
+        return self.store.get(wf["id"])
+
+    async def start_adhoc(self, workflow_ref: str | None, title: str, source: str,
+                          payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        ref = self._workflow_ref(workflow_ref)
+        wf = self.store.create(ref, {"title": title, "input": payload or {}}, source)
+        self.sup.emit_wf("workflow_queued", "info", wf["id"], workflow_ref=ref, trigger_source=source)
+        await self.sup.fill()
+        return self.store.get(wf["id"])
+
+    async def run(self, params: dict[str, Any]) -> dict[str, Any]:
+        task_id, title = params.get("task_id"), params.get("title")
+        if task_id:
+            kind, subject_id = _subject_ref(str(task_id))
+            try:
+                subject = await self.sup.control.call("subject/call", {"kind": kind, "verb": "get",
+                                                                       "params": {"id": subject_id}}, timeout=15)
+            except Unavailable:
+                wf = self.store.create(self._workflow_ref(params.get("workflow_ref")),
+                                       {"id": subject_id, "kind": kind}, "manual")
+                self.sup.block(wf["id"], "Subject backend unavailable")
+                return summary(self.store.get(wf["id"]))
+            wf = await self.start_on_subject(kind, subject, params.get("workflow_ref"), "manual")
+        elif title:
+            wf = await self.start_adhoc(params.get("workflow_ref"), str(title), "manual")
+        else:
+            raise InvalidInput("workflow/run needs task_id or title")
+        return summary(wf)
+
+    async def list(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        status = params.get("status")
+        if status and status not in STATUSES:
+            raise InvalidInput(f"unknown status {status!r}", fix=f"one of: {', '.join(STATUSES)}")
+        subject = None
+        if params.get("task_id"):
+            subject = _subject_ref(str(params["task_id"]))[1]
+        rows = self.store.list(status, int(params.get("limit") or 50), subject)
+        return [summary(r) for r in rows]
+
+    async def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        wf = self.store.get(str(params.get("id") or ""))
+        out = summary(wf)
+        out["subject"] = wf.get("subject")
+        attempts = self.store.attempts(wf["id"])
+        phases: dict[str, dict[str, Any]] = {}
+        definition = self.sup.workflow_config().workflows.get(wf["workflow_ref"])
+        cfg_phases = self.sup.workflow_config().phases
+        for entry in definition.phases if definition else ():
+            ph = cfg_phases.get(entry.phase_id)
+            phases[entry.phase_id] = {"phase": entry.phase_id, "status": "not started", "attempts": 0,
+                                      "idempotency": ph.idempotency.value if ph else "unknown",
+                                      "mode": ph.mode.value if ph else None, "attempt_list": []}
+        for att in attempts:
+            row = phases.setdefault(att["phase"], {"phase": att["phase"], "attempt_list": [],
+                                                   "idempotency": att["idempotency"], "mode": att["mode"]})
+            row["attempt_list"].append(att)
+            row["attempts"] = len(row["attempt_list"])
+            row["status"] = att["status"]
+            row["verdict"] = att.get("verdict")
+        out["phases"] = list(phases.values())
+        return out
+
+    async def resume(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summary(await self.sup.resume(str(params.get("id")), bool(params.get("force"))))
+
+    async def cancel(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summary(await self.sup.cancel(str(params.get("id"))))
+
+    async def approve(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), True, params.get("note")))
+
+    async def reject(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), False, params.get("note")))
+
+    async def triggers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        cfg = self.sup.workflow_config()
+        rows = [{"id": s.id, "type": "cron", "workflow_ref": s.workflow_ref, "enabled": s.enabled,
+                 "detail": s.cron, "last_run": self.store.schedule_last_run(s.id)} for s in cfg.schedules]
+        return rows
+
+    async def fire(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger_id = str(params.get("trigger_id") or "")
+        cfg = self.sup.workflow_config()
+        for schedule in cfg.schedules:
+            if schedule.id == trigger_id:
+                payload = dict(schedule.input) | dict(params.get("payload") or {})
+                wf = await self.start_adhoc(schedule.workflow_ref, f"trigger {trigger_id}",
+                                            str(params.get("source") or "trigger"), payload)
+                self.sup.emit("trigger_event", "info", {"plugin": str(params.get("source") or "cli"),
+                                                        "trigger": trigger_id, "routed": True, "workflow_id": wf["id"]})
+                return {"status": "dispatched", "workflow_id": wf["id"]}
+        self.sup.emit("trigger_event", "warn", {"plugin": str(params.get("source") or "cli"),
+                                                "trigger": trigger_id, "routed": False})
+        raise NotFound(f"no trigger or schedule {trigger_id!r}", fix="animus trigger list")
+
+    async def tick(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.sup.tick()
+
+    async def stats(self, params: dict[str, Any]) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for row in self.store.conn.execute("SELECT status, COUNT(*) FROM workflows GROUP BY status"):
+            counts[row[0]] = row[1]
+        return {"by_status": counts, "running": sorted(self.sup.running_ids()), "pool_size": self.sup.pool_size}

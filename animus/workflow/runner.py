@@ -1,0 +1,338 @@
+"""The workflow runner: one subprocess per workflow run.
+
+It walks a workflow's phases, checkpointing to ``workflow.db`` after every
+step and publishing every step on the bus (``workflow_started``,
+``phase_started``, ``phase_output``, ``phase_completed``, ``workflow_*``).
+For each in-flight phase it keeps ``runs/<id>/<phase>.session.json``
+(``provider``, ``session_id``, ``status``), written atomically.
+
+SIGTERM means one of two things, and the runner asks the store which: a
+cancel (``cancel_requested``): the phase is stopped at once and the workflow
+ends ``cancelled``; otherwise a drain (daemon stop): the current phase runs
+to its end, the step is checkpointed and the runner exits leaving the
+workflow ``pending`` so the next start carries on. Anything else that kills
+a runner is a crash, which the workflows supervisor recovers by the phase's
+idempotency annotation.
+
+Started as ``python -m animus.workflow.runner <workflow id>`` with the
+``ANIMUS_*`` environment set by the workflows supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from animus.bus.publisher import Publisher
+from animus.supervision.process import set_parent_death_signal
+from animus.workers import protocol as p
+from animus.workflow import transitions
+from animus.workflow.loader import read_compiled
+from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig
+from animus.workflow.outcomes import Blocked, Cancelled, Parked
+from animus.workflow.store import WorkflowStore
+
+__all__ = ["Runner", "main"]
+
+OUTPUT_TAIL = 4000
+
+
+def _atomic_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Runner:
+    def __init__(self, wf_id: str) -> None:
+        self.wf_id = wf_id
+        self.state_root = Path(os.environ[p.ENV_STATE])
+        self.project_root = Path(os.environ.get(p.ENV_PROJECT) or os.getcwd())
+        self.store = WorkflowStore(self.state_root / "workflow.db")
+        self.config: WorkflowConfig = read_compiled(self.state_root / "state")
+        self.run_dir = self.state_root / "runs" / wf_id
+        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}:{os.getpid()}")
+        self.draining = False
+        self.child: subprocess.Popen[bytes] | None = None
+        self.agent_key: str | None = None
+        self.agent_provider: str | None = None
+        self.run_id = ""
+        self._control: Any = None
+
+    # -- plumbing ------------------------------------------------------------
+    def publish(self, cat: str, kind: str, level: str = "info", phase: str | None = None, **data: Any) -> None:
+        self.bus.publish(cat, kind, level, data, workflow_id=self.wf_id, run_id=self.run_id, phase=phase)
+
+    def control(self) -> Any:
+        if self._control is None:
+            from animus.bus.rpc import ControlClient
+
+            self._control = ControlClient(os.environ[p.ENV_CONTROL], timeout=30)
+        return self._control
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.store.get(self.wf_id)["cancel_requested"]:
+            raise Cancelled()
+        self.draining = True
+
+    # -- main loop -----------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        self.bus.wait_ready(5)
+        wf = self.store.get(self.wf_id)
+        self.run_id = f"{self.wf_id}.{wf['runs']}"
+        definition = self.config.workflows.get(wf["workflow_ref"])
+        if definition is None:
+            self._end("failed", f"workflow {wf['workflow_ref']!r} is not defined in the workflow config")
+            return 0
+        task = wf["subject"] or {}
+        if wf["started_at"] is None:
+            with self.store.tx() as c:
+                self.store.update(self.wf_id, c, started_at=time.time(), status="running")
+            first = transitions.start(definition, task)
+            if isinstance(first, transitions.Complete):
+                self._end("completed", None)
+                return 0
+            self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
+            self.publish("workflow", "workflow_started", workflow_ref=definition.id,
+                         subject_id=wf["subject_id"], message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}")
+        else:
+            self.publish("workflow", "workflow_resumed", workflow_ref=definition.id, phase_index=wf["phase_index"])
+        try:
+            while True:
+                wf = self.store.get(self.wf_id)
+                index = wf["phase_index"]
+                entry = definition.phases[index]
+                phase = self.config.phases[entry.phase_id]
+                if self.draining:
+                    self.store.set_status(self.wf_id, "pending", checkpoint="drained", waiting=None)
+                    self.publish("workflow", "workflow_drained", phase=phase.id,
+                                 message="daemon stopping: will continue at next start")
+                    return 0
+                outcome = self.run_phase(wf, index, phase)
+                if outcome is None:
+                    return 0  # parked, blocked or cancelled: state already written
+                if isinstance(outcome, transitions.Complete):
+                    self._end("completed", None)
+                    return 0
+                if isinstance(outcome, transitions.Fail):
+                    self._end("failed", outcome.reason)
+                    return 0
+        except Cancelled:
+            self._cancelled()
+            return 0
+
+    def run_phase(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> transitions.Step | None:
+        entry_def = self.config.workflows[wf["workflow_ref"]]
+        provider = self._provider(phase)
+        if phase.mode is Mode.MANUAL:
+            approved = wf.get("waiting") == f"approved:{phase.id}"
+            if not approved:
+                self.store.set_status(self.wf_id, "pending", checkpoint="awaiting_approval",
+                                      waiting=f"approval of phase {phase.id}: animus workflow approve {self.wf_id} --phase {phase.id}",
+                                      not_before=None, current_phase=phase.id)
+                self.publish("workflow", "workflow_waiting", phase=phase.id,
+                             waiting=f"approval of phase {phase.id}")
+                return None
+        attempt_id = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
+                                              phase.mode.value, provider)
+        attempt_no = len([a for a in self.store.attempts(self.wf_id) if a["phase"] == phase.id])
+        session_file = self.run_dir / f"{phase.id}.session.json"
+        _atomic_json(session_file, {"provider": provider, "session_id": wf.get("resume_session"),
+                                    "status": "running", "attempt": attempt_no, "workflow_id": self.wf_id})
+        self.publish("phase", "phase_started", phase=phase.id, attempt=attempt_no, mode=phase.mode.value,
+                     idempotency=phase.idempotency.value, provider=provider,
+                     message=f"{phase.id} started (attempt {attempt_no}, {phase.mode.value})")
+        started = time.monotonic()
+        usage: dict[str, Any] = {}
+        session_id = None
+        exit_code = None
+        try:
+            if phase.mode is Mode.COMMAND:
+                verdict, reason, exit_code, tail = self.run_command(phase, attempt_no)
+            elif phase.mode is Mode.MANUAL:
+                verdict, reason, tail = "advance", "approved by operator", ""
+            else:
+                result = self.run_agent(wf, phase, provider or "", attempt_no, session_file)
+                verdict, reason = result["verdict"], result.get("reason") or result.get("summary") or ""
+                tail, usage, session_id = (result.get("summary") or "")[-OUTPUT_TAIL:], result.get("usage") or {}, result.get("session_id")
+        except Parked as park:
+            with self.store.tx() as c:
+                self.store.finish_attempt(attempt_id, c, "waiting", error=park.waiting)
+                self.store.update(self.wf_id, c, status="pending", waiting=park.waiting, not_before=park.not_before)
+                self.store.checkpoint(c, self.wf_id, "parked", phase.id)
+            _atomic_json(session_file, {"provider": provider, "session_id": session_id, "status": "waiting"})
+            self.publish("workflow", "workflow_waiting", "warn", phase=phase.id, waiting=park.waiting)
+            return None
+        except Blocked as blocked:
+            with self.store.tx() as c:
+                self.store.finish_attempt(attempt_id, c, "failed", error=str(blocked))
+                self.store.update(self.wf_id, c, status="blocked", blocked_reason=str(blocked))
+                self.store.checkpoint(c, self.wf_id, "blocked", phase.id)
+            self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=str(blocked))
+            return None
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        entry = entry_def.phases[index]
+        if phase.mode is Mode.COMMAND and verdict == "fail" and "rework" in entry.on_verdict:
+            verdict = "rework"  # a failing check sends the work back, as its entry says
+        counts = dict(wf["rework"])
+        step = transitions.next_step(entry_def, index, verdict, counts, feedback=reason, task=wf["subject"] or {})
+        status = "completed" if verdict in ("advance", "skip") else "failed"
+        with self.store.tx() as c:
+            self.store.finish_attempt(attempt_id, c, status, verdict=verdict, exit_code=exit_code,
+                                      output_tail=tail[-OUTPUT_TAIL:], usage=usage, session_id=session_id,
+                                      decision={"verdict": verdict, "reason": reason})
+            fields: dict[str, Any] = {"resume_session": None, "usage": _add_usage(wf["usage"], usage)}
+            if isinstance(step, transitions.Next):
+                fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,
+                           "rework": dict(step.rework_counts), "feedback": step.feedback}
+            self.store.update(self.wf_id, c, **fields)
+            self.store.checkpoint(c, self.wf_id, "phase_completed", phase.id)
+        _atomic_json(session_file, {"provider": provider, "session_id": session_id, "status": status})
+        self.publish("phase", "phase_completed", "info" if status == "completed" else "warn", phase=phase.id,
+                     attempt=attempt_no, status=status, verdict=verdict, reason=reason[:500],
+                     duration_ms=duration_ms, exit_code=exit_code, usage=usage, provider=provider,
+                     message=f"{phase.id} {status} ({verdict}) in {duration_ms:.0f} ms")
+        return step
+
+    # -- phase kinds ---------------------------------------------------------
+    def _provider(self, phase: PhaseDefinition) -> str | None:
+        if phase.mode is not Mode.AGENT:
+            return None
+        agent = self.config.agents.get(phase.agent or "")
+        return agent.provider if agent else None
+
+    def run_command(self, phase: PhaseDefinition, attempt: int) -> tuple[str, str, int, str]:
+        spec = phase.command
+        assert spec is not None
+        cwd = self.project_root
+        if spec.cwd_mode.value == "path" and spec.cwd_path:
+            cwd = (self.project_root / spec.cwd_path).resolve()
+        env = dict(os.environ) | dict(spec.env) | {"ANIMUS_WORKFLOW_ID": self.wf_id, "ANIMUS_PHASE": phase.id,
+                                                   "ANIMUS_ATTEMPT": str(attempt)}
+        log_path = self.run_dir / f"{phase.id}.{attempt}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = spec.timeout_secs or phase.timeout_secs or 1800
+        tail = ""
+        with open(log_path, "ab") as log:
+            try:
+                self.child = subprocess.Popen([spec.program, *spec.args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                              start_new_session=True, preexec_fn=set_parent_death_signal)
+            except OSError as exc:
+                return "fail", f"cannot run {spec.program}: {exc}", 127, str(exc)
+            deadline = time.monotonic() + timeout
+            stream = self.child.stdout
+            assert stream is not None
+            buf = b""
+            try:
+                while True:
+                    ready, _, _ = select.select([stream], [], [], 0.2)
+                    if ready:
+                        chunk = os.read(stream.fileno(), 65536)
+                        if not chunk:
+                            break
+                        log.write(chunk)
+                        buf += chunk
+                        *lines, buf = buf.split(b"\n")
+                        for raw in lines:
+                            line = raw.decode("utf-8", "replace")
+                            tail = (tail + line + "\n")[-OUTPUT_TAIL:]
+                            self.publish("phase", "phase_output", "info", phase=phase.id, stream="stdout",
+                                         line=line[:4000])
+                    elif time.monotonic() > deadline:
+                        self._kill_child()
+                        return "fail", f"timed out after {timeout}s", -9, tail
+                if buf:
+                    line = buf.decode("utf-8", "replace")
+                    tail = (tail + line)[-OUTPUT_TAIL:]
+                    self.publish("phase", "phase_output", phase=phase.id, stream="stdout", line=line[:4000])
+                code = self.child.wait()
+            except BaseException:
+                self._kill_child()
+                raise
+            finally:
+                self.child = None
+        ok = code in spec.success_exit_codes
+        reason = f"exit code {code}" + ("" if ok else f" (expected {', '.join(map(str, spec.success_exit_codes))})")
+        return ("advance" if ok else "fail"), reason, code, tail
+
+    def _kill_child(self) -> None:
+        child = self.child
+        if child is not None and child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
+
+    def run_agent(self, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
+                  session_file: Path) -> dict[str, Any]:
+        from animus.workflow.agent_phase import call_agent
+
+        return call_agent(self, wf, phase, provider, attempt, session_file)
+
+    # -- endings -------------------------------------------------------------
+    def _end(self, status: str, reason: str | None) -> None:
+        self.store.set_status(self.wf_id, status, reason, waiting=None)
+        kind = f"workflow_{status}"
+        self.publish("workflow", kind, "info" if status == "completed" else "error",
+                     reason=reason, message=f"workflow {status}" + (f": {reason}" if reason else ""))
+
+    def _cancelled(self) -> None:
+        self._kill_child()
+        if self.agent_key:
+            try:
+                from animus.workflow.agent_phase import cancel_agent
+
+                cancel_agent(self)
+            except Exception:
+                pass
+        with self.store.tx() as c:
+            c.execute("UPDATE phase_attempts SET status='cancelled', ended_at=? WHERE workflow_id=? AND status='running'",
+                      (time.time(), self.wf_id))
+            self.store.update(self.wf_id, c, status="cancelled", completed_at=time.time(), waiting=None)
+            self.store.checkpoint(c, self.wf_id, "cancelled", None)
+        self.publish("workflow", "workflow_cancelled", "warn", message="cancelled by operator")
+
+    def close(self) -> None:
+        self.bus.close(linger_ms=3000)
+        if self._control is not None:
+            self._control.close()
+        self.store.close()
+
+
+def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    out = dict(total)
+    for key in ("input_tokens", "output_tokens", "cost_usd"):
+        if isinstance(usage.get(key), (int, float)):
+            out[key] = round(out.get(key, 0) + usage[key], 6)
+    return out
+
+
+def main() -> None:
+    set_parent_death_signal()
+    parent = int(os.environ.get("ANIMUS_PARENT_PID", "0") or 0)
+    if parent and os.getppid() != parent:
+        sys.exit(3)
+    runner = Runner(sys.argv[1])
+    try:
+        code = runner.run()
+    finally:
+        runner.close()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Workflow state in ``~/.animus/<scope>/workflow.db`` (SQLite, WAL).
+
+Tables: ``workflows`` (one row per workflow run), ``phase_attempts`` (every
+attempt of every phase, with its verdict, output tail and usage) and
+``checkpoints`` (a snapshot after every step). Every change that moves a
+workflow is one transaction, so a crash leaves either the old step or the
+new one, never half of each. The runner writes progress; the workflows
+supervisor owns the queue, recovery and projection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from animus.errors import Conflict, NotFound
+
+__all__ = ["WorkflowStore", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
+
+STATUSES = ("pending", "running", "completed", "failed", "blocked", "cancelled")
+ACTIVE = ("pending", "running")
+TERMINAL = ("completed", "failed", "cancelled")
+IDEMPOTENCY_BLOCK = "Idempotency: phase requires explicit retry decision"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+  id TEXT PRIMARY KEY,
+  workflow_ref TEXT NOT NULL,
+  subject_id TEXT,
+  subject_kind TEXT,
+  subject_json TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL,
+  blocked_reason TEXT,
+  failure_reason TEXT,
+  waiting TEXT,
+  not_before REAL,
+  phase_index INTEGER NOT NULL DEFAULT 0,
+  current_phase TEXT,
+  rework_json TEXT NOT NULL DEFAULT '{}',
+  feedback TEXT,
+  resume_session TEXT,
+  trigger_source TEXT NOT NULL DEFAULT 'manual',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  projected TEXT,
+  runs INTEGER NOT NULL DEFAULT 0,
+  node TEXT,
+  usage_json TEXT NOT NULL DEFAULT '{}',
+  created_at REAL NOT NULL,
+  started_at REAL,
+  updated_at REAL NOT NULL,
+  completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS workflows_status ON workflows(status);
+CREATE INDEX IF NOT EXISTS workflows_subject ON workflows(subject_id);
+CREATE TABLE IF NOT EXISTS phase_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  workflow_id TEXT NOT NULL REFERENCES workflows(id),
+  phase TEXT NOT NULL,
+  phase_index INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  idempotency TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  provider TEXT,
+  session_id TEXT,
+  verdict TEXT,
+  decision_json TEXT,
+  exit_code INTEGER,
+  error TEXT,
+  output_tail TEXT NOT NULL DEFAULT '',
+  usage_json TEXT NOT NULL DEFAULT '{}',
+  started_at REAL NOT NULL,
+  ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS attempts_workflow ON phase_attempts(workflow_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  workflow_id TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  ts REAL NOT NULL,
+  reason TEXT NOT NULL,
+  phase TEXT,
+  state_json TEXT NOT NULL,
+  PRIMARY KEY (workflow_id, number)
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+  schedule_id TEXT PRIMARY KEY,
+  last_run REAL NOT NULL,
+  run_count INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def new_workflow_id() -> str:
+    return "wf-" + uuid.uuid4().hex[:10]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in list(out):
+        if key.endswith("_json"):
+            out[key[:-5]] = json.loads(out.pop(key) or "{}")
+    return out
+
+
+class WorkflowStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        with self.tx() as c:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- workflows -----------------------------------------------------------
+    def create(self, workflow_ref: str, subject: dict[str, Any] | None, trigger_source: str = "manual") -> dict[str, Any]:
+        now = time.time()
+        wf_id = new_workflow_id()
+        subject = subject or {}
+        with self.tx() as c:
+            if subject.get("id"):
+                active = c.execute("SELECT id FROM workflows WHERE subject_id=? AND status IN ('pending','running')",
+                                   (subject["id"],)).fetchone()
+                if active:
+                    raise Conflict(f"{subject['id']} already has an active workflow ({active['id']})",
+                                   fix=f"animus workflow get {active['id']}, or animus workflow cancel {active['id']}")
+            c.execute("INSERT INTO workflows (id, workflow_ref, subject_id, subject_kind, subject_json, status, "
+                      "trigger_source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                      (wf_id, workflow_ref, subject.get("id"), subject.get("kind"), json.dumps(subject),
+                       "pending", trigger_source, now, now))
+            self._checkpoint(c, wf_id, "created", None)
+        return self.get(wf_id)
+
+    def get(self, wf_id: str) -> dict[str, Any]:
+        row = _row(self.conn.execute("SELECT * FROM workflows WHERE id=?", (wf_id,)).fetchone())
+        if row is None:
+            raise NotFound(f"no workflow {wf_id!r}", fix="animus workflow list")
+        return row
+
+    def list(self, status: str | None = None, limit: int = 50, subject_id: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM workflows WHERE 1=1", []
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        if subject_id:
+            sql += " AND subject_id=?"
+            args.append(subject_id)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        return [r for r in (_row(x) for x in self.conn.execute(sql, args)) if r is not None]
+
+    def by_status(self, *statuses: str) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(statuses))
+        rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
+        return [r for r in (_row(x) for x in rows) if r is not None]
+
+    def unprojected(self) -> list[dict[str, Any]]:
+        """Terminal, subject-backed workflows whose outcome is not yet on their task."""
+        rows = self.conn.execute("SELECT * FROM workflows WHERE status IN ('completed','failed','cancelled') "
+                                 "AND subject_id IS NOT NULL AND (projected IS NULL OR projected != status)")
+        return [r for r in (_row(x) for x in rows) if r is not None]
+
+    def update(self, wf_id: str, c: sqlite3.Connection | None = None, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        for key in [k for k in fields if k in ("subject", "usage")]:
+            fields[f"{key}_json"] = json.dumps(fields.pop(key))
+        if "rework" in fields:
+            fields["rework_json"] = json.dumps(fields.pop("rework"))
+        cols = ", ".join(f"{k}=?" for k in fields)
+        (c or self.conn).execute(f"UPDATE workflows SET {cols} WHERE id=?", (*fields.values(), wf_id))
+
+    def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
+                   **fields: Any) -> dict[str, Any]:
+        with self.tx() as c:
+            extra: dict[str, Any] = dict(fields)
+            if status == "blocked":
+                extra["blocked_reason"] = reason
+            elif status == "failed":
+                extra["failure_reason"] = reason
+            if status in TERMINAL:
+                extra["completed_at"] = time.time()
+            if status in ("pending", "running"):
+                extra.setdefault("blocked_reason", None)
+            self.update(wf_id, c, status=status, **extra)
+            self._checkpoint(c, wf_id, checkpoint or status, None)
+        return self.get(wf_id)
+
+    # -- attempts ------------------------------------------------------------
+    def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
+                      provider: str | None) -> int:
+        with self.tx() as c:
+            n = c.execute("SELECT COUNT(*) FROM phase_attempts WHERE workflow_id=? AND phase=?",
+                          (wf_id, phase)).fetchone()[0]
+            cur = c.execute("INSERT INTO phase_attempts (workflow_id, phase, phase_index, attempt, status, "
+                            "idempotency, mode, provider, started_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                            (wf_id, phase, index, n + 1, "running", idempotency, mode, provider, time.time()))
+            self.update(wf_id, c, status="running", current_phase=phase, phase_index=index)
+            self._checkpoint(c, wf_id, "phase_started", phase)
+            return int(cur.lastrowid or 0)
+
+    def finish_attempt(self, attempt_id: int, c: sqlite3.Connection, status: str, **fields: Any) -> None:
+        for key in ("decision", "usage"):
+            if key in fields:
+                fields[f"{key}_json"] = json.dumps(fields.pop(key))
+        fields["status"] = status
+        fields["ended_at"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        c.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
+
+    def set_attempt(self, attempt_id: int, **fields: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.conn.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
+
+    def attempts(self, wf_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM phase_attempts WHERE workflow_id=? ORDER BY id", (wf_id,))
+        return [r for r in (_row(x) for x in rows) if r is not None]
+
+    def running_attempt(self, wf_id: str) -> dict[str, Any] | None:
+        return _row(self.conn.execute("SELECT * FROM phase_attempts WHERE workflow_id=? AND status='running' "
+                                      "ORDER BY id DESC LIMIT 1", (wf_id,)).fetchone())
+
+    def _checkpoint(self, c: sqlite3.Connection, wf_id: str, reason: str, phase: str | None) -> None:
+        n = c.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints WHERE workflow_id=?", (wf_id,)).fetchone()[0]
+        state = dict(c.execute("SELECT status, phase_index, current_phase, rework_json, blocked_reason "
+                               "FROM workflows WHERE id=?", (wf_id,)).fetchone())
+        c.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?,?)",
+                  (wf_id, n + 1, time.time(), reason, phase, json.dumps(state)))
+
+    def checkpoint(self, c: sqlite3.Connection, wf_id: str, reason: str, phase: str | None) -> None:
+        self._checkpoint(c, wf_id, reason, phase)
+
+    # -- schedules -----------------------------------------------------------
+    def schedule_last_run(self, schedule_id: str) -> float | None:
+        row = self.conn.execute("SELECT last_run FROM schedule_runs WHERE schedule_id=?", (schedule_id,)).fetchone()
+        return float(row[0]) if row else None
+
+    def record_schedule_run(self, schedule_id: str, when: float) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO schedule_runs VALUES (?,?,1) ON CONFLICT(schedule_id) DO UPDATE "
+                      "SET last_run=excluded.last_run, run_count=run_count+1", (schedule_id, when))
