@@ -80,6 +80,7 @@ class ChildSupervisor:
             "restart_child": self.restart_child, "snapshot": self.snapshot,
         }
         self._change_pending = False
+        self._control: Any = None
         self.stopping = asyncio.Event()
 
     # -- events --------------------------------------------------------------
@@ -92,7 +93,30 @@ class ChildSupervisor:
             pass
 
     def on_notification(self, child: str, method: str, params: dict[str, Any]) -> None:
+        if method == "trigger/event":
+            asyncio.get_running_loop().create_task(self._route_trigger(child, params))
+            return
         self.emit("plugin_notification", "debug", {"child": child, "method": method})
+
+    async def _route_trigger(self, plugin: str, params: dict[str, Any]) -> None:
+        """Hand a trigger plugin's event to the workflows supervisor; ack the outcome."""
+        if self._control is None:
+            from animus.bus.rpc import AsyncControlClient
+
+            self._control = AsyncControlClient(self.ctx, self.config["control_endpoint"])
+        event_id = params.get("event_id")
+        try:
+            result = await self._control.call("workflow/fire", {
+                "trigger_id": params.get("trigger_id"), "payload": params.get("payload") or {},
+                "source": plugin}, timeout=15)
+            ack = {"event_id": event_id, "status": "dispatched", "workflow_id": result.get("workflow_id")}
+        except Exception as exc:
+            status = "unmatched" if getattr(exc, "code", "") == "not_found" else "failed"
+            ack = {"event_id": event_id, "status": status, "error": str(exc)}
+        try:
+            await self.host.notify(plugin, "trigger/ack", ack)
+        except Exception:
+            pass  # the plugin went away; the event is in the log either way
 
     def _changed(self) -> None:
         if self._change_pending:

@@ -10,6 +10,7 @@ retried on every scheduler tick.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ class Projector:
         self.store = store
         self.control = control
         self.emit = emit
+        self._lock = asyncio.Lock()
 
     async def subject(self, kind: str, verb: str, params: dict[str, Any]) -> Any:
         return await self.control.call("subject/call", {"kind": kind, "verb": verb, "params": params}, timeout=15)
@@ -36,9 +38,15 @@ class Projector:
         if current.get("status") == status:
             return False
         await self.subject(kind, "status", {"id": subject_id, "status": status, "reason": reason})
+        self.emit("task_transition", "info", {"subject_id": subject_id, "from_status": current.get("status"),
+                                              "to_status": status})
         return True
 
     async def project(self, wf: dict[str, Any]) -> None:
+        async with self._lock:  # one projection at a time: exit hooks and ticks race otherwise
+            await self._project(self.store.get(wf["id"]))
+
+    async def _project(self, wf: dict[str, Any]) -> None:
         target = OUTCOME.get(wf["status"])
         if target is None or not wf.get("subject_id") or wf.get("projected") == wf["status"]:
             return
