@@ -10,6 +10,7 @@
       healthy_window: 60.0       # up this long and the budget resets
     supervisor: {intensity: 50, period: 10}
     ready_timeout: 10            # seconds a child has to acknowledge its start
+    drain_timeout: 60            # daemon stop: how long a running phase may take to finish
     bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers
     plugins:                     # per plugin: extra env to pass, config to send
       oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
@@ -35,7 +36,7 @@ __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE"]
 
 CONFIG_FILE = ".animus/config.yaml"
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
-          "plugins", "runners", "transport", "default_subject_kind", "scheduler"}
+          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class DaemonConfig:
     intensity: int = 50
     period: float = 10.0
     ready_timeout: float = 10.0
+    drain_timeout: float = 60.0
     bus_tcp: tuple[str, ...] = ()
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     runners: dict[str, Any] = field(default_factory=lambda: {"backend": "local"})
@@ -104,6 +106,7 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         intensity=int(sup.get("intensity", 50)),
         period=float(sup.get("period", 10.0)),
         ready_timeout=float(raw.get("ready_timeout", 10.0)),
+        drain_timeout=float(raw.get("drain_timeout", 60.0)),
         bus_tcp=tuple(str(t) for t in tcp),
         plugins=dict(raw.get("plugins") or {}),
         runners=dict(runners),

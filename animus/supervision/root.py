@@ -116,6 +116,7 @@ class Root:
             cfg["strategy"] = "simple_one_for_one"
             cfg["pool_size"] = self.config.pool_size
             cfg["interval_secs"] = self.config.interval_secs
+            cfg["drain_timeout"] = self.config.drain_timeout
             cfg["autonomous"] = bool(self.options.get("autonomous"))
             cfg["runners"] = self.config.runners
             cfg["restart"] = self.config.restart.to_dict()
@@ -140,7 +141,8 @@ class Root:
                 self.skipped[name] = f"skipped: {switch} is set"
                 continue
             specs.append(ChildSpec(id=name, start={"module": "animus.supervision.child"},
-                                   restart=Restart.PERMANENT, shutdown=Timeout(30.0),
+                                   restart=Restart.PERMANENT,
+                                   shutdown=Timeout(self.config.drain_timeout + 10 if role is None else 30.0),
                                    type=ChildType.SUPERVISOR, role=role or "workflow",
                                    backoff=self.config.restart))
         flags = SupervisorFlags(intensity=self.config.intensity, period=self.config.period)

@@ -2,7 +2,7 @@
 
 A project's config is ``.animus/workflows.yaml`` followed by
 ``.animus/workflows/*.yaml`` in name order; later files override agents,
-phases, workflows and schedules by id. With no files at all the embedded
+phases, workflows, schedules and triggers by id. With no files at all the embedded
 defaults are used (``animus.workflow.defaults``); when files exist but are
 broken, loading fails: it never falls back silently (reference §G.2, #404).
 
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from croniter import croniter
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -61,6 +60,8 @@ from animus.workflow.model import (
     RetryPolicy,
     Risk,
     Schedule,
+    Trigger,
+    TriggerType,
     Verdict,
     WorkflowConfig,
     WorkflowDefinition,
@@ -211,6 +212,8 @@ def _cron_ok(expr: str) -> bool:
     if not (expr.startswith("@") or len(expr.split()) == 5):
         return False
     try:
+        from croniter import croniter  # imported here: runners read compiled config without it
+
         return bool(croniter.is_valid(expr))
     except Exception:  # noqa: BLE001 - croniter raises assorted types; all mean "invalid"
         return False
@@ -218,9 +221,10 @@ def _cron_ok(expr: str) -> bool:
 
 # *_IGNORED: keys the original defines that Animus does not model (yet). They are
 # accepted so existing files load; any other unknown key is an error with a hint.
-_TOP = {"agents", "phases", "workflows", "pipelines", "schedules", "default_workflow_ref", "daemon"}
+_TOP = {"agents", "phases", "workflows", "pipelines", "schedules", "triggers", "default_workflow_ref",
+        "daemon"}
 _TOP_IGNORED = {"mcp_servers", "agent_channels", "models", "phase_catalog", "variables",
-                "triggers", "tools_allowlist", "tools", "phase_mcp_bindings", "integrations",
+                "tools_allowlist", "tools", "phase_mcp_bindings", "integrations",
                 "secrets", "worktree"}
 _AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider"}
 _AGENT_IGNORED = {"name", "description", "role", "persona", "memory", "communication", "models",
@@ -241,6 +245,9 @@ _WORKFLOW_IGNORED = {"post_success", "variables", "worktree"}
 _ENTRY = {"max_rework_attempts", "skip_if", "on_verdict"}
 _TARGET_IGNORED = {"guard", "allow_agent_target", "allowed_targets"}
 _SCHEDULE = {"id", "cron", "workflow_ref", "enabled", "input"}
+_TRIGGER = {"id", "type", "workflow_ref", "enabled", "config", "input"}
+_TRIGGER_TYPES = {"cron": TriggerType.CRON, "file_watcher": TriggerType.FILE_WATCHER,
+                  "webhook": TriggerType.WEBHOOK, "github_webhook": TriggerType.WEBHOOK}
 _NONE: frozenset[str] = frozenset()
 
 
@@ -268,6 +275,7 @@ class _Layer:
     phases: dict[str, PhaseDefinition] = field(default_factory=dict)
     workflows: dict[str, _RawWorkflow] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    triggers: dict[str, Trigger] = field(default_factory=dict)
     default_ref: str | None = None
     daemon: dict[str, Any] = field(default_factory=dict)
     locs: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -441,6 +449,8 @@ class _Parser:
                 self.workflows(top[key], key)
         if "schedules" in top:
             self.schedules(top["schedules"])
+        if "triggers" in top:
+            self.triggers(top["triggers"])
         if "default_workflow_ref" in top:
             node = top["default_workflow_ref"]
             self.layer.default_ref = self.ident(node, "default_workflow_ref", "a workflow id")
@@ -646,6 +656,34 @@ class _Parser:
                 self.opt(f, "input", path, self.plain, {}))
 
 
+    def triggers(self, node: Node) -> None:
+        for i, item in enumerate(self.seq(node, "triggers")):
+            f = self.fields(item, f"triggers[{i}]", _TRIGGER, required=("id", "type"))
+            tid = self.ident(f["id"], f"triggers[{i}].id", "a trigger id")
+            path = f"triggers.{tid}"
+            self.note(path, f["id"])
+            if tid in self.layer.triggers:
+                raise self.err(f["id"], path, f"duplicate trigger id '{tid}' in this file",
+                               fix="give each trigger its own id")
+            kind = self.text(f["type"], f"{path}.type")
+            if kind not in _TRIGGER_TYPES:
+                raise self.err(f["type"], f"{path}.type", f"unknown trigger type {_show(f['type'])}"
+                               + _hint(kind, _TRIGGER_TYPES), fix="use cron, file_watcher or webhook")
+            config = self.opt(f, "config", path, self.plain, {})
+            cron = config.get("cron")
+            if _TRIGGER_TYPES[kind] is TriggerType.CRON and isinstance(cron, str) and not _cron_ok(cron):
+                raise self.err(f["config"], f"{path}.config.cron",
+                               f"expected a 5-field cron expression, got '{cron}'",
+                               fix="e.g. '0 2 * * *' (02:00 daily) or @hourly")
+            ref = self.opt(f, "workflow_ref", path, self.ident, None)
+            if ref is not None:
+                self.note(f"{path}.workflow_ref", f["workflow_ref"])
+            self.layer.triggers[tid] = self.build(
+                f["id"], path, Trigger, id=tid, type=_TRIGGER_TYPES[kind], workflow_ref=ref,
+                enabled=self.opt(f, "enabled", path, self.boolean, True), config=config,
+                input=self.opt(f, "input", path, self.plain, {}))
+
+
 # -------------------------------------------------------------- merge and check
 
 def _parse(text: str, src: str, env: Mapping[str, str], root: Path | None) -> _Layer:
@@ -677,6 +715,7 @@ def _combine(layers: Sequence[_Layer], sources: tuple[str, ...]) -> WorkflowConf
         merged.phases.update(layer.phases)
         merged.workflows.update(layer.workflows)
         merged.schedules.update(layer.schedules)
+        merged.triggers.update(layer.triggers)
         merged.daemon.update(layer.daemon)
         merged.locs.update(layer.locs)
         merged.default_ref = layer.default_ref or merged.default_ref
@@ -730,16 +769,22 @@ def _combine(layers: Sequence[_Layer], sources: tuple[str, ...]) -> WorkflowConf
     if default_ref is not None and default_ref not in workflows:
         raise err("default_workflow_ref", f"unknown workflow '{default_ref}'"
                   + _hint(default_ref, workflows), fix="name a workflow defined under workflows:")
-    for sid, sched in merged.schedules.items():
-        ref = sched.workflow_ref or default_ref
-        if ref is None:
-            raise err(f"schedules.{sid}", "no workflow_ref and no workflow to default to",
-                      fix="add workflow_ref: <workflow id>")
-        if ref not in workflows:
-            raise err(f"schedules.{sid}.workflow_ref", f"unknown workflow '{ref}'"
-                      + _hint(ref, workflows), fix="name a workflow defined under workflows:")
+    for section, entries in (("schedules", merged.schedules), ("triggers", merged.triggers)):
+        for sid, entry in entries.items():
+            ref = entry.workflow_ref or default_ref
+            if ref is None:
+                raise err(f"{section}.{sid}", "no workflow_ref and no workflow to default to",
+                          fix="add workflow_ref: <workflow id>")
+            if ref not in workflows:
+                raise err(f"{section}.{sid}.workflow_ref", f"unknown workflow '{ref}'"
+                          + _hint(ref, workflows), fix="name a workflow defined under workflows:")
+    for tid in merged.triggers:
+        if tid in merged.schedules:  # workflow/fire routes by id: one id, one meaning
+            raise err(f"triggers.{tid}", f"trigger id '{tid}' is also a schedule id",
+                      fix="rename the trigger or the schedule")
     return WorkflowConfig(merged.agents, merged.phases, workflows,
-                          tuple(merged.schedules.values()), default_ref, merged.daemon, sources)
+                          tuple(merged.schedules.values()), default_ref, merged.daemon, sources,
+                          tuple(merged.triggers.values()))
 
 
 def workflow_files(project_root: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from animus.bus.publisher import Publisher
-from animus.supervision.process import set_parent_death_signal
+from animus.supervision.pdeathsig import set_parent_death_signal
 from animus.workers import protocol as p
 from animus.workflow import transitions
 from animus.workflow.loader import read_compiled

@@ -1,0 +1,92 @@
+"""Benchmark: 200 three-phase command workflows (`true`) through the daemon.
+
+Prints runs/s and per-phase overhead in ms for the daemon, and for the same
+commands run by a plain Python loop of subprocess calls in the same run, and
+the ratio. Each run is a real runner subprocess with a checkpoint per step
+and every step on the bus; the baseline is just three fork/execs.
+
+    .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ANIMUS = [sys.executable, "-m", "animus.cli.main"]
+WORKFLOWS = """
+phases:
+  one:   {mode: command, idempotency: idempotent, command: {program: "true"}}
+  two:   {mode: command, idempotency: idempotent, command: {program: "true"}}
+  three: {mode: command, idempotency: idempotent, command: {program: "true"}}
+workflows:
+  - id: bench
+    phases: [one, two, three]
+default_workflow_ref: bench
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--pool", type=int, default=2)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="animus-bench-"))
+    project = tmp / "p"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".animus").mkdir()
+    (project / ".animus" / "workflows.yaml").write_text(WORKFLOWS)
+    (project / ".animus" / "config.yaml").write_text(f"pool_size: {args.pool}\ninterval_secs: 0.5\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")} | {"ANIMUS_HOME": str(tmp / "h")}
+
+    def cli(*a: str) -> str:
+        return subprocess.run([*ANIMUS, *a], cwd=project, env=env, check=True, capture_output=True, text=True).stdout
+
+    cli("plugin", "install-defaults", "--include-subjects")
+    cli("daemon", "start", "--skip-preflight")
+    try:
+        from animus.bus.rpc import ControlClient
+        from animus.state.scope import Scope, scope_name
+
+        name = scope_name(project)
+        scope = Scope(project.resolve(), name, tmp / "h", tmp / "h" / name)
+        client = ControlClient(scope.endpoint("control"), timeout=30)
+        t0 = time.perf_counter()
+        ids = [client.call("workflow/run", {"title": f"run {i}"})["workflow_id"] for i in range(args.runs)]
+        while True:
+            stats = client.call("workflow/stats", {})["by_status"]
+            if stats.get("completed", 0) + stats.get("failed", 0) >= args.runs:
+                break
+            time.sleep(0.05)
+        daemon_s = time.perf_counter() - t0
+        failed = stats.get("failed", 0)
+    finally:
+        cli("daemon", "stop")
+    t0 = time.perf_counter()
+    for _ in range(args.runs):
+        for _phase in range(3):
+            subprocess.run(["true"], check=True)
+    base_s = time.perf_counter() - t0
+    phases = args.runs * 3
+    result = {
+        "runs": args.runs, "pool_size": args.pool, "failed": failed,
+        "daemon_runs_per_s": round(args.runs / daemon_s, 2),
+        "daemon_ms_per_phase": round(daemon_s * 1000 / phases, 2),
+        "baseline_runs_per_s": round(args.runs / base_s, 2),
+        "baseline_ms_per_phase": round(base_s * 1000 / phases, 2),
+        "overhead_ms_per_phase": round((daemon_s - base_s) * 1000 / phases, 2),
+        "ratio_daemon_to_baseline_throughput": round(base_s / daemon_s, 3),
+    }
+    print(json.dumps(result, indent=2))
+    del ids
+
+
+if __name__ == "__main__":
+    main()
