@@ -78,10 +78,16 @@ def _render(wf: dict[str, Any]) -> None:
     if usage.get("input_tokens") or usage.get("cost_usd"):
         echo(f"usage: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens, "
              f"${usage.get('cost_usd') or 0:.4f}")
+    task_usage = wf.get("task_usage") or {}
+    if task_usage.get("input_tokens") or task_usage.get("cost_usd"):
+        echo(f"task usage (all its workflows): {task_usage.get('input_tokens', 0)} in / "
+             f"{task_usage.get('output_tokens', 0)} out tokens, ${task_usage.get('cost_usd') or 0:.4f}")
     echo("phases:")
     for ph in wf.get("phases", []):
+        u = ph.get("usage") or {}
+        cost = f" tokens={u.get('input_tokens', 0)}/{u.get('output_tokens', 0)} cost=${u.get('cost_usd') or 0:.4f}" if u else ""
         echo(f"  {ph['phase']:<14} {ph['status']:<11} attempts={ph.get('attempts', 0)} "
-             f"idempotency={ph.get('idempotency')} {ph.get('verdict') or ''}")
+             f"idempotency={ph.get('idempotency')} {ph.get('verdict') or ''}{cost}")
         for att in ph.get("attempt_list", [])[-1:]:
             if att.get("output_tail"):
                 for line in att["output_tail"].splitlines()[-5:]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["call_agent", "cancel_agent", "build_prompt"]
 
 UNAVAILABLE_RETRIES = 3
+MIN_PARK_SECS = float(os.environ.get("ANIMUS_MIN_PARK_SECS", "60"))
 
 
 def build_prompt(wf: dict[str, Any], phase: PhaseDefinition) -> str:
@@ -105,9 +106,10 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
     result = dict(reply.get("result") or {})
     limit = result.get("rate_limited")
     if limit:
-        reset = limit.get("reset_at")
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset)) if reset else "its reset"
-        raise Parked(f"{provider} usage limit until {when}", float(reset) if reset else time.time() + 300)
+        # a reset time that is missing or already past is not to be trusted: wait a while anyway
+        reset = max(float(limit.get("reset_at") or 0), time.time() + MIN_PARK_SECS)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
+        raise Parked(f"{provider} usage limit until {when}", reset)
     contract = phase.decision_contract
     verdict = result.get("verdict") or "fail"
     if result.get("error") and verdict == "fail":

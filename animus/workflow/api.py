@@ -6,6 +6,7 @@ The root forwards each call here; replies are plain dicts the CLI renders.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from animus.errors import InvalidInput, NotFound, Unavailable
@@ -26,12 +27,32 @@ def summary(wf: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _trigger_detail(tid: str, kind: str, config: dict[str, Any]) -> str:
+    if kind == "cron":
+        return str(config.get("cron", ""))
+    if kind == "file_watcher":
+        return ",".join(config.get("paths") or [])
+    if kind == "webhook":
+        signed = bool(config.get("secret") or config.get("secret_env"))
+        return f"POST /webhooks/{tid}" + ("" if signed else " (no secret: every delivery refused)")
+    return ""
+
+
 def _subject_ref(task_id: str) -> tuple[str, str]:
     """``TASK-001`` or ``task:TASK-001`` → (kind, subject id)."""
     if ":" in task_id:
         kind = task_id.split(":", 1)[0]
         return kind, task_id
     return "task", f"task:{task_id}"
+
+
+def _sum_usage(items: Any) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for usage in items:
+        for key in ("input_tokens", "output_tokens", "cost_usd"):
+            if isinstance(usage.get(key), (int, float)):
+                total[key] = round(total.get(key, 0) + usage[key], 6)
+    return total
 
 
 class WorkflowApi:
@@ -123,7 +144,12 @@ class WorkflowApi:
             row["attempts"] = len(row["attempt_list"])
             row["status"] = att["status"]
             row["verdict"] = att.get("verdict")
+        for row in phases.values():
+            row["usage"] = _sum_usage(a.get("usage") or {} for a in row["attempt_list"])
         out["phases"] = list(phases.values())
+        if wf.get("subject_id"):
+            siblings = self.store.list(None, 1000, wf["subject_id"])
+            out["task_usage"] = _sum_usage(w.get("usage") or {} for w in siblings)
         return out
 
     async def resume(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -139,25 +165,41 @@ class WorkflowApi:
         return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), False, params.get("note")))
 
     async def triggers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Schedules and ``triggers:`` entries, with when each last started a workflow."""
         cfg = self.sup.workflow_config()
-        rows = [{"id": s.id, "type": "cron", "workflow_ref": s.workflow_ref, "enabled": s.enabled,
-                 "detail": s.cron, "last_run": self.store.schedule_last_run(s.id)} for s in cfg.schedules]
+        rows = [{"id": s.id, "type": "cron", "section": "schedules", "workflow_ref": s.workflow_ref,
+                 "enabled": s.enabled, "detail": s.cron, "last_run": self.store.schedule_last_run(s.id)}
+                for s in cfg.schedules]
+        rows += [{"id": t.id, "type": t.type.value, "section": "triggers", "workflow_ref": t.workflow_ref,
+                  "enabled": t.enabled, "detail": _trigger_detail(t.id, t.type.value, t.config),
+                  "last_run": self.store.schedule_last_run(t.id)} for t in cfg.triggers]
         return rows
 
     async def fire(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Route a trigger event (from a trigger plugin, the webhook, or the CLI) to its workflow.
+
+        The id is looked up among the schedules and the ``triggers:`` entries;
+        either way one ``trigger_event`` is published, which the daemon counts
+        as ``trigger_events_total{plugin, routed}``.
+        """
         trigger_id = str(params.get("trigger_id") or "")
+        source = str(params.get("source") or "cli")
         cfg = self.sup.workflow_config()
-        for schedule in cfg.schedules:
-            if schedule.id == trigger_id:
-                payload = dict(schedule.input) | dict(params.get("payload") or {})
-                wf = await self.start_adhoc(schedule.workflow_ref, f"trigger {trigger_id}",
-                                            str(params.get("source") or "trigger"), payload)
-                self.sup.emit("trigger_event", "info", {"plugin": str(params.get("source") or "cli"),
-                                                        "trigger": trigger_id, "routed": True, "workflow_id": wf["id"]})
-                return {"status": "dispatched", "workflow_id": wf["id"]}
-        self.sup.emit("trigger_event", "warn", {"plugin": str(params.get("source") or "cli"),
-                                                "trigger": trigger_id, "routed": False})
-        raise NotFound(f"no trigger or schedule {trigger_id!r}", fix="animus trigger list")
+        entry: Any = next((s for s in cfg.schedules if s.id == trigger_id), None)
+        kind = "cron"
+        if entry is None:
+            entry = next((t for t in cfg.triggers if t.id == trigger_id), None)
+            kind = entry.type.value if entry is not None else ""
+        if entry is None:
+            self.sup.emit("trigger_event", "warn", {"plugin": source, "trigger": trigger_id, "routed": False,
+                                                    "message": f"unmatched trigger {trigger_id!r} from {source}"})
+            raise NotFound(f"no trigger or schedule {trigger_id!r}", fix="animus trigger list")
+        payload = dict(entry.input) | dict(params.get("payload") or {})
+        wf = await self.start_adhoc(entry.workflow_ref, f"trigger {trigger_id}", source, payload)
+        self.store.record_schedule_run(trigger_id, time.time())
+        self.sup.emit("trigger_event", "info", {"plugin": source, "trigger": trigger_id, "type": kind,
+                                                "routed": True, "workflow_id": wf["id"]})
+        return {"status": "dispatched", "workflow_id": wf["id"], "trigger_id": trigger_id}
 
     async def tick(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.sup.tick()

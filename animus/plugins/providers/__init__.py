@@ -6,8 +6,9 @@ events, ``finish(exit_code)`` -> ``RunResult``), ``install_hint``,
 ``env_required`` and ``version(binary)``. ``cli_process.run_cli`` runs any of
 them under the process rules (own group, die with parent, TERM -> 2 s -> KILL).
 ``oai`` talks HTTP instead. ``verdict`` reads the phase decision out of the
-final text. Nothing here knows about plugins or JSON-RPC; the plugin classes
-wire these engines to the host.
+final text. The engines know nothing about plugins or JSON-RPC: ``plugin``
+(the provider plugin classes) and ``run_contract`` (the ``agent/run`` params,
+result and bus events) wire them to the host, and are not imported here.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ an owner, nothing outlives it):
 * **Stopping** (timeout, cancel, or leftovers after the leader exits) is one
   function: SIGTERM to the group, wait up to ``kill_grace`` (2 s) for the group
   to empty, then SIGKILL to the group. A stop therefore takes at most ~2 s.
+* If the owner is SIGKILLed, the parent-death signal kills only the CLI; what
+  the CLI started (shells, servers) would live on. So the caller passes an
+  ``owner_token`` in the CLI's environment (``OWNER_ENV``; children inherit it),
+  and its next incarnation calls ``reap_orphans`` to kill whatever carries a
+  token of an owner that no longer runs.
 
 stdout is read line by line with no 64 KiB limit (a single opencode or claude
 event can be megabytes); each line goes through the parser and the resulting
@@ -51,9 +56,12 @@ from animus.plugins.providers.events import (
 __all__ = [
     "KILL_GRACE",
     "MAX_LINE_BYTES",
+    "OWNER_ENV",
     "STDERR_TAIL_LINES",
+    "owner_token",
     "positional",
     "probe_version",
+    "reap_orphans",
     "run_cli",
     "terminate_group",
 ]
@@ -64,6 +72,7 @@ MAX_LINE_BYTES = 64 * 1024 * 1024  # a memory guard, not a format limit
 _POLL = 0.05
 _LINGER = 0.25  # after the leader exits, how long stray holders of stdout may keep it open
 _PR_SET_PDEATHSIG = 1
+OWNER_ENV = "ANIMUS_PROVIDER_OWNER"
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -312,3 +321,42 @@ def probe_version(binary: str, timeout: float = 3.0) -> str | None:
             match = _VERSION.search(line)
             return match.group(0) if match else line.strip()
     return None
+
+
+def owner_token(scope: str) -> str:
+    """``<scope>|<pid>|<create time>`` of this process: who owns the CLIs it starts."""
+    me = psutil.Process()
+    return f"{scope}|{me.pid}|{me.create_time():.2f}"
+
+
+def _owner_alive(pid: int, created: float) -> bool:
+    try:
+        return bool(abs(psutil.Process(pid).create_time() - created) < 0.05)
+    except psutil.Error:
+        return False
+
+
+def reap_orphans(scope: str) -> list[int]:
+    """SIGKILL every process whose ``OWNER_ENV`` names a dead owner of ``scope``; their pids.
+
+    Only processes whose environment we can read are considered (our own user's);
+    the create time in the token keeps a reused pid from passing for the owner.
+    """
+    prefix = f"{scope}|"
+    killed: list[int] = []
+    for proc in psutil.process_iter():
+        try:
+            token = proc.environ().get(OWNER_ENV, "")
+        except psutil.Error:
+            continue
+        if not token.startswith(prefix):
+            continue
+        try:
+            pid_text, created = token[len(prefix) :].split("|")
+            if _owner_alive(int(pid_text), float(created)):
+                continue
+            proc.kill()
+            killed.append(proc.pid)
+        except (ValueError, psutil.Error):
+            continue
+    return killed

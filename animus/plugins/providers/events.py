@@ -162,7 +162,8 @@ class EnvVar:
 
 
 class StreamParser(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...  # read-only, so the parsers' ClassVar satisfies it
 
     def feed(self, line: str) -> list[ProviderEvent]: ...
 
