@@ -140,7 +140,21 @@ def _wait_ready(read_fd: int, proc: subprocess.Popen[bytes], log_path: object) -
     if proc.poll() is None and time.monotonic() >= deadline:
         raise Unavailable(f"daemon (pid {proc.pid}) did not report ready within {START_TIMEOUT:g}s",
                           fix=f"read {log_path}")
-    raise Internal(f"daemon exited during start (code {proc.poll()})", fix=f"read {log_path}")
+    try:
+        code = proc.wait(5)
+    except subprocess.TimeoutExpired:
+        code = None
+    last = _last_line(log_path)
+    raise Internal(f"daemon exited during start (code {code})" + (f": {last}" if last else ""),
+                   fix=f"read {log_path}")
+
+
+def _last_line(path: object) -> str:
+    try:
+        lines = [ln.strip() for ln in open(str(path), errors="replace").read().splitlines()[-50:] if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def stop_daemon(timeout: float, as_json: bool) -> int:
