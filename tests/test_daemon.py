@@ -128,3 +128,16 @@ def test_killed_worker_is_replaced_and_grandchildren_die_with_it(daemon: Env) ->
                      and n["pid"], timeout=3, what="worker replaced")
     assert new != old
     wait_until(lambda: not alive({grandchild}), timeout=3, what="the killed worker's grandchild to die")
+
+
+def test_killed_child_supervisor_takes_workers_grandchildren_with_it(daemon: Env) -> None:
+    daemon.install_probe("worker")
+    daemon.run("daemon", "stop", check=True)
+    daemon.start("--skip-preflight")
+    wait_until(lambda: (n := daemon.node("worker")) and n["state"] == "running", timeout=10, what="worker running")
+    grandchild = daemon.json("plugin", "call", "--name", "worker", "--method", "probe/spawn_grandchild")["result"]["pid"]
+    providers = daemon.node("providers")
+    assert providers is not None
+    os.kill(providers["pid"], signal.SIGKILL)
+    wait_until(lambda: not alive({grandchild}), timeout=3, what="the grandchild to die with its supervisor")
+    wait_until(lambda: (n := daemon.node("worker")) and n["state"] == "running", timeout=10, what="worker back")

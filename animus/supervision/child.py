@@ -118,6 +118,11 @@ class ChildSupervisor:
         except Exception:
             pass  # the plugin went away; the event is in the log either way
 
+    def tree_snapshot(self) -> list[dict[str, Any]]:
+        """The children the root shows under this supervisor (a hook: the
+        workflows supervisor adds the runs it has on a Ray cluster)."""
+        return self.sup.snapshot()
+
     def _changed(self) -> None:
         if self._change_pending:
             return
@@ -126,7 +131,7 @@ class ChildSupervisor:
         async def push() -> None:
             await asyncio.sleep(0)
             self._change_pending = False
-            await self.tree.send(pack({"type": "tree", "children": self.sup.snapshot()}))
+            await self.tree.send(pack({"type": "tree", "children": self.tree_snapshot()}))
 
         asyncio.get_running_loop().create_task(push())
 
@@ -230,11 +235,14 @@ class ChildSupervisor:
         watchdog = loop.create_task(self._watch_parent())
         await self.sup.start()
         await self.after_start()
-        await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.sup.snapshot()}))
+        await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))
         escalated = loop.create_task(self.sup.escalated.wait())
         stop = loop.create_task(self.stopping.wait())
         await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
         code = 1 if self.sup.escalated.is_set() else 0
+        if self._orphaned():
+            self._kill_everything()  # the root is gone: no time for a graceful stop
+            return 3
         await self.before_stop()
         await self.sup.shutdown()
         for task in (server, watchdog, escalated, stop):
@@ -244,16 +252,30 @@ class ChildSupervisor:
         self.bus.close(linger_ms=1000)
         return code
 
-    async def _watch_parent(self) -> None:
+    def _orphaned(self) -> bool:
         parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
+        return bool(parent) and os.getppid() != parent
+
+    def _kill_everything(self) -> None:
+        """SIGKILL every worker's process group: nothing outlives its owner."""
+        leaders = {}
+        for rec in self.sup.children.values():
+            if rec.proc is not None:
+                leaders[rec.proc.pid] = rec.proc.create_time
+        process.kill_groups(leaders)
+
+    async def _watch_parent(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            if parent and os.getppid() != parent:
-                os._exit(3)  # root is gone: our children get their death signal
+            if self._orphaned():
+                self._kill_everything()
+                os._exit(3)
 
 
 def main() -> None:
-    process.set_parent_death_signal()
+    # SIGTERM (not SIGKILL) when the root dies, so that we can kill our workers'
+    # process groups on the way out; see ChildSupervisor._kill_everything
+    process.set_parent_death_signal(signal.SIGTERM)
     parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
     if parent and os.getppid() != parent:
         sys.exit(3)

@@ -5,8 +5,9 @@ runs) and a parent-death signal (so it cannot outlive the supervisor that
 owns it, even when that supervisor is SIGKILLed). Exits are watched with a
 pidfd, which the event loop polls like any socket.
 
-One termination function: SIGTERM to the group, wait up to the spec's
-timeout, then SIGKILL to the group and to every descendant seen before.
+One termination function: SIGTERM to the group (plus SIGCONT, so a
+stopped child can act on it), wait up to the spec's timeout, then SIGKILL to
+the group and to every descendant seen before.
 """
 
 from __future__ import annotations
@@ -228,6 +229,29 @@ def kill_tree(pids: set[int], create_times: Mapping[int, float] | None = None) -
             pass
 
 
+def kill_groups(leaders: Mapping[int, float]) -> int:
+    """SIGKILL every process in the process groups led by ``leaders`` (pid → create
+    time) that was created after its leader: what a dead worker left behind.
+    A group id reused by an unrelated, older process is never touched."""
+    if not leaders:
+        return 0
+    killed = 0
+    for proc in psutil.process_iter(["pid", "create_time"]):
+        try:
+            pgid = os.getpgid(proc.pid)
+        except OSError:
+            continue
+        born = leaders.get(pgid)
+        if born is None or proc.info["create_time"] + 0.01 < born or proc.pid == os.getpid():
+            continue
+        try:
+            proc.kill()
+            killed += 1
+        except psutil.Error:
+            continue
+    return killed
+
+
 async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
     """Stop a child and everything it started; return its exit status."""
     child.descendants |= descendants(child.pid)
@@ -236,6 +260,7 @@ async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
             _signal_group(child.pid, signal.SIGKILL)
         else:
             _signal_group(child.pid, signal.SIGTERM)
+            _signal_group(child.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
             limit = None if isinstance(shutdown, Infinity) else shutdown.seconds
             if not await _wait_exit(child, limit):
                 child.descendants |= descendants(child.pid)

@@ -43,6 +43,7 @@ class ChildRecord:
     proc: process.ChildProcess | None = None
     restarts: int = 0
     last_error: str = ""
+    failure: str = ""  # why the supervisor itself killed the current process (hung, bad handshake)
     info: dict[str, Any] = field(default_factory=dict)
     ready: asyncio.Future[None] | None = None
     stopping: bool = False
@@ -115,6 +116,7 @@ class Supervisor:
         rec = self.children[child_id]
         rec.timer = None
         rec.stopping = False
+        rec.failure = ""
         rec.exited = asyncio.Event()
         loop = asyncio.get_running_loop()
         rec.ready = loop.create_future()
@@ -137,7 +139,8 @@ class Supervisor:
             await asyncio.wait_for(asyncio.shield(rec.ready), self.ready_timeout)
         except asyncio.TimeoutError:
             if rec.proc is proc and proc.returncode() is None:
-                rec.last_error = f"no ready acknowledgement within {self.ready_timeout:g}s (hung at start?)"
+                rec.last_error = rec.failure = (
+                    f"no ready acknowledgement within {self.ready_timeout:g}s (hung at start?)")
                 self.emit("child_start_timeout", "error", {"child": child_id, "pid": proc.pid,
                                                            "error": rec.last_error})
                 await process.terminate(proc, rec.spec.shutdown)
@@ -167,7 +170,7 @@ class Supervisor:
         rec = self.children.get(child_id)
         if rec is None or rec.proc is None:
             return
-        rec.last_error = error
+        rec.last_error = rec.failure = error
         if rec.ready is not None and not rec.ready.done():
             rec.ready.set_exception(RuntimeError(error))
             rec.ready.exception()  # retrieved: nobody else must see it unhandled
@@ -183,10 +186,9 @@ class Supervisor:
         if rec is None or (proc is not None and rec.proc is not proc):
             return
         reason = ExitReason.from_status(status, requested=rec.stopping or self.closing)
-        if proc is not None and proc.stderr_tail and not reason.requested:
-            rec.last_error = proc.last_error()
-        elif not reason.requested and not rec.last_error.startswith(("no ready", "failed")):
-            rec.last_error = reason.describe()
+        if proc is not None and not reason.requested:
+            # the supervisor's own reason for a kill says more than the victim's stderr
+            rec.last_error = rec.failure or proc.last_error() or reason.describe()
         if rec.ready is not None and not rec.ready.done():
             rec.ready.set_exception(RuntimeError(rec.last_error or reason.describe()))
             rec.ready.exception()
@@ -199,6 +201,15 @@ class Supervisor:
         if self.closing:
             rec.state = ChildState.STOPPED
             return
+        # a sibling stopped by a restart plan (one_for_all, rest_for_one) is the plan's to start
+        if not (reason.requested and rec.state is ChildState.RESTARTING):
+            self._decide(rec, reason)
+        self.on_change()
+        self.on_exit_hook(child_id, reason)
+
+    def _decide(self, rec: ChildRecord, reason: ExitReason) -> None:
+        """Ask the restart policy about an exit and carry out its decision."""
+        child_id = rec.spec.id
         decision = self.policy.on_exit(child_id, reason, self.clock())
         if isinstance(decision, Ignore):
             rec.state = ChildState.STOPPED
@@ -218,8 +229,6 @@ class Supervisor:
             self.escalated.set()
         else:
             self._restart(decision)
-        self.on_change()
-        self.on_exit_hook(child_id, reason)
 
     def _restart(self, decision: RestartChildren) -> None:
         loop = asyncio.get_running_loop()
@@ -234,9 +243,8 @@ class Supervisor:
         async def carry_out() -> None:
             for child_id in decision.stop:
                 rec = self.children.get(child_id)
-                if rec and rec.proc and rec.proc.returncode() is None:
-                    rec.stopping = True
-                    await process.terminate(rec.proc, rec.spec.shutdown)
+                if rec is not None:
+                    await self._stop(rec)
             if decision.delay:
                 await asyncio.sleep(decision.delay)
             for child_id in decision.start:
@@ -251,13 +259,17 @@ class Supervisor:
         rec = self.children[child_id]
         if rec.timer is not None:
             rec.timer.cancel()
-        rec.stopping = True
-        if rec.proc is not None and rec.proc.returncode() is None:
-            await process.terminate(rec.proc, rec.spec.shutdown)
-            await rec.exited.wait()
+        await self._stop(rec)
         rec.state = ChildState.STOPPED
         self.on_change()
         return rec
+
+    async def _stop(self, rec: ChildRecord) -> None:
+        """The one way to stop a child: terminate it and wait until its exit is recorded."""
+        rec.stopping = True
+        if rec.proc is not None and not rec.exited.is_set():
+            await process.terminate(rec.proc, rec.spec.shutdown)
+            await rec.exited.wait()  # the exit event is emitted before we go on
 
     async def restart_child(self, child_id: str) -> ChildRecord:
         rec = self.children[child_id]
@@ -273,10 +285,8 @@ class Supervisor:
         self.closing = True
         for child_id in reversed(list(self.policy.order)):
             rec = self.children.get(child_id)
-            if rec and rec.proc is not None and rec.proc.returncode() is None:
-                rec.stopping = True
-                await process.terminate(rec.proc, rec.spec.shutdown)
-            if rec:
+            if rec is not None:
+                await self._stop(rec)
                 rec.state = ChildState.STOPPED
         self.on_change()
 
