@@ -14,7 +14,7 @@
     bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers
     plugins:                     # per plugin: extra env to pass, config to send
       oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
-    runners: {backend: local}
+    runners: {backend: local}    # or ray: see animus/workflow/ray_config.py, docs/ray.md
     transport: {host: 127.0.0.1, port: 7878}
 
 Every key is optional. A bad file stops the daemon with one line naming the
@@ -31,6 +31,7 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.supervision.spec import Backoff, SpecError
+from animus.workflow.ray_config import RunnersConfigError, parse_runners
 
 __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE"]
 
@@ -52,6 +53,7 @@ class DaemonConfig:
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     runners: dict[str, Any] = field(default_factory=lambda: {"backend": "local"})
     transport: dict[str, Any] = field(default_factory=dict)
+    scheduler_kinds: tuple[str, ...] = ("task",)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def plugin_env(self, name: str) -> list[str]:
@@ -96,9 +98,10 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     for ep in tcp:
         if not str(ep).startswith("tcp://"):
             raise _fail(path, "bus.tcp", f"expected tcp://host:port, got {ep!r}")
-    runners = raw.get("runners") or {"backend": "local"}
-    if runners.get("backend", "local") not in ("local", "ray"):
-        raise _fail(path, "runners.backend", f"expected local or ray, got {runners.get('backend')!r}")
+    try:
+        runners = parse_runners(raw.get("runners"))
+    except RunnersConfigError as exc:
+        raise _fail(path, exc.key, exc.message) from None
     return DaemonConfig(
         pool_size=pool,
         interval_secs=float(raw.get("interval_secs", 5.0)),
@@ -111,5 +114,6 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         plugins=dict(raw.get("plugins") or {}),
         runners=dict(runners),
         transport=dict(raw.get("transport") or {}),
+        scheduler_kinds=tuple(str(k) for k in ((raw.get("scheduler") or {}).get("kinds") or ["task"])),
         raw=raw,
     )

@@ -1,0 +1,1 @@
+"""The ``linear`` subject backend: Linear issues through Linear's GraphQL API."""

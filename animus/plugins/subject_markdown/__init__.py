@@ -1,0 +1,1 @@
+"""The ``markdown`` subject backend: tasks as Markdown files in the repository."""

@@ -1,0 +1,1 @@
+"""The ``requirements`` subject backend: requirements kept in the scoped ``workflow.db``."""

@@ -1,0 +1,1 @@
+"""The ``sqlite`` subject backend: subjects in an SQLite file the operator chose."""
