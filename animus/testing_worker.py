@@ -3,7 +3,7 @@
 Behaviour comes from the ``PROBE_MODE`` environment variable (declared in
 the manifest the tests write, so it crosses the env filter):
 
-- ``ok``: a well-behaved plugin (``echo``, ``sleep``, ``spawn_grandchild``)
+- ``ok``: a well-behaved plugin (``echo``, ``sleep``, ``spawn_grandchild``, ``pid``, ``env``)
 - ``crash_on_init``: exits 3 before connecting, with a line on stderr
 - ``hang_handshake``: connects, announces itself, never answers initialize
 - ``garbage``: answers initialize with a non-msgpack frame
@@ -58,6 +58,11 @@ class ProbePlugin(Plugin):
     def pid(self, params: dict[str, Any], ctx: RequestContext) -> Any:
         return {"pid": os.getpid()}
 
+    @method("probe/env")
+    def env(self, params: dict[str, Any], ctx: RequestContext) -> Any:
+        """What the host gave this process: its environment and working directory."""
+        return {"env": dict(os.environ), "cwd": os.getcwd()}
+
 
 def _raw_peer(mode: str) -> None:
     """Speak just enough of the protocol to misbehave in a chosen way."""
@@ -65,7 +70,7 @@ def _raw_peer(mode: str) -> None:
 
     from animus.bus.codec import pack, unpack
 
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, f"{os.environ[p.ENV_ID]}:{os.getpid()}".encode())
     sock.connect(os.environ[p.ENV_ENDPOINT])
     sock.send(pack(p.notification("$/ready", {"pid": os.getpid()})))

@@ -24,7 +24,7 @@ from animus.bus.codec import CodecError, pack, unpack
 from animus.errors import Unavailable
 from animus.workers import protocol as p
 
-__all__ = ["PluginHost", "PluginCallError"]
+__all__ = ["PluginHost", "PluginCallError", "PluginProtocolError"]
 
 HANDSHAKE_TIMEOUT = float(os.environ.get("ANIMUS_HANDSHAKE_TIMEOUT", "5"))
 PING_INTERVAL = float(os.environ.get("ANIMUS_PING_INTERVAL", "2"))
@@ -42,6 +42,10 @@ class PluginCallError(Exception):
         super().__init__(f"{plugin}: {self.message} (code {self.code})")
 
 
+class PluginProtocolError(Unavailable):
+    """The plugin broke the wire protocol (a frame that is not a msgpack map)."""
+
+
 class PluginHost:
     def __init__(
         self,
@@ -52,6 +56,8 @@ class PluginHost:
         emit: Callable[[str, str, dict[str, Any]], None],
         configs: dict[str, dict[str, Any]] | None = None,
         on_notification: Callable[[str, str, dict[str, Any]], None] | None = None,
+        handshake_timeout: float | None = None,
+        on_connect: Callable[[str, int], None] | None = None,
     ) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -63,6 +69,8 @@ class PluginHost:
         self.emit = emit
         self.configs = configs or {}
         self.on_notification = on_notification
+        self.handshake_timeout = HANDSHAKE_TIMEOUT if handshake_timeout is None else handshake_timeout
+        self.on_connect = on_connect
         self.peers: dict[str, tuple[bytes, int]] = {}  # child id -> (routing id, pid)
         self.info: dict[str, dict[str, Any]] = {}
         self.ready: set[str] = set()
@@ -80,20 +88,32 @@ class PluginHost:
 
     async def _read(self) -> None:
         while True:
-            ident, raw = await self.sock.recv_multipart()
+            ident, *frames = await self.sock.recv_multipart()
             try:
-                msg = unpack(raw)
                 child, pid_text = ident.decode().rsplit(":", 1)
                 pid = int(pid_text)
-            except (CodecError, ValueError, UnicodeDecodeError):
-                self.malformed += 1
+            except (ValueError, UnicodeDecodeError):
+                self.malformed += 1  # not a plugin's routing id: nobody to answer
+                continue
+            if len(frames) != 1:  # e.g. a REQ socket's empty delimiter: one frame per message
+                self._malformed(child, pid, f"sent a message of {len(frames)} frames, not one "
+                                            f"msgpack frame (use a DEALER socket)")
+                continue
+            raw = frames[0]
+            try:
+                msg = unpack(raw)
+            except CodecError as exc:
+                why = exc.reason if "exceeds" in exc.reason else f"first bytes {exc.raw[:16]!r}"
+                self._malformed(child, pid, f"sent a frame that is not valid msgpack ({why})")
                 continue
             if not isinstance(msg, dict):
-                self.malformed += 1
+                self._malformed(child, pid, f"sent a {type(msg).__name__}, not a JSON-RPC message object")
                 continue
             if msg.get("method") == "$/ready":
                 self.peers[child] = (ident, pid)
                 self.ready.discard(child)
+                if self.on_connect is not None:
+                    self.on_connect(child, pid)
                 task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -103,6 +123,22 @@ class PluginHost:
                     entry[1].set_result(msg)
             elif "method" in msg and self.on_notification is not None:
                 self.on_notification(child, str(msg["method"]), msg.get("params") or {})
+
+    def _malformed(self, child: str, pid: int, what: str) -> None:
+        """A frame we cannot read: its reply id is lost, so fail what the plugin owes us.
+
+        Waiting for the timeout instead would report a plugin that answers
+        garbage as a hung one.
+        """
+        self.malformed += 1
+        if self.peers.get(child, (b"", -1))[1] != pid:
+            return  # a stale process of a plugin that was already replaced
+        error = PluginProtocolError(f"plugin {child} {what}")
+        self.emit("plugin_malformed_frame", "warn", {"child": child, "pid": pid, "error": str(error)})
+        for req_id, (owner, fut) in list(self._pending.items()):
+            if owner == child and not fut.done():
+                fut.set_exception(error)
+                self._pending.pop(req_id, None)
 
     async def _send(self, child: str, msg: dict[str, Any]) -> None:
         peer = self.peers.get(child)
@@ -121,7 +157,7 @@ class PluginHost:
         try:
             await self._send(child, p.request(req_id, method, params))
             reply = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Unavailable(f"plugin {child} did not answer {method} within {timeout:g}s") from None
         finally:
             self._pending.pop(req_id, None)
@@ -140,7 +176,7 @@ class PluginHost:
             "config": self.configs.get(child, {}),
         }
         try:
-            result = await self.request(child, "initialize", params, HANDSHAKE_TIMEOUT)
+            result = await self.request(child, "initialize", params, self.handshake_timeout)
             if not isinstance(result, dict):
                 raise ValueError(f"initialize returned {type(result).__name__}, not a result object")
             theirs = str(result.get("protocol_version", ""))
@@ -150,6 +186,8 @@ class PluginHost:
                                  f"protocol {p.PROTOCOL_VERSION.split('.')[0]}.x")
             await self.notify(child, "initialized", {})
         except (PluginCallError, Unavailable, ValueError) as exc:
+            if not self._current(child, pid):
+                return  # that process already exited (and may be replaced): its supervisor knows
             error = f"handshake failed: {exc}"
             self.emit("plugin_handshake_failed", "error", {"child": child, "pid": pid, "error": error})
             self.on_failed(child, error)
@@ -171,11 +209,21 @@ class PluginHost:
             for child, res in zip(live, results):
                 if isinstance(res, BaseException):
                     self.misses[child] = self.misses.get(child, 0) + 1
-                    if self.misses[child] >= PING_MISSES and child in self.ready:
+                    if self.misses[child] >= PING_MISSES and child in self.ready and child in self.peers:
                         self.ready.discard(child)
                         self.on_failed(child, f"not answering pings ({PING_MISSES} missed): hung?")
                 else:
                     self.misses[child] = 0
+
+    def _current(self, child: str, pid: int) -> bool:
+        """True while ``pid`` is still the connected process of ``child``.
+
+        ``on_failed`` kills the child's *current* process; a failure seen for
+        an older one (it exited, and a restart may already be running) must
+        not reach it.
+        """
+        peer = self.peers.get(child)
+        return peer is not None and peer[1] == pid
 
     def forget(self, child: str) -> None:
         """The child exited: fail its pending requests at once."""

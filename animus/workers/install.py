@@ -26,13 +26,15 @@ from animus.state.scope import Scope
 from animus.workers.manifest import MANIFEST_FILE, Manifest, load_manifest
 from animus.workers.registry import Registry
 
-__all__ = ["install", "install_defaults", "uninstall", "builtin_catalog", "DEFAULT_SETS", "dir_sha256"]
+__all__ = ["install", "install_defaults", "uninstall", "builtin_catalog", "DEFAULT_SETS", "dir_sha256",
+           "file_sha256"]
 
 PLUGINS_PKG = Path(__file__).resolve().parent.parent / "plugins"
 DEFAULT_SETS = {
     "base": ("claude", "codex", "gemini", "opencode", "oai"),
     "subjects": ("default", "requirements", "linear", "sqlite", "markdown"),
     "transports": ("transport-http", "transport-graphql", "web-ui"),
+    "triggers": ("cron", "file-watcher", "webhook"),
 }
 _RELEASE = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+)(@(?P<tag>[^/\s]+))?$")
 
@@ -56,7 +58,7 @@ def dir_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -133,7 +135,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
                 raise NotFound(f"no first-party plugin named {name!r} in this build",
                                fix=f"available: {', '.join(sorted(catalog)) or 'none'}")
             plugin_src = catalog[name]
-            sha = _file_sha256(plugin_src / MANIFEST_FILE)
+            sha = file_sha256(plugin_src / MANIFEST_FILE)
             signature = {"status": "builtin", "reason": "ships inside the animus package"}
             source = f"builtin:{name}"
         else:
@@ -163,7 +165,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
                     raise SignatureRefused(check.error_block(artifact.name))
                 if check.status not in (SignatureStatus.VERIFIED, SignatureStatus.SKIPPED):
                     say(f"warning: signature {check.status}: {check.reason} (policy {sig_policy})")
-                sha = _file_sha256(artifact)
+                sha = file_sha256(artifact)
                 plugin_src = _extract(artifact, staging / "unpacked")
         manifest = load_manifest(plugin_src)
         if sig_policy is SignaturePolicy.STRICT and signature["status"] == "unverified":
@@ -190,7 +192,14 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
 
 
 class SignatureRefused(InvalidInput):
-    """Strict policy refused the artifact; the message is the runbook's block."""
+    """Strict policy refused the artifact; the message is the runbook's block.
+
+    The fix travels in ``--json`` output; the text form is the block alone.
+    """
+
+    def __init__(self, block: str) -> None:
+        super().__init__(block, fix="install a signed release, or for an unsigned local build: "
+                                    "animus plugin install <source> --signature-policy disabled")
 
     def one_line(self) -> str:
         return self.message.removeprefix("error: ")
@@ -206,13 +215,16 @@ def _swap_into_place(new: Path, dest: Path) -> None:
 
 
 def install_defaults(scope: Scope, include_subjects: bool = False, include_transports: bool = False,
-                     force: bool = False, progress: Callable[[str], None] | None = None) -> list[str]:
+                     force: bool = False, progress: Callable[[str], None] | None = None,
+                     include_triggers: bool = False) -> list[str]:
     catalog = builtin_catalog()
     wanted = list(DEFAULT_SETS["base"])
     if include_subjects:
         wanted += DEFAULT_SETS["subjects"]
     if include_transports:
         wanted += DEFAULT_SETS["transports"]
+    if include_triggers:
+        wanted += DEFAULT_SETS["triggers"]
     done = []
     for name in wanted:
         if name not in catalog:

@@ -3,7 +3,9 @@
 Each plugin gets only the environment it declares (``env_required``), the
 safe base (PATH, HOME, …), what the operator passes in config, and the
 ``ANIMUS_*`` variables that tell it where its host, the bus and the control
-socket are. Its cwd is pinned to the project root.
+socket are. Its cwd is pinned to the project root. A missing required
+variable is logged at spawn and the plugin still starts (it decides whether
+it can run without it); ``plugin info|ping|call`` refuse up front instead.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
     for plugin in Registry(scope.plugins_dir).installed():
         if plugin.manifest is None or SUPERVISOR_OF_ROLE.get(plugin.manifest.role) != sup_cfg["name"]:
             continue
+        missing = plugin.manifest.missing_env()
+        if missing:  # warn and still spawn: the plugin decides whether it can run without them
+            from animus.logs import get_logger
+
+            get_logger().warning("plugin is missing required environment variables",
+                                 plugin=plugin.name, missing=missing)
         children.append({
             "id": plugin.name,
             "argv": plugin.manifest.argv(),

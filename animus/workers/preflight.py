@@ -21,12 +21,21 @@ FIX = {"provider": "animus plugin install-defaults",
        "subject": "animus plugin install-defaults --include-subjects"}
 
 
+def _default_order(name: str) -> tuple[int, str]:
+    """The first-party set in its catalog order (as the runbook lists it), then the rest by name."""
+    from animus.workers.install import DEFAULT_SETS
+
+    order = [n for names in DEFAULT_SETS.values() for n in names]
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
 def preflight(scope: Scope) -> dict[str, Any]:
     installed = Registry(scope.plugins_dir).installed()
     satisfied: dict[str, list[str]] = {}
     warnings = [f"{p.name}: {p.error}" for p in installed if p.error]
     for row, roles in ROWS:
-        satisfied[row] = [p.name for p in installed if p.manifest and p.manifest.role in roles]
+        names = [p.name for p in installed if p.manifest and p.manifest.role in roles]
+        satisfied[row] = sorted(names, key=_default_order)
     missing = [role for role in REQUIRED if not satisfied[role]]
     fixes = []
     if "provider" in missing:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,6 +235,9 @@ def _verify(artifact: Path, bundle_path: Path, expected: Sequence[_Expected]) ->
         raise SignatureError(f"bundle is not valid sigstore JSON: {_one_line(exc)}") from None
     policy = _PublisherPolicy(expected)
     hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
+    # offline is deliberate: sigstore's "TUF repository is loaded in offline mode"
+    # warning would land on the operator's stderr as a stray line
+    logging.getLogger("sigstore._internal.tuf").setLevel(logging.ERROR)
     try:
         Verifier.production(offline=True).verify_artifact(hashed, bundle, policy)
     except (SigstoreError, ValueError, OSError) as exc:  # OSError: unwritable TUF cache

@@ -13,7 +13,7 @@ from typing import Any
 
 from animus.errors import AnimusError, NotFound
 from animus.state.scope import Scope
-from animus.workers.install import builtin_catalog, dir_sha256, install
+from animus.workers.install import builtin_catalog, dir_sha256, file_sha256, install
 from animus.workers.manifest import load_manifest
 from animus.workers.registry import Registry
 
@@ -40,7 +40,8 @@ def _plan(entry: dict[str, Any], tag: str | None) -> tuple[str, str, str]:
     if kind == "tarball":
         if not Path(where).is_file():
             return "failed", f"source tarball {where} is gone", ""
-        return "update", where, where
+        changed = file_sha256(Path(where)) != entry.get("sha256")
+        return ("update" if changed else "up-to-date"), where, where
     if kind == "github":
         repo = where.split("@", 1)[0]
         target = f"{repo}@{tag}" if tag else repo
