@@ -33,11 +33,16 @@ from animus.errors import InvalidInput
 from animus.supervision.spec import Backoff, SpecError
 from animus.workflow.ray_config import RunnersConfigError, parse_runners
 
-__all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE"]
+__all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
 CONFIG_FILE = ".animus/config.yaml"
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
           "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout"}
+
+
+def truthy(value: str | None) -> bool:
+    """Kill-switch truth: anything but empty, 0, false, no, off."""
+    return bool(value) and str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class ChildRecord:
             "name": self.spec.id,
             "kind": self.spec.type.value,
             "role": self.spec.role,
-            "pid": self.proc.pid if self.proc and self.state is not ChildState.STOPPED else None,
+            "pid": self.proc.pid if self.proc and self.state not in (ChildState.STOPPED, ChildState.DISABLED) else None,
             "state": "running" if self.state is ChildState.STARTING else self.state.value,
             "restarts": self.restarts,
             "last_error": self.last_error or None,

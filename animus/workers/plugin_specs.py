@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from animus.config import DaemonConfig
+from animus.config import DaemonConfig, truthy
 from animus.state.scope import Scope
 from animus.workers import protocol as p
 from animus.workers.registry import InstalledPlugin, Registry
@@ -28,6 +28,9 @@ SUPERVISOR_OF_ROLE = {
     "web-ui": "transports",
     "log-storage": "transports",
 }
+
+
+LOG_STORAGE_SWITCH = "ANIMUS_DAEMON_DISABLE_LOG_STORAGE_PLUGIN"
 
 
 def plugin_env(plugin: InstalledPlugin, scope: Scope, config: DaemonConfig,
@@ -57,6 +60,8 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
     for plugin in Registry(scope.plugins_dir).installed():
         if plugin.manifest is None or SUPERVISOR_OF_ROLE.get(plugin.manifest.role) != sup_cfg["name"]:
             continue
+        if plugin.manifest.role == "log-storage" and truthy(os.environ.get(LOG_STORAGE_SWITCH)):
+            continue  # kill switch: the in-tree events.jsonl is the log storage
         missing = plugin.manifest.missing_env()
         if missing:  # warn and still spawn: the plugin decides whether it can run without them
             from animus.logs import get_logger

@@ -80,6 +80,7 @@ class Plugin:
         self.config: dict[str, Any] = dict(json.loads(os.environ.get(p.ENV_CONFIG) or "{}"))
         self.started = time.monotonic()
         self.last_error: str | None = None
+        self.last_error_at = 0.0  # a handler error degrades health for a minute, not for ever
         self.state_root = os.environ.get(p.ENV_STATE, "")
         self.project_root = os.environ.get(p.ENV_PROJECT, os.getcwd())
         self._send: Callable[[dict[str, Any]], None] | None = None
@@ -91,10 +92,14 @@ class Plugin:
         """Called once with the host's initialize params (config included)."""
 
     def health(self) -> dict[str, Any]:
-        return {"status": "degraded" if self.last_error else "healthy", "last_error": self.last_error}
+        recent = self.last_error is not None and time.monotonic() - self.last_error_at < 60
+        return {"status": "degraded" if recent else "healthy", "last_error": self.last_error}
 
     def on_shutdown(self) -> None:
         """Release resources; called once before the process exits."""
+
+    def on_notification(self, method_name: str, params: dict[str, Any]) -> None:
+        """A notification from the host (e.g. ``trigger/ack``); runs in a worker thread."""
 
     def route(self, method_name: str) -> Callable[..., Any] | None:
         """Handlers for methods named at run time (e.g. ``<kind>/list``); None if unknown."""
@@ -183,7 +188,9 @@ class _Runtime:
             return
         data = pack(msg)
         if threading.current_thread() is threading.main_thread():
-            loop.create_task(self.sock.send(data))
+            task = loop.create_task(self.sock.send(data))
+            self.tasks.add(task)  # keep a reference until it is sent
+            task.add_done_callback(self.tasks.discard)
         else:
             asyncio.run_coroutine_threadsafe(self.sock.send(data), loop)
 
@@ -247,7 +254,11 @@ class _Runtime:
         if name == "exit":
             self.stopping.set()
             return
-        if name == "initialized" or req_id is None:
+        if name == "initialized":
+            return
+        if req_id is None:  # a host notification (e.g. trigger/ack): the plugin's hook, off the loop
+            loop = asyncio.get_running_loop()
+            loop.run_in_executor(self.pool, self.plugin.on_notification, str(name), params)
             return
         task = asyncio.get_running_loop().create_task(self._handle(req_id, str(name), params))
         self.tasks.add(task)
@@ -261,6 +272,7 @@ class _Runtime:
             reply = p.error(req_id, exc.code, exc.message, exc.data)
         except Exception as exc:
             self.plugin.last_error = f"{type(exc).__name__}: {exc}"
+            self.plugin.last_error_at = time.monotonic()
             reply = p.error(req_id, p.INTERNAL_ERROR, self.plugin.last_error)
         try:
             await self.sock.send(pack(reply))
