@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,24 @@ def _bundle_beside(artifact: Path) -> Path | None:
     return None
 
 
+def _extract_zip(archive: Path, dest: Path) -> None:
+    """A wheel or zip: refuse members that would land outside ``dest``."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (dest / member).resolve()
+            if not str(target).startswith(str(dest.resolve())):
+                raise InvalidInput(f"{archive}: member {member!r} escapes the plugin folder")
+        zf.extractall(dest)
+
+
 def _extract(tarball: Path, dest: Path) -> Path:
     try:
-        with tarfile.open(tarball, "r:*") as tar:
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError) as exc:
+        if zipfile.is_zipfile(tarball):
+            _extract_zip(tarball, dest)
+        else:
+            with tarfile.open(tarball, "r:*") as tar:
+                tar.extractall(dest, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise InvalidInput(f"{tarball}: not a readable plugin tarball ({exc})",
                            fix="build it with tar czf <name>.tar.gz <plugin folder>") from None
     if (dest / MANIFEST_FILE).is_file():
