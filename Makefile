@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/animus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $(BIN)/animus
 
 demo: $(BIN)/animus

@@ -6,11 +6,12 @@ what it dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-__all__ = ["pack", "unpack", "CodecError", "MAX_FRAME_BYTES"]
+__all__ = ["pack", "new_packer", "unpack", "CodecError", "MAX_FRAME_BYTES"]
 
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 
@@ -24,6 +25,11 @@ class CodecError(ValueError):
 
 def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+
+
+def new_packer() -> Callable[[Any], bytes]:
+    """``pack`` for one thread at a time, about twice as fast (a reused Packer)."""
+    return msgpack.Packer(use_bin_type=True, datetime=False).pack  # type: ignore[no-any-return]
 
 
 def unpack(data: bytes, max_size: int = MAX_FRAME_BYTES) -> Any:

@@ -22,18 +22,39 @@ from animus.bus.envelope import level_at_least
 
 __all__ = ["EventLog", "to_log_line", "read_tail"]
 
+_DUMPS = orjson.OPT_NON_STR_KEYS
+_OPTIONAL = ("workflow_id", "run_id", "phase")  # None in most events: dropped from the line
+
+# (whole second, its formatted prefix), swapped as one reference so that
+# threads never pair one second with another's prefix: one strftime a second
+_second: list[tuple[int, str]] = [(-1, "")]
+
 
 def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+    sec = int(ts)
+    cached = _second[0]
+    if cached[0] != sec:
+        cached = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+        _second[0] = cached
+    return f"{cached[1]}.{int((ts - sec) * 1e6):06d}Z"
 
 
 def to_log_line(event: dict[str, Any]) -> bytes:
-    """The log form of an event: the envelope with an RFC 3339 ``ts`` and a ``msg``."""
-    line = {k: v for k, v in event.items() if v is not None}
+    """The log form of an event: the envelope with an RFC 3339 ``ts`` and a ``msg``.
+
+    Raises ``TypeError``/``ValueError`` for an event JSON cannot hold (bytes
+    map keys, nesting past orjson's limit); callers count it as malformed.
+    """
+    line = event.copy()
+    for key in _OPTIONAL:
+        if key in line and line[key] is None:
+            del line[key]
+    if None in line.values():
+        line = {k: v for k, v in line.items() if v is not None}
     line["ts"] = _rfc3339(float(event["ts"]))
-    data = event.get("data") or {}
-    line["msg"] = str(data.get("message") or event["kind"])
-    return orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS, default=str) + b"\n"
+    data = event.get("data")
+    line["msg"] = str((data.get("message") if type(data) is dict else None) or event["kind"])
+    return orjson.dumps(line, option=_DUMPS, default=str) + b"\n"
 
 
 class EventLog:
@@ -71,26 +92,37 @@ class EventLog:
             return size
 
     def write_lines(self, lines: list[bytes]) -> None:
+        """Append whole lines; on a write error (disk full) take back any part of the batch."""
         if not lines:
             return
         blob = b"".join(lines)
         view = memoryview(blob)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        start = self._size
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, start)  # no torn line left in the middle of the file
+            except OSError:
+                pass
+            raise
         self._size += len(blob)
         if self._size >= self.max_bytes:
             self._rotate()
 
     def _rotate(self) -> None:
         os.close(self._fd)
-        for i in range(self.keep - 1, 0, -1):
-            src = self.path.with_name(f"{self.path.name}.{i}")
-            if src.exists():
-                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._size = 0
+        try:
+            for i in range(self.keep - 1, 0, -1):
+                src = self.path.with_name(f"{self.path.name}.{i}")
+                if src.exists():
+                    os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        finally:  # even when a rename failed: keep a file to write to
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
 
     def close(self) -> None:
         try:

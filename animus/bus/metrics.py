@@ -8,9 +8,11 @@ Prometheus text exposition format for scrapers.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["Metrics", "BUCKETS_SECONDS", "render_prometheus", "RUNBOOK_COUNTERS"]
@@ -25,12 +27,35 @@ RUNBOOK_COUNTERS = (
     "agent_runs_total",
 )
 
+# Label values come from events (kinds, plugin names): keep them readable in
+# both renderings and keep a misbehaving publisher from growing the table
+# without bound.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+MAX_LABEL_CHARS = 64
+MAX_SERIES_PER_NAME = 1000
+OVERFLOW = "_other"
+
 _TERMINAL_WORKFLOW = {
     "workflow_completed": "completed",
     "workflow_failed": "failed",
     "workflow_blocked": "blocked",
     "workflow_cancelled": "cancelled",
 }
+
+
+_SPECIAL_KINDS = frozenset({
+    *_TERMINAL_WORKFLOW, "agent_run_started", "plugin_disabled", "child_restarting",
+    "child_start_failed", "child_start_timeout", "plugin_handshake_failed", "phase_completed",
+    "trigger_event",
+})
+
+
+def label_value(value: object) -> str:
+    """A label value safe in ``name{k=v}`` keys and Prometheus text."""
+    text = str(value)
+    if len(text) <= MAX_LABEL_CHARS and not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub("_", text[:MAX_LABEL_CHARS])
 
 
 def _key(name: str, labels: Labels) -> str:
@@ -46,18 +71,29 @@ class Metrics:
         self.counters: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], list[float]] = {}
         self.gauge_sources: dict[str, Callable[[], dict[str, float]]] = {}
+        self._series: dict[str, int] = {}
         for name in RUNBOOK_COUNTERS:  # present (zero) from the first snapshot
             self.counters[(name, ())] = 0.0
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+        key = (name, tuple(sorted((k, label_value(v)) for k, v in labels.items())))
         with self._lock:
+            self._add(key, value)
+
+    def _add(self, key: tuple[str, Labels], value: float) -> None:
+        """Add to a counter; the caller holds the lock."""
+        counters = self.counters
+        if key not in counters:
+            name, labels = key
             if labels:
-                self.counters.pop((name, ()), None)
-            self.counters[key] = self.counters.get(key, 0.0) + value
+                counters.pop((name, ()), None)
+                series = self._series[name] = self._series.get(name, 0) + 1
+                if series > MAX_SERIES_PER_NAME:
+                    key = (name, tuple((k, OVERFLOW) for k, _ in labels))
+        counters[key] = counters.get(key, 0.0) + value
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
+        key = (name, tuple(sorted((k, label_value(v)) for k, v in labels.items())))
         with self._lock:
             buckets = self.histograms.setdefault(key, [0.0] * (len(BUCKETS_SECONDS) + 3))
             for i, bound in enumerate(BUCKETS_SECONDS):
@@ -68,9 +104,25 @@ class Metrics:
             buckets[-1] += 1  # count
 
     def count_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("kind", "")
-        data = event.get("data") or {}
-        self.inc("subscription_events_total", kind=kind)
+        self.count_events((event,))
+
+    def count_events(self, events: Iterable[dict[str, Any]]) -> None:
+        """Count a batch of events: one lock per batch on the log writer's hot path."""
+        kinds: dict[str, int] = {}
+        special = []
+        for event in events:
+            kind = event.get("kind", "")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind in _SPECIAL_KINDS:
+                special.append(event)
+        with self._lock:
+            for kind, n in kinds.items():
+                self._add(("subscription_events_total", (("kind", label_value(kind)),)), n)
+        for event in special:
+            data = event.get("data")
+            self._count_special(event["kind"], data if isinstance(data, dict) else {})
+
+    def _count_special(self, kind: str, data: dict[str, Any]) -> None:
         if kind in _TERMINAL_WORKFLOW:
             self.inc("workflow_runs_total", status=_TERMINAL_WORKFLOW[kind])
         elif kind == "agent_run_started":
@@ -83,16 +135,16 @@ class Metrics:
             self.inc("plugin_start_failures_total", plugin=str(data.get("child", "unknown")))
         elif kind == "phase_completed":
             self.inc("phase_executions_total", status=str(data.get("status", "unknown")))
-            if isinstance(data.get("duration_ms"), (int, float)):
+            if _is_number(data.get("duration_ms")):
                 self.observe("phase_duration_seconds", data["duration_ms"] / 1000.0)
-            usage = data.get("usage") or {}
+            usage = data.get("usage")
+            usage = usage if isinstance(usage, dict) else {}
+            provider = str(data.get("provider") or "none")
             for field in ("input_tokens", "output_tokens"):
-                if isinstance(usage.get(field), (int, float)):
-                    self.inc(f"agent_{field}_total", usage[field],
-                             provider=str(data.get("provider") or "none"))
-            if isinstance(usage.get("cost_usd"), (int, float)):
-                self.inc("agent_cost_usd_total", usage["cost_usd"],
-                         provider=str(data.get("provider") or "none"))
+                if _is_number(usage.get(field)):
+                    self.inc(f"agent_{field}_total", usage[field], provider=provider)
+            if _is_number(usage.get("cost_usd")):
+                self.inc("agent_cost_usd_total", usage["cost_usd"], provider=provider)
         elif kind == "trigger_event":
             self.inc("trigger_events_total", plugin=str(data.get("plugin", "unknown")),
                      routed=str(bool(data.get("routed"))).lower())
@@ -123,12 +175,20 @@ class Metrics:
         }
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _prom_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _prom_key(key: str) -> tuple[str, str]:
     if "{" not in key:
         return key, ""
     name, rest = key.split("{", 1)
-    pairs = [p.split("=", 1) for p in rest.rstrip("}").split(",") if p]
-    return name, "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
+    pairs = [p.split("=", 1) for p in rest[:-1].split(",") if p] if rest.endswith("}") else []
+    return name, "{" + ",".join(f'{p[0]}="{_prom_escape(p[-1])}"' for p in pairs) + "}"
 
 
 def render_prometheus(snapshot: dict[str, Any]) -> str:

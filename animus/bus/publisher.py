@@ -4,7 +4,15 @@ A publisher is an XPUB socket connected to the broker's XSUB. XPUB (not
 PUB) lets it see the broker's subscription arrive: ``connect`` waits for it,
 which beats ZeroMQ's slow-joiner problem with a handshake instead of a
 sleep. ``XPUB_NODROP`` makes a full queue push back on the sender instead of
-dropping, so the broker's log writer receives every event in order.
+dropping, so the broker's log writer receives every event in order: when the
+broker falls behind, ``publish`` blocks until it catches up.
+
+``close()`` is where the last events are delivered: ZeroMQ sends what is
+still queued only while its context terminates, and a process that exits
+without terminating it drops that queue. So a publisher made without a
+``context`` owns a private one and ``close()`` terminates it, waiting up to
+``linger_ms`` for the queue to reach the broker. A caller that passes a
+context must terminate it before exiting, for the same reason.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from animus.bus.codec import pack
+from animus.bus.codec import new_packer
 from animus.bus.envelope import make_event
 
 __all__ = ["Publisher", "BusUnavailable"]
@@ -32,8 +40,10 @@ class Publisher:
         self.endpoint = endpoint
         self.src = src
         self.seq = 0
-        self._ctx = context or zmq.Context.instance()
+        self._owns_ctx = context is None
+        self._ctx = context if context is not None else zmq.Context()
         self._lock = threading.Lock()  # providers publish from worker threads too
+        self._pack = new_packer()  # used under the lock only
         sock = self._ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
@@ -65,14 +75,21 @@ class Publisher:
         with self._lock:
             if not self._ready and not self.wait_ready():
                 raise BusUnavailable(f"no bus broker answered at {self.endpoint}")
-            self.seq += 1
-            event = make_event(self.src, self.seq, time.time(), cat, kind, level, data,
+            seq = self.seq + 1
+            event = make_event(self.src, seq, time.time(), cat, kind, level, data,
                                workflow_id, run_id, phase)
-            self._sock.send_multipart([cat.encode(), pack(event)])
+            body = self._pack(event)  # may raise (data msgpack cannot hold): no seq used up
+            self._sock.send(cat.encode(), zmq.SNDMORE)
+            self._sock.send(body)
+            self.seq = seq
             return event
 
     def close(self, linger_ms: int = 3000) -> None:
-        self._sock.close(linger=linger_ms)
+        """Close; with a private context, wait up to ``linger_ms`` for queued events to leave."""
+        with self._lock:
+            self._sock.close(linger=linger_ms)
+            if self._owns_ctx:
+                self._ctx.term()
 
 
 def default_src(role: str, name: str) -> str:

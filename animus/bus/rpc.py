@@ -6,19 +6,27 @@ Requests are msgpack maps ``{id, method, params}``; replies are
 that an error keeps its exit code across the socket. The CLI uses the
 blocking ``ControlClient``; processes inside the daemon use
 ``AsyncControlClient`` (many calls in flight on one socket).
+
+A control socket on tcp:// (for workflow runners on other hosts) requires a
+``token`` field in every request: the server is given the token and rejects
+a request without it, or with another one, before looking at its method.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hmac
 import itertools
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-import zmq.asyncio
+
+if TYPE_CHECKING:  # the CLI's blocking client must not pay for importing asyncio
+    import asyncio
+
+    from zmq.asyncio import Context as AsyncContext
 
 from animus.bus.codec import CodecError, pack, unpack
 from animus.errors import DAEMON_NOT_RUNNING, AnimusError, Internal, InvalidInput, Unavailable, from_dict
@@ -45,9 +53,10 @@ def _unpack_reply(raw: bytes) -> dict[str, Any]:
 class ControlClient:
     """Blocking client for the CLI: connect, send, wait with a deadline."""
 
-    def __init__(self, endpoint: str, timeout: float = 5.0) -> None:
+    def __init__(self, endpoint: str, timeout: float = 5.0, token: str | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.token = token
         self._ids = itertools.count(1)
         self._sock: zmq.Socket[Any] | None = None
 
@@ -66,7 +75,10 @@ class ControlClient:
              timeout: float | None = None) -> Any:
         sock = self._socket()
         req_id = next(self._ids)
-        sock.send(pack({"id": req_id, "method": method, "params": params or {}}))
+        request: dict[str, Any] = {"id": req_id, "method": method, "params": params or {}}
+        if self.token is not None:
+            request["token"] = self.token
+        sock.send(pack(request))
         wait_ms = int((timeout if timeout is not None else self.timeout) * 1000)
         while True:
             if not sock.poll(wait_ms, zmq.POLLIN):
@@ -91,7 +103,7 @@ class ControlClient:
 class AsyncControlClient:
     """Asyncio client: one DEALER, many requests in flight, matched by id."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+    def __init__(self, ctx: AsyncContext, endpoint: str) -> None:
         self._sock = ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(endpoint)
@@ -116,6 +128,8 @@ class AsyncControlClient:
 
     async def call(self, method: str, params: dict[str, Any] | None = None,
                    timeout: float = 30.0) -> Any:
+        import asyncio  # already loaded: we run inside its event loop
+
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
         req_id = next(self._ids)
@@ -145,8 +159,11 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 async def serve_request(raw: bytes, handlers: dict[str, Handler],
-                        on_malformed: Callable[[str], None]) -> bytes | None:
-    """Decode one request, run its handler, encode the reply."""
+                        on_malformed: Callable[[str], None], token: str | None = None) -> bytes | None:
+    """Decode one request, run its handler, encode the reply.
+
+    With ``token`` set, a request must carry that token or it is refused.
+    """
     try:
         req = unpack(raw)
     except CodecError as exc:
@@ -156,6 +173,11 @@ async def serve_request(raw: bytes, handlers: dict[str, Handler],
         on_malformed("request is not a map with a method")
         return pack({"id": req.get("id") if isinstance(req, dict) else None,
                      "error": InvalidInput("malformed request: expected {id, method, params}").to_dict()})
+    if token is not None and not hmac.compare_digest(str(req.get("token") or "").encode(), token.encode()):
+        on_malformed("missing or wrong token")
+        return pack({"id": req.get("id"), "error": InvalidInput(
+            "control request refused: missing or wrong token",
+            fix="remote runners get the token from the daemon that started them").to_dict()})
     params = req.get("params") or {}
     handler = handlers.get(req["method"])
     if handler is None:

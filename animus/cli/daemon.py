@@ -64,8 +64,21 @@ def _render_tree(nodes: list[dict[str, Any]], indent: str = "") -> None:
         branch = "└─ " if last else "├─ "
         err_text = f"  last_error: {node['last_error']}" if node.get("last_error") and node.get("state") != "running" else ""
         echo(f"{indent}{branch}{node['name']:<18} {node['kind']:<10} pid={node.get('pid') or '-':<8} "
-             f"{node['state']:<10} restarts={node.get('restarts', 0)}{err_text}")
+             f"{node['state']:<10} restarts={node.get('restarts', 0)}{err_text}"
+             + (f"  node={node['node']}" if node.get("node") else ""))
         _render_tree(node.get("children") or [], indent + ("   " if last else "│  "))
+
+
+def _render_runners(runners: dict[str, Any]) -> None:
+    if runners.get("backend") != "ray":
+        return
+    state = "connected" if runners.get("connected") else f"not connected: {runners.get('last_error')}"
+    nodes = runners.get("nodes") or []
+    echo(f"runners: ray at {runners.get('address')} ({state}), {len(nodes)} node(s)")
+    for node in nodes:
+        runs = ", ".join(node.get("runs") or []) or "-"
+        echo(f"   node {node.get('ip')}/{str(node.get('node_id'))[:8]} {'alive' if node.get('alive') else 'dead'}"
+             f"  runs: {runs}")
 
 
 @app.command()
@@ -82,6 +95,7 @@ def status(as_json: bool = JSON) -> None:
         echo(f"state root: {result['state_root']}")
         echo(f"root supervisor  pid={result['pid']}")
         _render_tree(result["tree"])
+        _render_runners(result.get("runners") or {})
         return 0
 
     guard(as_json, body)

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["ControlApi", "STATUS_SCHEMA"]
 
 STATUS_SCHEMA = "animus.daemon.status.v1"
-WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats", "triggers", "fire")
+WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats", "triggers", "fire",
+                    "store", "runner", "runners")
+# What a remote workflow runner may call on the tcp control socket (with the token):
+# its own workflow's state, its lifecycle (started, heartbeat), and agent calls.
+REMOTE_METHODS = ("workflow/store", "workflow/runner", "plugin/call")
 
 
 class ControlApi:
@@ -49,13 +53,30 @@ class ControlApi:
             table[f"workflow/{verb}"] = self._workflow(verb)
         return table
 
+    def remote_handlers(self) -> dict[str, Any]:
+        table = self.handlers()
+        return {method: table[method] for method in REMOTE_METHODS}
+
     # -- daemon --------------------------------------------------------------
+    async def runners(self) -> dict[str, Any]:
+        """The runner backend: ``local``, or Ray with its address, nodes and runs."""
+        backend = self.root.config.runners.get("backend", "local")
+        if backend == "local":
+            return {"backend": "local"}
+        try:
+            result: dict[str, Any] = await self.root.ask("workflows", "runners", {}, timeout=5)
+        except Exception as exc:  # status must answer while the workflows supervisor is down
+            return {"backend": backend, "address": self.root.config.runners["ray"]["address"],
+                    "connected": False, "last_error": str(exc), "nodes": [], "runs": []}
+        return result
+
     async def status(self, params: dict[str, Any]) -> dict[str, Any]:
         root = self.root
         tree = root.sup.snapshot() if root.sup else []
         for name, why in root.skipped.items():
             tree.append({"name": name, "kind": "supervisor", "role": name, "pid": None,
-                         "state": "stopped", "restarts": 0, "last_error": why, "children": []})
+                         "state": "stopped", "restarts": 0, "last_error": why, "skipped": why,
+                         "children": []})
         return {
             "schema": STATUS_SCHEMA,
             "pid": os.getpid(),
@@ -64,6 +85,7 @@ class ControlApi:
             "uptime_seconds": round(time.time() - root.started, 3),
             "autonomous": bool(root.options.get("autonomous")),
             "tree": tree,
+            "runners": await self.runners(),
         }
 
     async def health(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +185,13 @@ class ControlApi:
         if not verb:
             raise InvalidInput("subject/call needs a verb")
         plugin = route_kind(self.root.scope, kind, self.root.skipped.get("subjects"))
-        reply = await self.plugin_call({"name": plugin, "method": f"{kind}/{verb}",
-                                        "params": params.get("params") or {},
-                                        "timeout": float(params.get("timeout", 15))})
+        try:
+            reply = await self.plugin_call({"name": plugin, "method": f"{kind}/{verb}",
+                                            "params": params.get("params") or {},
+                                            "timeout": float(params.get("timeout", 15))})
+        except Unavailable as exc:
+            raise Unavailable(f"Subject backend unavailable: {exc.message}",
+                              fix=exc.fix or "animus daemon health") from None
         if "error" in reply:
             err = reply["error"]
             raise _subject_error(plugin, err)
@@ -194,7 +220,7 @@ def _subject_error(plugin: str, err: dict[str, Any]) -> Exception:
         return InvalidInput(message, fix=fix)
     if err.get("code") == -32601:
         return NotFound(f"{plugin} does not serve that method: {message}")
-    return Unavailable(f"{plugin}: {message}")
+    return Unavailable(f"{plugin}: {message}", fix=fix)
 
 
 _ = ChildState  # re-exported for handlers that check states

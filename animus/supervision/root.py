@@ -25,6 +25,7 @@ import fcntl
 import itertools
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -41,7 +42,7 @@ from animus.bus.codec import CodecError, pack, unpack
 from animus.bus.metrics import Metrics
 from animus.bus.publisher import Publisher
 from animus.bus.rpc import serve_request
-from animus.config import DaemonConfig, load_daemon_config
+from animus.config import DaemonConfig, load_daemon_config, truthy
 from animus.errors import Conflict, Unavailable
 from animus.logs import configure, get_logger
 from animus.state.scope import Scope
@@ -60,10 +61,6 @@ ROLES = (
     ("transports", "transport", None),
     ("workflows", None, None),
 )
-
-
-def truthy(value: str | None) -> bool:
-    return bool(value) and str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
 class Root:
@@ -85,6 +82,13 @@ class Root:
         self.broker: Broker | None = None
         self.bus: Publisher | None = None
         self.api: Any = None
+        self.runner_token: str | None = None  # remote runners' token for the tcp control socket
+        self.control_tcp: zmq.asyncio.Socket | None = None
+        self.remote_endpoints: dict[str, str] = {}
+        if self.config.runners.get("backend") == "ray":
+            from animus.workflow.ray_config import require_ray
+
+            require_ray()
 
     # -- endpoints -----------------------------------------------------------
     def endpoint(self, name: str) -> str:
@@ -117,8 +121,11 @@ class Root:
             cfg["pool_size"] = self.config.pool_size
             cfg["interval_secs"] = self.config.interval_secs
             cfg["drain_timeout"] = self.config.drain_timeout
+            cfg["scheduler_kinds"] = list(self.config.scheduler_kinds)
             cfg["autonomous"] = bool(self.options.get("autonomous"))
             cfg["runners"] = self.config.runners
+            if self.runner_token is not None:
+                cfg["remote"] = dict(self.remote_endpoints, token=self.runner_token)
             cfg["restart"] = self.config.restart.to_dict()
         else:
             cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
@@ -149,7 +156,15 @@ class Root:
         sup = Supervisor("root", flags, specs, self._spawn_child_supervisor, self.emit,
                          ready_timeout=max(30.0, self.config.ready_timeout * 3))
         sup.on_change = self._record_pids
+        sup.on_exit_hook = self._child_supervisor_exited
         return sup
+
+    def _child_supervisor_exited(self, name: str, reason: Any) -> None:
+        """A child supervisor died: its workers died with it (parent-death signal);
+        kill what they left in their process groups."""
+        if self.sup is None or name not in self.sup.children:
+            return
+        process.kill_groups(self.sup.children[name].info.get("worker_create_times", {}))
 
     # -- tree socket ---------------------------------------------------------
     async def serve_tree(self) -> None:
@@ -167,10 +182,12 @@ class Root:
             kind = msg.get("type")
             if kind == "ready" and rec is not None:
                 rec.info["children"] = msg.get("children", [])
+                rec.info["worker_create_times"] = _create_times(rec.info["children"])
                 self.sup.child_ready(name, int(msg.get("pid", 0)) or None)
                 self._record_pids()
             elif kind == "tree" and rec is not None:
                 rec.info["children"] = msg.get("children", [])
+                rec.info["worker_create_times"] = _create_times(rec.info["children"])
                 for child in rec.info["children"]:
                     if child.get("state") == "disabled":
                         self.disabled.setdefault(name, set()).add(child["name"])
@@ -209,26 +226,47 @@ class Root:
         return reply.get("result")
 
     # -- control socket ------------------------------------------------------
-    async def serve_control(self) -> None:
+    async def serve_control(self, sock: zmq.asyncio.Socket | None = None, remote: bool = False) -> None:
+        """Answer control requests on the ipc socket, or (``remote``) on the
+        tcp one: only the methods remote runners need, each with the token."""
         from animus.supervision.control import ControlApi
 
-        self.api = ControlApi(self)
-        handlers = self.api.handlers()
+        if self.api is None:
+            self.api = ControlApi(self)
+        handlers = self.api.remote_handlers() if remote else self.api.handlers()
+        token = self.runner_token if remote else None
+        sock = sock or self.control
 
         async def answer(ident: bytes, raw: bytes) -> None:
-            reply = await serve_request(raw, handlers, self._malformed_control)
+            reply = await serve_request(raw, handlers, self._malformed_control, token)
             if reply is not None:
                 try:
-                    await self.control.send_multipart([ident, reply])
+                    await sock.send_multipart([ident, reply])
                 except zmq.ZMQError:
                     pass  # the client went away
 
         while True:
-            frames = await self.control.recv_multipart()
+            frames = await sock.recv_multipart()
             if len(frames) != 2:
                 self._malformed_control("wrong frame count")
                 continue
             asyncio.get_running_loop().create_task(answer(frames[0], frames[1]))
+
+    def bind_remote_runners(self) -> None:
+        """For the ray backend: the bus input and a token-guarded control socket
+        on tcp:// at ``runners.ray.daemon_address`` (ephemeral ports, recorded
+        in the workflows supervisor's config, which hands them to its runners)."""
+        assert self.broker is not None
+        address = self.config.runners["ray"]["daemon_address"]
+        self.runner_token = secrets.token_urlsafe(32)
+        self.control_tcp = self.actx.socket(zmq.ROUTER)
+        self.control_tcp.setsockopt(zmq.LINGER, 0)
+        self.control_tcp.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)  # read before the token is checked
+        self.control_tcp.bind(f"tcp://{address}:*")
+        self.remote_endpoints = {
+            "bus_endpoint": self.broker.bound_in[-1],
+            "control_endpoint": self.control_tcp.getsockopt_string(zmq.LAST_ENDPOINT),
+        }
 
     def _malformed_control(self, reason: str) -> None:
         self.metrics.inc("control_requests_malformed_total")
@@ -264,9 +302,13 @@ class Root:
         run_dir = self.scope.run_dir()
         for stale in run_dir.iterdir():
             stale.unlink(missing_ok=True)
-        self.broker = Broker(self.ctx, [self.endpoint("bus.in"), *self.config.bus_tcp],
+        remote = self.config.runners.get("backend") == "ray"
+        runner_bus = [f"tcp://{self.config.runners['ray']['daemon_address']}:*"] if remote else []
+        self.broker = Broker(self.ctx, [self.endpoint("bus.in"), *self.config.bus_tcp, *runner_bus],
                              [self.endpoint("bus.out")], self.scope.events_log, self.metrics)
         self.broker.start()
+        if remote:
+            self.bind_remote_runners()
         self.bus = Publisher(self.endpoint("bus.in"), f"daemon/root:{os.getpid()}", self.ctx)
         self.bus.wait_ready(5)
         self.control = self.actx.socket(zmq.ROUTER)
@@ -285,6 +327,8 @@ class Root:
         }, cat="daemon")
         self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
         tasks = [loop.create_task(self.serve_tree()), loop.create_task(self.serve_control())]
+        if self.control_tcp is not None:
+            tasks.append(loop.create_task(self.serve_control(self.control_tcp, remote=True)))
         self.sup = self.build_tree()
         await self.sup.start()
         self._record_pids()
@@ -309,6 +353,8 @@ class Root:
         await self._wait_logged(self.bus.src, self.bus.seq)
         self.bus.close(linger_ms=0)
         self.control.close(linger=0)
+        if self.control_tcp is not None:
+            self.control_tcp.close(linger=0)
         self.tree.close(linger=0)
         self.broker.stop()
         self.ctx.destroy(linger=0)
@@ -337,6 +383,17 @@ class Root:
 
 
 # -- process entry ------------------------------------------------------------
+def _create_times(children: list[dict[str, Any]]) -> dict[int, float]:
+    out = {}
+    for child in children:
+        if child.get("pid"):
+            try:
+                out[int(child["pid"])] = psutil.Process(int(child["pid"])).create_time()
+            except psutil.Error:
+                continue
+    return out
+
+
 def _reap_leftovers(scope: Scope) -> int:
     """Kill processes of a previous crashed run (matching pid *and* create time)."""
     path = scope.root / "daemon" / "pids.json"
@@ -348,12 +405,14 @@ def _reap_leftovers(scope: Scope) -> int:
     alive = []
     for pid, ct in victims.items():
         try:
-            if abs(psutil.Process(pid).create_time() - ct) < 0.01:
+            proc = psutil.Process(pid)
+            if abs(proc.create_time() - ct) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
                 alive.append(pid)
         except psutil.Error:
             continue
     process.kill_tree(set(alive), victims)
-    return len(alive)
+    # and whatever the dead tree's workers started in their process groups
+    return len(alive) + process.kill_groups(victims)
 
 
 def acquire_lock(scope: Scope) -> int:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from animus.errors import AnimusError, Unavailable
+from animus.errors import AnimusError, NotFound, Unavailable
 from animus.workflow.model import PhaseDefinition
 from animus.workflow.outcomes import Blocked, Parked
 
@@ -63,11 +63,16 @@ def _over_budget(runner: Runner, wf: dict[str, Any]) -> str | None:
     return None
 
 
+def _not_installed(provider: str, phase: PhaseDefinition) -> Blocked:
+    return Blocked(f"provider plugin {provider or '(none)'} is not installed; phase {phase.id} cannot run "
+                   f"(fix: animus plugin install-defaults, or change the agent's provider in the workflow YAML)")
+
+
 def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
                session_file: Path) -> dict[str, Any]:
-    if not provider or not _installed(provider):
-        raise Blocked(f"provider plugin {provider or '(none)'} is not installed; phase {phase.id} cannot run "
-                      f"(fix: animus plugin install-defaults, or change the agent's provider in the workflow YAML)")
+    # a remote runner cannot see the daemon's plugin registry: the daemon answers not_found instead
+    if not provider or (not runner.remote and not _installed(provider)):
+        raise _not_installed(provider, phase)
     over = _over_budget(runner, wf)
     if over:
         raise Parked(f"{over} (raise the budget, then animus workflow resume {wf['id']})", None)
@@ -78,7 +83,7 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
     resume = wf.get("resume_session")
     params = {
         "prompt": build_prompt(wf, phase), "system_prompt": system or None, "model": agent.model if agent else None,
-        "cwd": str(runner.project_root), "timeout": phase.timeout_secs or 1800,
+        "cwd": str(runner.agent_cwd), "timeout": phase.timeout_secs or 1800,
         "allow_missing_decision": phase.decision_contract.allow_missing_decision,
         "workflow_id": wf["id"], "run_id": runner.run_id, "phase": phase.id, "run_key": runner.agent_key,
         "session_file": str(session_file),
@@ -97,6 +102,8 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
             if attempt_no == UNAVAILABLE_RETRIES - 1:
                 raise Blocked(f"provider plugin {provider} unavailable: {exc.message} (fix: animus daemon health)") from None
             time.sleep(2 ** attempt_no)
+        except NotFound:
+            raise _not_installed(provider, phase) from None
         except AnimusError as exc:
             raise Blocked(f"provider plugin {provider}: {exc.message}") from None
     runner.agent_key = None

@@ -1,6 +1,9 @@
 """Control methods of the workflows supervisor (``workflow/*`` on the control socket).
 
-run, list, get, resume, cancel, approve, reject, triggers, fire, tick, stats.
+run, list, get, resume, cancel, approve, reject, triggers, fire, tick, stats;
+and for runners on a Ray cluster: store (a remote runner's workflow.db
+calls), runner (its node's started / heartbeat / exited reports), runners
+(the backend, its nodes and runs, for ``daemon status``).
 The root forwards each call here; replies are plain dicts the CLI renders.
 """
 
@@ -9,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from animus.errors import InvalidInput, NotFound, Unavailable
+from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
+from animus.workflow.remote_store import serve_store_op
 from animus.workflow.store import STATUSES
 
 if TYPE_CHECKING:
@@ -20,7 +24,7 @@ __all__ = ["WorkflowApi", "summary"]
 
 def summary(wf: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "workflow_ref", "subject_id", "status", "blocked_reason", "failure_reason", "waiting",
-            "current_phase", "trigger_source", "created_at", "updated_at", "completed_at", "runs")
+            "current_phase", "trigger_source", "created_at", "updated_at", "completed_at", "runs", "node")
     out = {k: wf.get(k) for k in keys}
     out["workflow_id"] = wf["id"]
     out["usage"] = wf.get("usage") or {}
@@ -63,7 +67,8 @@ class WorkflowApi:
     def handlers(self) -> dict[str, Any]:
         return {"run": self.run, "list": self.list, "get": self.get, "resume": self.resume,
                 "cancel": self.cancel, "approve": self.approve, "reject": self.reject,
-                "triggers": self.triggers, "fire": self.fire, "tick": self.tick, "stats": self.stats}
+                "triggers": self.triggers, "fire": self.fire, "tick": self.tick, "stats": self.stats,
+                "store": self.remote_store, "runner": self.remote_runner, "runners": self.runners}
 
     def _workflow_ref(self, ref: str | None) -> str:
         cfg = self.sup.workflow_config()
@@ -203,6 +208,28 @@ class WorkflowApi:
 
     async def tick(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.sup.tick()
+
+    # -- remote runners (the ray backend) -------------------------------------
+    def _backend(self) -> Any:
+        if self.sup.backend is None:
+            raise Conflict("runners.backend is local: no remote runners here")
+        return self.sup.backend
+
+    async def remote_store(self, params: dict[str, Any]) -> Any:
+        """A remote runner's store call (``animus.workflow.remote_store``), for its own, current run only."""
+        self._backend().authorize(str(params.get("wf_id")), str(params.get("run")))
+        return serve_store_op(self.store, self.sup.state_root, params)
+
+    async def remote_runner(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A node's report on its run: started, heartbeat, exited."""
+        result: dict[str, Any] = self._backend().runner_op(params)
+        return result
+
+    async def runners(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.sup.backend is None:
+            return {"backend": "local"}
+        result: dict[str, Any] = await self.sup.backend.describe()
+        return result
 
     async def stats(self, params: dict[str, Any]) -> dict[str, Any]:
         counts: dict[str, int] = {}

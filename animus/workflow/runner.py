@@ -37,7 +37,8 @@ from animus.workflow import transitions
 from animus.workflow.loader import read_compiled
 from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Cancelled, Parked
-from animus.workflow.store import WorkflowStore
+from animus.workflow.remote_store import (ENV_DAEMON_PROJECT, ENV_DAEMON_STATE, ENV_NODE, ENV_TOKEN, RemoteStore,
+                                          RunnerStore, open_store)
 
 __all__ = ["Runner", "main"]
 
@@ -59,10 +60,16 @@ class Runner:
         self.wf_id = wf_id
         self.state_root = Path(os.environ[p.ENV_STATE])
         self.project_root = Path(os.environ.get(p.ENV_PROJECT) or os.getcwd())
-        self.store = WorkflowStore(self.state_root / "workflow.db")
+        self.store: RunnerStore = open_store(self.state_root, wf_id)  # workflow.db, or the daemon's (a remote runner)
+        self.remote = isinstance(self.store, RemoteStore)
+        self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
+        # agent phases run in the daemon's provider plugins: paths as the daemon's host sees them
+        self.agent_cwd = Path(os.environ.get(ENV_DAEMON_PROJECT) or self.project_root)
+        self.daemon_run_dir = Path(os.environ.get(ENV_DAEMON_STATE) or self.state_root) / "runs" / wf_id
         self.config: WorkflowConfig = read_compiled(self.state_root / "state")
         self.run_dir = self.state_root / "runs" / wf_id
-        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}:{os.getpid()}")
+        where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
+        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.draining = False
         self.child: subprocess.Popen[bytes] | None = None
         self.agent_key: str | None = None
@@ -78,8 +85,19 @@ class Runner:
         if self._control is None:
             from animus.bus.rpc import ControlClient
 
-            self._control = ControlClient(os.environ[p.ENV_CONTROL], timeout=30)
+            self._control = ControlClient(os.environ[p.ENV_CONTROL], timeout=30, token=os.environ.get(ENV_TOKEN))
         return self._control
+
+    def where(self) -> dict[str, Any]:
+        return {"node": self.node} if self.node else {}
+
+    def on_node(self) -> str:
+        return f" on node {self.node}" if self.node else ""
+
+    def write_session(self, session_file: Path, phase: str, data: dict[str, Any]) -> None:
+        _atomic_json(session_file, data)
+        if isinstance(self.store, RemoteStore):
+            self.store.record_session(phase, data)  # recovery reads it on the daemon's host
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
         if self.store.get(self.wf_id)["cancel_requested"]:
@@ -105,10 +123,12 @@ class Runner:
                 self._end("completed", None)
                 return 0
             self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
-            self.publish("workflow", "workflow_started", workflow_ref=definition.id,
-                         subject_id=wf["subject_id"], message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}")
+            self.publish("workflow", "workflow_started", workflow_ref=definition.id, subject_id=wf["subject_id"],
+                         message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}{self.on_node()}",
+                         **self.where())
         else:
-            self.publish("workflow", "workflow_resumed", workflow_ref=definition.id, phase_index=wf["phase_index"])
+            self.publish("workflow", "workflow_resumed", workflow_ref=definition.id, phase_index=wf["phase_index"],
+                         **self.where())
         try:
             while True:
                 wf = self.store.get(self.wf_id)
@@ -149,11 +169,13 @@ class Runner:
                                               phase.mode.value, provider)
         attempt_no = len([a for a in self.store.attempts(self.wf_id) if a["phase"] == phase.id])
         session_file = self.run_dir / f"{phase.id}.session.json"
-        _atomic_json(session_file, {"provider": provider, "session_id": wf.get("resume_session"),
-                                    "status": "running", "attempt": attempt_no, "workflow_id": self.wf_id})
+        self.write_session(session_file, phase.id, {"provider": provider, "session_id": wf.get("resume_session"),
+                                                    "status": "running", "attempt": attempt_no,
+                                                    "workflow_id": self.wf_id})
         self.publish("phase", "phase_started", phase=phase.id, attempt=attempt_no, mode=phase.mode.value,
                      idempotency=phase.idempotency.value, provider=provider,
-                     message=f"{phase.id} started (attempt {attempt_no}, {phase.mode.value})")
+                     message=f"{phase.id} started (attempt {attempt_no}, {phase.mode.value}){self.on_node()}",
+                     **self.where())
         started = time.monotonic()
         usage: dict[str, Any] = {}
         session_id = None
@@ -172,7 +194,8 @@ class Runner:
                 self.store.finish_attempt(attempt_id, c, "waiting", error=park.waiting)
                 self.store.update(self.wf_id, c, status="pending", waiting=park.waiting, not_before=park.not_before)
                 self.store.checkpoint(c, self.wf_id, "parked", phase.id)
-            _atomic_json(session_file, {"provider": provider, "session_id": session_id, "status": "waiting"})
+            self.write_session(session_file, phase.id,
+                               {"provider": provider, "session_id": session_id, "status": "waiting"})
             self.publish("workflow", "workflow_waiting", "warn", phase=phase.id, waiting=park.waiting)
             return None
         except Blocked as blocked:
@@ -199,7 +222,7 @@ class Runner:
                            "rework": dict(step.rework_counts), "feedback": step.feedback}
             self.store.update(self.wf_id, c, **fields)
             self.store.checkpoint(c, self.wf_id, "phase_completed", phase.id)
-        _atomic_json(session_file, {"provider": provider, "session_id": session_id, "status": status})
+        self.write_session(session_file, phase.id, {"provider": provider, "session_id": session_id, "status": status})
         self.publish("phase", "phase_completed", "info" if status == "completed" else "warn", phase=phase.id,
                      attempt=attempt_no, status=status, verdict=verdict, reason=reason[:500],
                      duration_ms=duration_ms, exit_code=exit_code, usage=usage, provider=provider,
@@ -281,7 +304,8 @@ class Runner:
                   session_file: Path) -> dict[str, Any]:
         from animus.workflow.agent_phase import call_agent
 
-        return call_agent(self, wf, phase, provider, attempt, session_file)
+        # the provider plugin records the session where recovery looks: the daemon's runs/
+        return call_agent(self, wf, phase, provider, attempt, self.daemon_run_dir / session_file.name)
 
     # -- endings -------------------------------------------------------------
     def _end(self, status: str, reason: str | None) -> None:
@@ -300,8 +324,7 @@ class Runner:
             except Exception:
                 pass
         with self.store.tx() as c:
-            c.execute("UPDATE phase_attempts SET status='cancelled', ended_at=? WHERE workflow_id=? AND status='running'",
-                      (time.time(), self.wf_id))
+            self.store.cancel_running_attempts(c, self.wf_id)
             self.store.update(self.wf_id, c, status="cancelled", completed_at=time.time(), waiting=None)
             self.store.checkpoint(c, self.wf_id, "cancelled", None)
         self.publish("workflow", "workflow_cancelled", "warn", message="cancelled by operator")

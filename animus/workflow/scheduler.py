@@ -1,24 +1,25 @@
-"""Autonomous scheduling: ready tasks by priority and age, and cron schedules.
+"""Autonomous scheduling: ready tasks by priority and age.
 
 Each tick fills free pool slots with ``ready`` subjects of the scheduled
 kinds (``p0`` first, then the oldest), moving each to ``in-progress`` before
 its workflow is queued. A kind whose backend is unavailable is left alone
-for that tick. Cron schedules (``schedules:`` in the workflow YAML) start
-their workflow when due; the last run is kept in ``workflow.db`` so a
-restart neither repeats nor skips a firing.
+for that tick.
+
+Cron schedules (``schedules:`` and ``type: cron`` triggers) are not fired
+here: the ``cron`` trigger plugin fires them under the triggers supervisor
+and they arrive as ``workflow/fire`` like any other trigger event.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from animus.errors import AnimusError, Conflict, Unavailable
 
 if TYPE_CHECKING:
     from animus.workflow.service import WorkflowSupervisor
 
-__all__ = ["pick_ready", "due_schedules", "PRIORITY_RANK"]
+__all__ = ["pick_ready", "PRIORITY_RANK"]
 
 PRIORITY_RANK = {"p0": 0, "p1": 1, "p2": 2, "p3": 3}
 
@@ -51,29 +52,3 @@ async def pick_ready(sup: WorkflowSupervisor) -> list[str]:
                 continue
             started.append(wf["id"])
     return started
-
-
-async def due_schedules(sup: WorkflowSupervisor) -> list[str]:
-    from croniter import croniter
-
-    started: list[str] = []
-    now = time.time()
-    for schedule in sup.workflow_config().schedules:
-        if not schedule.enabled:
-            continue
-        last = sup.store.schedule_last_run(schedule.id)
-        if last is None:
-            sup.store.record_schedule_run(schedule.id, now)  # first sight: start counting from now
-            continue
-        due = croniter(schedule.cron, last).get_next(float)
-        if due > now:
-            continue
-        sup.store.record_schedule_run(schedule.id, now)
-        wf = await sup.api.start_adhoc(schedule.workflow_ref, f"schedule {schedule.id}", "schedule",
-                                       dict(schedule.input))
-        sup.emit("schedule_fired", "info", {"schedule": schedule.id, "workflow_id": wf["id"], "due": due})
-        started.append(wf["id"])
-    return started
-
-
-_ = Any

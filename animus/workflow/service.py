@@ -11,8 +11,8 @@ once), crash recovery and the projection of outcomes onto tasks:
   update"); ``completed`` marks it done; ``cancelled`` cancels it. Each
   projection happens once (recorded in ``projected``) and is retried while
   the subject backend is unavailable;
-- in autonomous mode a tick takes ``ready`` tasks by priority and age and
-  fires due cron schedules.
+- in autonomous mode a tick takes ``ready`` tasks by priority and age (cron
+  schedules are fired by the ``cron`` trigger plugin, through ``workflow/fire``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import asyncio
 import os
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from animus.bus.rpc import AsyncControlClient
 from animus.errors import AnimusError, Conflict, InvalidInput, NotFound, Unavailable
@@ -33,6 +34,9 @@ from animus.workflow.projection import Projector
 from animus.workflow.recovery import recover
 from animus.workflow.store import IDEMPOTENCY_BLOCK, TERMINAL, WorkflowStore
 
+if TYPE_CHECKING:
+    from animus.workflow.ray_backend import RayBackend
+
 __all__ = ["WorkflowSupervisor"]
 
 SUBJECT_UNAVAILABLE = "Subject backend unavailable"
@@ -41,9 +45,8 @@ SUBJECT_UNAVAILABLE = "Subject backend unavailable"
 class WorkflowSupervisor(ChildSupervisor):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        from pathlib import Path
-
         self.state_root = Path(config["state_root"])
+        self.project_root = Path(config["project_root"])
         self.store = WorkflowStore(self.state_root / "workflow.db")
         self.pool_size = int(config.get("pool_size", 2))
         self.interval = float(config.get("interval_secs", 5))
@@ -58,6 +61,13 @@ class WorkflowSupervisor(ChildSupervisor):
 
         self.api = WorkflowApi(self)
         self.handlers.update(self.api.handlers())
+        self.backend: RayBackend | None = None  # None: runners are local subprocesses
+        runners = config.get("runners") or {}
+        if runners.get("backend") == "ray":
+            from animus.workflow.ray_backend import RayBackend
+            from animus.workflow.ray_config import RayRunnersConfig
+
+            self.backend = RayBackend(self, RayRunnersConfig.from_dict(runners.get("ray")), config["remote"])
 
     def workflow_config(self) -> Any:
         from animus.workflow.loader import read_compiled
@@ -68,11 +78,15 @@ class WorkflowSupervisor(ChildSupervisor):
     async def after_start(self) -> None:
         for wf in self.store.by_status("running"):
             recover(self.store, wf, self.state_root, self.emit, at_start=True)
+        if self.backend is not None:
+            await self.backend.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
     async def before_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.backend is not None:
+            await self.backend.shutdown()  # drain remote runs (local ones: the supervisor's shutdown)
 
     async def _tick_forever(self) -> None:
         await self.fill()
@@ -87,16 +101,22 @@ class WorkflowSupervisor(ChildSupervisor):
         started: list[str] = []
         await self.projector.retry_pending()
         if self.autonomous:
-            from animus.workflow.scheduler import pick_ready, due_schedules
+            from animus.workflow.scheduler import pick_ready
 
             started += await pick_ready(self)
-            started += await due_schedules(self)
         await self.fill()
         return {"started": started}
 
     # -- queue ---------------------------------------------------------------
     def running_ids(self) -> set[str]:
-        return {c for c, rec in self.sup.children.items() if rec.proc and rec.proc.returncode() is None}
+        local = {c for c, rec in self.sup.children.items() if rec.proc and rec.proc.returncode() is None}
+        return local | set(self.backend.runs if self.backend is not None else ())
+
+    def tree_snapshot(self) -> list[dict[str, Any]]:
+        return self.sup.snapshot() + (self.backend.snapshot() if self.backend is not None else [])
+
+    def tree_changed(self) -> None:
+        self._changed()
 
     def dispatchable(self) -> list[dict[str, Any]]:
         now = time.time()
@@ -110,10 +130,12 @@ class WorkflowSupervisor(ChildSupervisor):
     async def fill(self) -> None:
         """Start queued workflows while there is room in the pool."""
         async with self._fill_lock:
+            if self.backend is not None and not self.backend.connected:
+                return  # runs wait in the queue until the cluster is reachable
             for wf in self.dispatchable():
                 if len(self.running_ids()) >= self.pool_size:
                     return
-                if wf["id"] in self.sup.children:
+                if wf["id"] in self.sup.children or (self.backend is not None and wf["id"] in self.backend.runs):
                     continue
                 await self.start_runner(wf)
 
@@ -133,6 +155,9 @@ class WorkflowSupervisor(ChildSupervisor):
         self.store.update(wf["id"], status="running", runs=wf["runs"] + 1,
                           waiting=waiting if waiting and waiting.startswith("approved:") else None,
                           not_before=None)
+        if self.backend is not None:
+            await self.backend.submit(self.store.get(wf["id"]), wf["runs"] + 1)
+            return
         env = dict(os.environ)
         env.update({p.ENV_STATE: str(self.state_root), p.ENV_PROJECT: self.config["project_root"],
                     p.ENV_BUS: self.config["bus_endpoint"], p.ENV_CONTROL: self.config["control_endpoint"]})
@@ -152,7 +177,8 @@ class WorkflowSupervisor(ChildSupervisor):
             pass
 
     # -- runner exits --------------------------------------------------------
-    def runner_exited(self, child_id: str, reason: ExitReason) -> None:
+    def runner_exited(self, child_id: str, reason: ExitReason, detail: str | None = None) -> None:
+        """A runner ended (a local process, or a Ray task: ``detail`` then says how and where)."""
         self.sup.children.pop(child_id, None)
         if child_id in self.sup.policy.specs:
             self.sup.policy.remove(child_id)
@@ -162,13 +188,12 @@ class WorkflowSupervisor(ChildSupervisor):
             return
         if wf["cancel_requested"] and wf["status"] not in TERMINAL:
             with self.store.tx() as c:
-                c.execute("UPDATE phase_attempts SET status='cancelled', ended_at=? WHERE workflow_id=? "
-                          "AND status='running'", (time.time(), child_id))
+                self.store.cancel_running_attempts(c, child_id)
                 self.store.update(child_id, c, status="cancelled", completed_at=time.time())
                 self.store.checkpoint(c, child_id, "cancelled", None)
             self.emit_wf("workflow_cancelled", "warn", child_id, message="cancelled (runner killed)")
         elif wf["status"] == "running":
-            recover(self.store, wf, self.state_root, self.emit, crash=reason.describe())
+            recover(self.store, wf, self.state_root, self.emit, crash=detail or reason.describe())
         loop = asyncio.get_running_loop()
         loop.create_task(self._after_exit(child_id))
 
@@ -184,6 +209,8 @@ class WorkflowSupervisor(ChildSupervisor):
         self.store.update(wf_id, cancel_requested=1)
         if wf_id in self.sup.children:
             await self.sup.stop_child(wf_id)
+        elif self.backend is not None and wf_id in self.backend.runs:
+            await self.backend.stop(wf_id)
         else:
             self.store.set_status(wf_id, "cancelled", waiting=None)
             self.emit_wf("workflow_cancelled", "warn", wf_id, message="cancelled by operator")

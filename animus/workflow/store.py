@@ -240,6 +240,10 @@ class WorkflowStore:
         cols = ", ".join(f"{k}=?" for k in fields)
         c.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
 
+    def cancel_running_attempts(self, c: sqlite3.Connection, wf_id: str) -> None:
+        c.execute("UPDATE phase_attempts SET status='cancelled', ended_at=? WHERE workflow_id=? AND status='running'",
+                  (time.time(), wf_id))
+
     def set_attempt(self, attempt_id: int, **fields: Any) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         self.conn.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
