@@ -6,19 +6,24 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench clean
 
-$(BIN)/animus: pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,ray]'
-	touch $(BIN)/animus
+	$(BIN)/pip install -q -e .
+	touch $@
 
-demo: $(BIN)/animus
+# the test extras include Ray (~380 MB) so that CI exercises the ray runner backend
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test,ray]'
+	touch $@
+
+demo: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
-test: $(BIN)/animus
+test: $(VENV)/.installed-test
 	$(BIN)/pytest -q
 
-bench: $(BIN)/animus
+bench: $(VENV)/.installed-test
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

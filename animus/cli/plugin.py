@@ -197,6 +197,8 @@ def install(
 def install_defaults(
     include_subjects: bool = typer.Option(False, "--include-subjects"),
     include_transports: bool = typer.Option(False, "--include-transports"),
+    include_triggers: bool = typer.Option(False, "--include-triggers",
+                                          help="Also the cron, file-watcher and webhook trigger plugins."),
     force: bool = typer.Option(False, "--force"),
     as_json: bool = JSON,
 ) -> None:
@@ -205,7 +207,7 @@ def install_defaults(
 
     def body() -> int:
         done = do_defaults(context.scope(), include_subjects, include_transports, force,
-                           progress=None if as_json else err)
+                           progress=None if as_json else err, include_triggers=include_triggers)
         if as_json:
             emit_json("animus.plugin.install_defaults.v1", {"installed": done})
         else:

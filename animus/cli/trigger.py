@@ -1,12 +1,18 @@
 """animus trigger: list the configured triggers and fire one by hand.
 
-Control methods trigger/list and trigger/fire, served by the workflows
-supervisor, which routes a trigger event to its workflow.
+Control methods workflow/triggers and workflow/fire, served by the workflows
+supervisor. ``list`` shows the workflow config's ``schedules:`` (type cron)
+and ``triggers:`` (cron, file_watcher, webhook) with when each last started
+a workflow; ``fire`` routes an event to the trigger's workflow exactly as a
+trigger plugin's ``trigger/event`` would (source ``cli``). An id that
+matches nothing exits 3 and is counted as
+``trigger_events_total{plugin="cli",routed="false"}``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import typer
 
@@ -19,7 +25,7 @@ app = typer.Typer(help="Schedules, file watchers and webhooks that start workflo
 
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Configured triggers and schedules."""
+    """Configured schedules and triggers."""
 
     def body() -> int:
         rows = context.call("workflow/triggers", {})
@@ -28,8 +34,12 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         elif not rows:
             echo("no triggers or schedules configured")
         else:
+            echo(f"{'ID':<20} {'TYPE':<12} {'ENABLED':<8} {'WORKFLOW':<16} {'LAST RUN':<20} DETAIL")
             for r in rows:
-                echo(f"{r['id']:<20} {r['type']:<12} -> {r.get('workflow_ref') or '-':<16} {r.get('detail', '')}")
+                last = r.get("last_run")
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "-"
+                echo(f"{r['id']:<20} {r['type']:<12} {'yes' if r.get('enabled', True) else 'no':<8} "
+                     f"{r.get('workflow_ref') or '(default)':<16} {when:<20} {r.get('detail', '')}")
         return 0
 
     guard(as_json, body)

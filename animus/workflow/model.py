@@ -35,6 +35,8 @@ __all__ = [
     "RetryPolicy",
     "Risk",
     "Schedule",
+    "Trigger",
+    "TriggerType",
     "Verdict",
     "WorkflowConfig",
     "WorkflowDefinition",
@@ -241,6 +243,55 @@ class Schedule:
     input: dict[str, Any] = field(default_factory=dict)
 
 
+class TriggerType(StrEnum):
+    """What a ``triggers:`` entry listens to; each type is served by one trigger plugin."""
+
+    CRON = "cron"
+    FILE_WATCHER = "file_watcher"
+    WEBHOOK = "webhook"
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A ``triggers:`` entry (reference §B.1): an event source that starts a workflow.
+
+    ``config`` is read by the trigger plugin of the type: ``cron`` needs
+    ``cron``; ``file_watcher`` needs ``paths`` (and takes ``debounce_secs``,
+    ``ignore`` globs); ``webhook`` takes ``secret`` or ``secret_env``.
+    """
+
+    id: str
+    type: TriggerType
+    workflow_ref: str | None = None
+    enabled: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise _bad("trigger id must not be empty")
+        cfg = self.config
+        if self.type is TriggerType.CRON and not (isinstance(cfg.get("cron"), str) and cfg["cron"].strip()):
+            raise _bad("a cron trigger needs config.cron", "add config: {cron: '0 2 * * *'}")
+        if self.type is TriggerType.FILE_WATCHER:
+            if not _strings(cfg.get("paths")) or not cfg["paths"]:
+                raise _bad("a file_watcher trigger needs config.paths (a list of paths)",
+                           "add config: {paths: [src]}")
+            if "ignore" in cfg and not _strings(cfg["ignore"]):
+                raise _bad("config.ignore must be a list of glob patterns", "e.g. ignore: ['*.tmp', 'build/**']")
+            debounce = cfg.get("debounce_secs", 0)
+            if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or debounce < 0:
+                raise _bad("config.debounce_secs must be a number >= 0")
+        if self.type is TriggerType.WEBHOOK:
+            for key in ("secret", "secret_env"):
+                if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
+                    raise _bad(f"config.{key} must be a non-empty string")
+
+
 @dataclass(frozen=True)
 class WorkflowConfig:
     agents: dict[str, AgentProfile]
@@ -250,6 +301,13 @@ class WorkflowConfig:
     default_workflow_ref: str | None = None
     daemon: dict[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+
+    def trigger_ids(self) -> dict[str, str]:
+        """Every id ``workflow/fire`` routes: schedule ids and trigger ids, with their type."""
+        out = {s.id: TriggerType.CRON.value for s in self.schedules}
+        out.update({t.id: t.type.value for t in self.triggers})
+        return out
 
     def workflow(self, ref: str | None = None) -> WorkflowDefinition:
         """The workflow named ``ref``, or the default one when ``ref`` is None."""
@@ -311,4 +369,6 @@ def config_from_plain(data: dict[str, Any]) -> WorkflowConfig:
         default_workflow_ref=data["default_workflow_ref"],
         daemon=dict(data["daemon"]),
         sources=tuple(data["sources"]),
+        triggers=tuple(Trigger(t["id"], TriggerType(t["type"]), t["workflow_ref"], t["enabled"],
+                               dict(t["config"]), dict(t["input"])) for t in data.get("triggers", [])),
     )

@@ -1,0 +1,186 @@
+"""Resolvers: each field of ``schema.graphql`` is one control method or the bus.
+
+Errors from the daemon become GraphQL errors carrying the CLI's code in
+``extensions.code`` (and ``extensions.fix``); a query for one workflow or
+subject that does not exist resolves to null instead. Field names are
+converted from the daemon's snake_case by Ariadne (``convert_names_case``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from ariadne import (
+    MutationType,
+    ObjectType,
+    QueryType,
+    ScalarType,
+    SubscriptionType,
+    make_executable_schema,
+)
+from graphql import GraphQLError, GraphQLSchema
+
+from animus.bus.metrics import render_prometheus
+from animus.errors import AnimusError, NotFound
+from animus.plugins.transports.bushub import EventFilter
+from animus.plugins.transports.link import DaemonLink
+
+__all__ = ["build_schema", "SCHEMA_FILE"]
+
+SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: bytes become text, tuples lists, keys strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def build_schema(link: DaemonLink) -> GraphQLSchema:
+    query, mutation, subscription = QueryType(), MutationType(), SubscriptionType()
+    workflow_type, metrics_type, health_row = ObjectType("Workflow"), ObjectType("Metrics"), ObjectType("PluginHealth")
+    json_scalar = ScalarType("JSON", serializer=_plain, value_parser=lambda v: v)
+
+    async def call(method: str, params: dict[str, Any] | None = None, missing_is_null: bool = False) -> Any:
+        try:
+            return await link.call(method, params or {})
+        except AnimusError as exc:
+            if missing_is_null and isinstance(exc, NotFound):
+                return None
+            raise GraphQLError(exc.message, extensions={"code": exc.code, **({"fix": exc.fix} if exc.fix else {})}) \
+                from None
+
+    async def subject_call(kind: str, verb: str, params: dict[str, Any], missing_is_null: bool = False) -> Any:
+        return await call("subject/call", {"kind": kind, "verb": verb, "params": params}, missing_is_null)
+
+    def given(**kwargs: Any) -> dict[str, Any]:
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    # -- queries -------------------------------------------------------------
+    @query.field("status")
+    async def status(*_: Any) -> Any:
+        return await call("daemon/status")
+
+    @query.field("health")
+    async def health(*_: Any) -> Any:
+        return await call("daemon/health")
+
+    @health_row.field("details")
+    def health_details(row: dict[str, Any], *_: Any) -> Any:
+        return row
+
+    @query.field("metrics")
+    async def metrics(*_: Any) -> Any:
+        return await call("daemon/metrics")
+
+    @metrics_type.field("prometheus")
+    def prometheus(snapshot: dict[str, Any], *_: Any) -> str:
+        return render_prometheus(snapshot)
+
+    @query.field("plugins")
+    async def plugins(*_: Any) -> Any:
+        return await call("plugin/list")
+
+    @query.field("workflows")
+    async def workflows(*_: Any, status: str | None = None, limit: int = 50, task_id: str | None = None) -> Any:
+        return await call("workflow/list", given(status=status, limit=limit, task_id=task_id))
+
+    @query.field("workflow")
+    async def workflow(*_: Any, id: str) -> Any:
+        return await call("workflow/get", {"id": id}, missing_is_null=True)
+
+    @workflow_type.field("phases")
+    async def phases(wf: dict[str, Any], *_: Any) -> Any:
+        if "phases" in wf:
+            return wf["phases"]
+        return (await call("workflow/get", {"id": wf["id"]}))["phases"]
+
+    @query.field("workflowStats")
+    async def workflow_stats(*_: Any) -> Any:
+        return await call("workflow/stats")
+
+    @query.field("triggers")
+    async def triggers(*_: Any) -> Any:
+        return await call("workflow/triggers")
+
+    @query.field("subjects")
+    async def subjects(*_: Any, kind: str = "task", status: str | None = None, limit: int | None = None) -> Any:
+        return await subject_call(kind, "list", given(status=status, limit=limit))
+
+    @query.field("subject")
+    async def subject(*_: Any, id: str, kind: str = "task") -> Any:
+        return await subject_call(kind, "get", {"id": id}, missing_is_null=True)
+
+    @query.field("logs")
+    async def logs(*_: Any, limit: int = 100, level: str | None = None, cat: str | None = None,
+                   workflow_id: str | None = None, search: str | None = None) -> Any:
+        return await call("daemon/logs", given(limit=limit, level=level, cat=cat, workflow_id=workflow_id,
+                                                search=search))
+
+    # -- mutations -----------------------------------------------------------
+    @mutation.field("runWorkflow")
+    async def run_workflow(*_: Any, task_id: str | None = None, title: str | None = None,
+                           workflow_ref: str | None = None) -> Any:
+        return await call("workflow/run", given(task_id=task_id, title=title, workflow_ref=workflow_ref))
+
+    @mutation.field("resumeWorkflow")
+    async def resume(*_: Any, id: str, force: bool = False) -> Any:
+        return await call("workflow/resume", {"id": id, "force": bool(force)})
+
+    @mutation.field("cancelWorkflow")
+    async def cancel(*_: Any, id: str) -> Any:
+        return await call("workflow/cancel", {"id": id})
+
+    @mutation.field("approveWorkflow")
+    async def approve(*_: Any, id: str, phase: str | None = None, note: str | None = None) -> Any:
+        return await call("workflow/approve", given(id=id, phase=phase, note=note))
+
+    @mutation.field("rejectWorkflow")
+    async def reject(*_: Any, id: str, phase: str | None = None, note: str | None = None) -> Any:
+        return await call("workflow/reject", given(id=id, phase=phase, note=note))
+
+    @mutation.field("fireTrigger")
+    async def fire(*_: Any, id: str, payload: Any = None) -> Any:
+        if payload is not None and not isinstance(payload, dict):
+            raise GraphQLError("payload must be a JSON object", extensions={"code": "invalid_input"})
+        return await call("workflow/fire", {"trigger_id": id, "payload": payload or {}, "source": "graphql"})
+
+    @mutation.field("setSubjectStatus")
+    async def set_status(*_: Any, id: str, status: str, kind: str = "task", reason: str | None = None) -> Any:
+        return await subject_call(kind, "status", given(id=id, status=status, reason=reason))
+
+    # -- subscriptions -------------------------------------------------------
+    @subscription.source("events")
+    async def event_source(*_: Any, workflow_id: str | None = None, run_id: str | None = None,
+                           cat: str | None = None, level: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            keep = EventFilter(workflow=workflow_id, run=run_id, cat=cat, level=level)
+        except ValueError as exc:
+            raise GraphQLError(str(exc), extensions={"code": "invalid_input"}) from None
+        if not await link.wait_bus(10) or link.hub is None:
+            raise GraphQLError("the event stream is not live yet", extensions={"code": "unavailable"})
+        sub = link.hub.subscribe(keep)
+        try:
+            yield {"kind": "stream_ready", "cat": "bus", "level": "info", "ts": time.time(), "data": {}}
+            while True:
+                event = await sub.get(None)
+                if event is not None:
+                    yield event
+        finally:
+            link.hub.unsubscribe(sub)
+
+    @subscription.field("events")
+    def event_field(event: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
+        return event
+
+    type_defs = SCHEMA_FILE.read_text()
+    return make_executable_schema(type_defs, query, mutation, subscription, workflow_type, metrics_type,
+                                  health_row, json_scalar, convert_names_case=True)

@@ -1,0 +1,1 @@
+"""``cron``: fires the workflow config's ``schedules:`` and ``type: cron`` triggers on time."""

@@ -1,0 +1,1 @@
+"""``file-watcher``: file changes under configured paths, debounced, become trigger events."""

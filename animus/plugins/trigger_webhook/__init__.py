@@ -1,0 +1,1 @@
+"""``webhook``: verifies GitHub-style signed deliveries and turns them into trigger events."""
