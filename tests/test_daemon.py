@@ -21,7 +21,7 @@ def test_start_status_stop(env: Env) -> None:
     assert status["schema"] == "animus.daemon.status.v1"
     assert status["pid"] == started["pid"] and status["state_root"] == started["state_root"]
     names = [n["name"] for n in status["tree"]]
-    assert names == ["providers", "subjects", "triggers", "transports", "workflows"]
+    assert names == ["providers", "subjects", "workflows", "triggers", "transports"]  # start order
     for node in status["tree"]:
         assert node["kind"] == "supervisor" and node["state"] == "running"
         assert set(node) >= {"name", "kind", "role", "pid", "state", "restarts", "last_error", "children"}

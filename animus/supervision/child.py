@@ -62,6 +62,7 @@ class ChildSupervisor:
         flags = SupervisorFlags(Strategy(config.get("strategy", "one_for_one")),
                                 int(config.get("intensity", 50)), float(config.get("period", 10)))
         specs = [spec_from_dict(c, self.role) for c in config.get("children", [])]
+        self.child_roles = {c["id"]: c.get("role", self.role) for c in config.get("children", [])}
         self.sup = Supervisor(self.name, flags, specs, launch, self.emit,
                               ready_timeout=float(config.get("ready_timeout", 10)),
                               disabled=set(config.get("disabled", [])))
@@ -162,7 +163,7 @@ class ChildSupervisor:
     async def health(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         async def one(child_id: str) -> dict[str, Any]:
             rec = self.sup.children[child_id]
-            row = {"plugin": child_id, "role": self.role, "state": rec.state.value,
+            row = {"plugin": child_id, "role": self.child_roles.get(child_id, self.role), "state": rec.state.value,
                    "restarts": rec.restarts, "pid": rec.proc.pid if rec.proc else None,
                    "last_error": rec.last_error or None}
             if rec.state is ChildState.DISABLED:

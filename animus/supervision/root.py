@@ -57,9 +57,9 @@ __all__ = ["Root", "ROLES", "run_daemon"]
 ROLES = (
     ("providers", "provider", "ANIMUS_DAEMON_DISABLE_PROVIDER_PLUGINS"),
     ("subjects", "subject", "ANIMUS_DAEMON_DISABLE_SUBJECT_PLUGINS"),
+    ("workflows", None, None),  # before triggers: a trigger's first event needs it
     ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
     ("transports", "transport", None),
-    ("workflows", None, None),
 )
 
 
@@ -107,6 +107,7 @@ class Root:
             "tree_endpoint": self.endpoint("tree"),
             "plugin_endpoint": self.endpoint(f"plugins.{name}"),
             "bus_endpoint": self.endpoint("bus.in"),
+            "bus_out_endpoint": self.endpoint("bus.out"),
             "control_endpoint": self.endpoint("control"),
             "project_root": str(self.scope.project_root),
             "state_root": str(self.scope.root),

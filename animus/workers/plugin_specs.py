@@ -55,6 +55,7 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
         p.ENV_ENDPOINT: sup_cfg["plugin_endpoint"],
         p.ENV_BUS: sup_cfg["bus_endpoint"],
         p.ENV_CONTROL: sup_cfg["control_endpoint"],
+        "ANIMUS_BUS_OUT": sup_cfg["bus_out_endpoint"],
     }
     children = []
     for plugin in Registry(scope.plugins_dir).installed():
@@ -70,6 +71,7 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
                                  plugin=plugin.name, missing=missing)
         children.append({
             "id": plugin.name,
+            "role": plugin.manifest.role,
             "argv": plugin.manifest.argv(),
             "env": plugin_env(plugin, scope, config, endpoints),
             "cwd": str(scope.project_root),

@@ -187,12 +187,16 @@ class _Runtime:
         if loop is None:
             return
         data = pack(msg)
+
+        async def send_now() -> None:  # a coroutine, built and awaited on the loop
+            await self.sock.send(data)
+
         if threading.current_thread() is threading.main_thread():
-            task = loop.create_task(self.sock.send(data))
+            task = loop.create_task(send_now())
             self.tasks.add(task)  # keep a reference until it is sent
             task.add_done_callback(self.tasks.discard)
         else:
-            asyncio.run_coroutine_threadsafe(self.sock.send(data), loop)
+            asyncio.run_coroutine_threadsafe(send_now(), loop)
 
     async def serve(self) -> int:
         self.loop = asyncio.get_running_loop()

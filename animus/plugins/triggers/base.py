@@ -16,7 +16,6 @@ file changed, so a loop may call it every tick.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -26,7 +25,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from animus.bus.codec import pack
 from animus.workers import protocol as p
 from animus.workers.sdk import Plugin
 from animus.workflow.loader import COMPILED_FILE, read_compiled
@@ -82,31 +80,9 @@ class TriggerPlugin(Plugin):
     # -- events --------------------------------------------------------------
     def deliver(self, trigger_id: str, payload: dict[str, Any]) -> str:
         event_id = f"{self.name}-{uuid.uuid4().hex[:12]}"
-        self._notify_from_any_thread("trigger/event", {"trigger_id": trigger_id, "payload": payload,
-                                                       "event_id": event_id})
+        self.notify("trigger/event", {"trigger_id": trigger_id, "payload": payload, "event_id": event_id})
         self.events_sent += 1
         return event_id
-
-    def _notify_from_any_thread(self, method_name: str, params: dict[str, Any]) -> None:
-        """Send a notification to the host from any thread.
-
-        Works around ``Plugin.notify`` in the SDK, which passes the zmq.asyncio
-        send *future* where a coroutine is expected (and, off the loop thread,
-        creates it where there is no event loop): the send is wrapped in a
-        coroutine and run on the SDK's loop. Falls back to ``notify`` when the
-        runtime does not look as expected (a fixed SDK).
-        """
-        runtime = getattr(self._send, "__self__", None)
-        loop, sock = getattr(runtime, "loop", None), getattr(runtime, "sock", None)
-        if loop is None or sock is None:
-            self.notify(method_name, params)
-            return
-        data = pack(p.notification(method_name, params))
-
-        async def send() -> None:
-            await sock.send(data)
-
-        asyncio.run_coroutine_threadsafe(send(), loop)
 
     def on_notification(self, method_name: str, params: dict[str, Any]) -> None:
         if method_name == "trigger/ack":
