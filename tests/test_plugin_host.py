@@ -46,7 +46,7 @@ FAULT = {
 }
 # what a plugin may see: declared + base + passthrough, the host's own ANIMUS_* variables,
 # what its wrapper exports, and what sh/python add themselves
-HOST_VARS = {"ANIMUS_PLUGIN_ID", "ANIMUS_PLUGIN_ENDPOINT", "ANIMUS_BUS_IN", "ANIMUS_CONTROL",
+HOST_VARS = {"ANIMUS_PLUGIN_ID", "ANIMUS_PLUGIN_ENDPOINT", "ANIMUS_BUS_IN", "ANIMUS_BUS_OUT", "ANIMUS_CONTROL",
              "ANIMUS_STATE_ROOT", "ANIMUS_PROJECT_ROOT", "ANIMUS_HOME", "ANIMUS_PARENT_PID",
              "ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH"}
 WRAPPER_VARS = {"PROBE_MODE", "PROBE_ROLE", "PROBE_KINDS"}
