@@ -25,11 +25,15 @@ from daemon_setup import plugins_config, standin_environment  # noqa: E402
 WORKFLOWS = """
 agents:
   coder:    {tool: claude, model: claude-sonnet-4-6, system_prompt: "You implement."}
+  backed:   {tool: claude, model: claude-sonnet-4-6, fallback_provider: gemini}
   reviewer: {tool: codex, model: gpt-5-codex}
 phases:
   implement: {mode: agent, agent: coder, idempotency: idempotent, directive: "Implement the task."}
   review:    {mode: agent, agent: reviewer, idempotency: idempotent, directive: "Review it."}
+  backed_up: {mode: agent, agent: backed, idempotency: idempotent}
 workflows:
+  - id: fallback
+    phases: [backed_up]
   - id: delivery
     phases:
       - implement
@@ -128,3 +132,16 @@ def test_malformed_verdict_is_a_failed_phase_not_a_crash(agents: Env) -> None:
     assert "verdict" in failed["failure_reason"]
     wait_until(lambda: agents.call("subject/call", {"kind": "task", "verb": "get", "params": {"id": tid}})
                ["blocked_reason"] == "Blocked by status update", timeout=10, what="the task to be blocked")
+
+
+def test_fallback_provider_takes_a_limited_phase(agents: Env) -> None:
+    tid = new_task(agents, "success")
+    agents.call("subject/call", {"kind": "task", "verb": "update", "params": {
+        "id": tid, "fields": {"description": "[standin:claude:scenario=rate_limit] [standin:scenario=success]"}}})
+    wf = agents.call("workflow/run", {"task_id": tid, "workflow_ref": "fallback"})["workflow_id"]
+    wait_until(lambda: get(agents, wf)["status"] == "completed", timeout=40, what="the fallback to finish the phase")
+    fallback = [e for e in events(agents) if e["kind"] == "agent_fallback" and e.get("workflow_id") == wf]
+    assert fallback and fallback[0]["data"]["fallback_from"] == "claude" and fallback[0]["data"]["fallback_to"] == "gemini"
+    started = [e["data"]["provider"] for e in events(agents)
+               if e["kind"] == "agent_run_started" and e.get("workflow_id") == wf]
+    assert started[:2] == ["claude", "gemini"]

@@ -1,9 +1,18 @@
 """``animus daemon stream``: live bus events, with gap reports.
 
-The subscriber first proves its subscription is live (it asks the daemon to
-publish a sync marker and waits to see it), so nothing published after the
-command says it is streaming is missed. Every publisher numbers its events;
-a jump in ``seq`` is reported as a gap line, never silently dropped.
+The subscriber first proves its subscription is live: it asks the daemon to
+publish a sync marker (control method ``bus/sync``) and waits to see it, so
+nothing published after the command says "streaming events" is missed
+unnoticed. The broker answers the marker with a watermark (where every
+publisher stood at that moment) and repeats watermarks every second while
+publishers are active; with the per-publisher ``seq`` of every event that
+lets ``SeqTracker`` report each lost event as a gap — in the middle of a
+burst, at its end, or at the start of a new publisher — never silently.
+
+With ``--json`` every event is one line in the ``events.jsonl`` form and a
+gap is ``{"kind":"stream_gap","src":…,"from_seq":…,"to_seq":…,"missing":N}``;
+with ``--pretty`` gaps go to stderr. SIGTERM and Ctrl-C end the stream with
+a summary line on stderr.
 """
 
 from __future__ import annotations
@@ -13,14 +22,17 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import zmq
 
+from animus.bus.broker import WATERMARK_KIND
 from animus.bus.codec import CodecError, unpack
 from animus.bus.envelope import level_at_least, validate_event
 from animus.bus.eventlog import read_tail, to_log_line
+from animus.bus.subscriber import Gap, SeqTracker, recv_body
 from animus.cli import context
 from animus.cli.output import err
 from animus.errors import DAEMON_NOT_RUNNING, Unavailable
@@ -29,12 +41,16 @@ __all__ = ["stream_events"]
 
 _COLORS = {"debug": "\033[2m", "info": "\033[0m", "warn": "\033[33m", "error": "\033[31m"}
 _TERMINAL = {"workflow_completed", "workflow_failed", "workflow_cancelled"}
+_HIDDEN = frozenset({"stream_sync", WATERMARK_KIND})  # bus plumbing, not events to show
+SYNC_TIMEOUT = 10.0  # to see our own marker
+BASELINE_TIMEOUT = 3.0  # to see the broker's watermark after it
+_BATCH = 1000
 
 
 def _pretty(event: dict[str, Any], color: bool) -> str:
     ts = event["ts"]
     stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
-    where = "/".join(x for x in (event.get("workflow_id"), event.get("phase")) if x)
+    where = "/".join(x for x in (event.get("workflow_id"), event.get("phase")) if isinstance(x, str) and x)
     data = event.get("data") or {}
     detail = data.get("message") or data.get("line") or data.get("text") or ""
     if not detail:
@@ -59,116 +75,241 @@ class _Filter:
         return not (self.level and not level_at_least(str(event.get("level")), self.level))
 
 
+class _Output:
+    """Buffered stdout: one write per batch of events (JSON lines as bytes)."""
+
+    def __init__(self, pretty: bool) -> None:
+        self.pretty = pretty
+        self.color = pretty and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self.pending: list[bytes] = []
+        self.render: Callable[[dict[str, Any]], bytes] = self._pretty_line if pretty else to_log_line
+
+    def _pretty_line(self, event: dict[str, Any]) -> bytes:
+        return (_pretty(event, self.color) + "\n").encode()
+
+    def gap(self, gap: Gap) -> None:
+        if self.pretty:
+            self.flush()
+            err(f"gap: {gap.missing} event(s) from {gap.src} missed (seq {gap.first}..{gap.last})")
+            return
+        self.pending.append(orjson.dumps({"kind": "stream_gap", "cat": "bus", "src": gap.src,
+                                          "from_seq": gap.first, "to_seq": gap.last,
+                                          "missing": gap.missing}) + b"\n")
+
+    def flush(self) -> None:
+        stdout = sys.stdout
+        if self.pending:
+            blob = b"".join(self.pending)
+            self.pending.clear()
+            if hasattr(stdout, "buffer"):
+                stdout.flush()
+                stdout.buffer.write(blob)
+            else:  # a text-only stdout (some test runners)
+                stdout.write(blob.decode())
+        stdout.flush()
+        if hasattr(stdout, "buffer"):
+            stdout.buffer.flush()
+
+
+class _View:
+    """Decides what to print, and when the stream is over."""
+
+    def __init__(self, out: _Output, keep: _Filter | None, workflow: str | None,
+                 tracker: SeqTracker) -> None:
+        self.out, self.keep, self.workflow, self.tracker = out, keep, workflow, tracker
+        self.printed: dict[str, int] = {}  # src -> seq already shown from the log or pre-sync
+        self.events = 0
+        self.malformed = 0
+
+    def past(self, event: dict[str, Any]) -> bool:
+        """An event from before the subscription was live (log tail, early arrivals)."""
+        src, seq = event.get("src"), event.get("seq")
+        if isinstance(src, str) and isinstance(seq, int):
+            if seq <= self.printed.get(src, -1):
+                return False
+            self.printed[src] = seq
+        return self._print(event)
+
+    def live(self, events: list[dict[str, Any]]) -> bool:
+        """Account for and print a batch of live events; True when the stream should end.
+
+        The hot loop of the command (one pass per event, nothing dispatched
+        that the common case does not need): a subscriber slower than the
+        bus is one that loses events.
+        """
+        tracker, last, printed = self.tracker, self.tracker.last, self.printed
+        keep, render, pending, workflow = self.keep, self.out.render, self.out.pending, self.workflow
+        for event in events:
+            kind, src, seq = event["kind"], event["src"], event["seq"]
+            if kind == WATERMARK_KIND and _is_watermark(event):
+                marks = (event.get("data") or {}).get("last_seq")
+                if isinstance(marks, dict):
+                    for gap in tracker.watermark(marks):
+                        self.out.gap(gap)
+                continue
+            prev = last.get(src)
+            if prev is not None and seq == prev + 1:
+                last[src] = seq  # the common case, inline
+            else:
+                jump = tracker.observe(src, seq)
+                if jump is not None:
+                    self.out.gap(jump)
+            if printed and src in printed:  # overlap with what --tail printed: skip it once
+                if seq <= printed[src]:
+                    continue
+                del printed[src]
+            if kind in _HIDDEN or (keep is not None and not keep(event)):
+                continue
+            try:
+                pending.append(render(event))
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
+                self.malformed += 1  # nothing JSON or a terminal can show: count it, go on
+                continue
+            self.events += 1
+            if kind == "daemon_shutdown" or (workflow and kind in _TERMINAL
+                                             and event.get("workflow_id") == workflow):
+                return True
+        return False
+
+    def _print(self, event: dict[str, Any]) -> bool:
+        kind = event.get("kind")
+        if kind in _HIDDEN or (self.keep is not None and not self.keep(event)):
+            return False
+        try:
+            self.out.pending.append(self.out.render(event))
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
+            self.malformed += 1
+            return False
+        self.events += 1
+        return kind == "daemon_shutdown" or self._workflow_ended(event)
+
+    def _workflow_ended(self, event: dict[str, Any]) -> bool:
+        return (bool(self.workflow) and event.get("kind") in _TERMINAL
+                and event.get("workflow_id") == self.workflow)
+
+
+Events = list[dict[str, Any]]
+
+
+def _subscribe(sock: zmq.Socket[Any], stats: dict[str, int]) -> tuple[Events, Events, dict[str, int] | None]:
+    """Wait for our sync marker, then the broker's baseline watermark.
+
+    Returns the events that arrived before the marker, those after it, and
+    the baseline (None when the watermark did not come in time).
+    """
+    nonces: set[str] = set()
+    want: str | None = None
+    pre: Events = []
+    post: Events = []
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    next_call = 0.0
+    while True:
+        now = time.monotonic()
+        if want is None:
+            if now > deadline:
+                raise Unavailable(f"could not subscribe to the event bus within {SYNC_TIMEOUT:g}s",
+                                  fix="animus daemon status")
+            if now >= next_call:
+                nonce = uuid.uuid4().hex
+                nonces.add(nonce)
+                context.call("bus/sync", {"nonce": nonce}, timeout=5)
+                next_call = time.monotonic() + 0.2
+        elif now > deadline:
+            return pre, post, None
+        if not sock.poll(50):
+            continue
+        for event in _receive(sock, stats):
+            kind, data = event["kind"], event.get("data") or {}
+            if want is None:
+                seen = data.get("nonce")
+                if kind == "stream_sync" and isinstance(seen, str) and seen in nonces:
+                    want = seen
+                    deadline = time.monotonic() + BASELINE_TIMEOUT
+                pre.append(event)
+            elif _is_watermark(event) and data.get("sync") == want and isinstance(data.get("last_seq"), dict):
+                baseline = {s: n for s, n in data["last_seq"].items() if isinstance(s, str) and type(n) is int}
+                return pre, post, baseline
+            else:
+                post.append(event)
+
+
+def _is_watermark(event: dict[str, Any]) -> bool:
+    return event["kind"] == WATERMARK_KIND and str(event["src"]).startswith("daemon/bus:")
+
+
+def _receive(sock: zmq.Socket[Any], stats: dict[str, int]) -> list[dict[str, Any]]:
+    """Everything queued now (up to a batch), decoded; malformed frames counted."""
+    events = []
+    for _ in range(_BATCH):
+        try:
+            count, body = recv_body(sock)
+        except zmq.Again:
+            break
+        try:
+            if count != 2:
+                raise ValueError("an event is two frames")
+            events.append(validate_event(unpack(body)))
+        except (CodecError, ValueError):
+            stats["malformed"] += 1
+    return events
+
+
 def stream_events(pretty: bool, workflow: str | None, run: str | None, cat: str | None,
                   level: str | None, tail: int, as_json: bool) -> int:
     scope = context.scope()
     endpoint = scope.endpoint("bus.out")
     if not (scope.run_dir() / "bus.out").exists():
         raise Unavailable(DAEMON_NOT_RUNNING)
-    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SUBSCRIBE, b"")  # filter locally so per-publisher seq stays exact
     sock.connect(endpoint)
-    out = sys.stdout
-    color = pretty and out.isatty() and not os.environ.get("NO_COLOR")
-    keep = _Filter(workflow, run, cat, level)
-    last_seq: dict[str, int] = {}
-    printed: set[tuple[str, int]] = set()
-    stats = {"events": 0, "gaps": 0, "missing": 0, "malformed": 0}
+    out = _Output(pretty and not as_json)
+    stats = {"malformed": 0}
+    view: _View | None = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-
-    def show(event: dict[str, Any]) -> bool:
-        """Print one event; return True when the stream should end."""
-        if pretty and not as_json:
-            out.write(_pretty(event, color) + "\n")
-        else:
-            out.write(to_log_line(event).decode())
-        stats["events"] += 1
-        if event["kind"] == "daemon_shutdown":
-            return True
-        return bool(workflow) and event["kind"] in _TERMINAL and event.get("workflow_id") == workflow
-
-    def gap(src: str, first: int, last: int) -> None:
-        stats["gaps"] += 1
-        stats["missing"] += last - first + 1
-        record = {"kind": "stream_gap", "cat": "bus", "src": src, "from_seq": first, "to_seq": last,
-                  "missing": last - first + 1}
-        if pretty and not as_json:
-            err(f"gap: {record['missing']} event(s) from {src} missed (seq {first}..{last})")
-        else:
-            out.write(orjson.dumps(record).decode() + "\n")
-
-    def handle(event: dict[str, Any], live: bool) -> bool:
-        src, seq = event["src"], event["seq"]
-        if live:
-            prev = last_seq.get(src)
-            if prev is not None and seq > prev + 1:
-                gap(src, prev + 1, seq - 1)
-            last_seq[src] = max(seq, prev or 0)
-        if (src, seq) in printed:
-            return False
-        printed.add((src, seq))
-        if event["kind"] == "stream_sync" or not keep(event):
-            return False
-        return show(event)
-
-    nonce = uuid.uuid4().hex
-    buffered: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
-    synced = False
     try:
-        while not synced:
-            if time.monotonic() > deadline:
-                raise Unavailable("could not subscribe to the event bus within 10s", fix="animus daemon status")
-            context.call("bus/sync", {"nonce": nonce}, timeout=5)
-            poll_until = time.monotonic() + 0.2
-            while time.monotonic() < poll_until and not synced:
-                if sock.poll(50):
-                    event = _decode(sock.recv_multipart(), stats)
-                    if event is None:
-                        continue
-                    if event["kind"] == "stream_sync" and (event.get("data") or {}).get("nonce") == nonce:
-                        synced = True
-                    buffered.append(event)
+        pre, post, baseline = _subscribe(sock, stats)
+        keep = _Filter(workflow, run, cat, level) if (workflow or run or cat or level) else None
+        view = _View(out, keep, workflow, SeqTracker(baseline))
         err("streaming events (Ctrl-C to stop)")
         if tail:
             for entry in read_tail(scope.events_log, tail, level, cat, workflow):
-                entry_event = {**entry, "ts": time.time()} if not isinstance(entry.get("ts"), (int, float)) else entry
-                if handle(_from_log(entry_event), live=False):
+                if view.past(_from_log(entry)):
                     return 0
-        for event in buffered:
-            if handle(event, live=True):
+        for event in pre:
+            if view.past(event):
                 return 0
+        if view.live(post):
+            return 0
         out.flush()
         while True:
             if not sock.poll(1000):
-                out.flush()
                 continue
-            event = _decode(sock.recv_multipart(), stats)
-            if event is not None and handle(event, live=True):
-                break
-            if not sock.poll(0):
-                out.flush()
+            if view.live(_receive(sock, stats)):
+                return 0
+            out.flush()
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `animus daemon stream --json | head`: the reader left
+        _silence_stdout()
     finally:
-        out.flush()
+        try:
+            out.flush()
+        except BrokenPipeError:
+            _silence_stdout()
         sock.close(linger=0)
-        err(f"stream ended: {stats['events']} events, {stats['gaps']} gaps ({stats['missing']} missed), "
-            f"{stats['malformed']} malformed")
+        if view is not None:
+            err(f"stream ended: {view.events} events, {view.tracker.gaps} gaps "
+                f"({view.tracker.missing} missed), {stats['malformed'] + view.malformed} malformed")
     return 0
 
 
-def _decode(frames: list[bytes], stats: dict[str, int]) -> dict[str, Any] | None:
-    if len(frames) != 2:
-        stats["malformed"] += 1
-        return None
-    try:
-        return validate_event(unpack(frames[1]))
-    except (CodecError, ValueError):
-        stats["malformed"] += 1
-        return None
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _from_log(entry: dict[str, Any]) -> dict[str, Any]:
@@ -182,9 +323,10 @@ def _from_log(entry: dict[str, Any]) -> dict[str, Any]:
             event["ts"] = dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
         except ValueError:
             event["ts"] = time.time()
+    elif not isinstance(ts, (int, float)):
+        event["ts"] = time.time()
     event.setdefault("data", {})
     event.setdefault("level", "info")
+    event.setdefault("kind", "event")
+    event.setdefault("cat", "")
     return event
-
-
-_ = orjson.loads

@@ -57,8 +57,7 @@ class ChildSupervisor:
         self.name = config["name"]
         self.role = config["role"]
         self.ctx = zmq.asyncio.Context()
-        self.bus = Publisher(config["bus_endpoint"], f"supervisor/{self.name}:{os.getpid()}",
-                             context=zmq.Context.instance())
+        self.bus = Publisher(config["bus_endpoint"], f"supervisor/{self.name}:{os.getpid()}")
         flags = SupervisorFlags(Strategy(config.get("strategy", "one_for_one")),
                                 int(config.get("intensity", 50)), float(config.get("period", 10)))
         specs = [spec_from_dict(c, self.role) for c in config.get("children", [])]

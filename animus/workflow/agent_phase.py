@@ -90,7 +90,40 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
     }
     if resume:
         params["session_id"] = resume
-    method = "agent/resume" if resume else "agent/run"
+    try:
+        result = _call_provider(runner, provider, "agent/resume" if resume else "agent/run", params, phase)
+    except (Parked, Blocked) as exc:
+        fallback = agent.fallback_provider if agent else None
+        if not fallback or (not runner.remote and not _installed(fallback)):
+            raise
+        # the primary is limited or down: the profile's fallback takes the phase, in a fresh session
+        runner.publish("agent", "agent_fallback", "warn", phase=phase.id, fallback_from=provider,
+                       fallback_to=fallback, reason=str(exc))
+        runner.agent_provider = fallback
+        params.pop("session_id", None)
+        result = _call_provider(runner, fallback, "agent/run", params, phase)
+        result["provider"] = fallback
+    runner.agent_key = None
+    contract = phase.decision_contract
+    verdict = result.get("verdict") or "fail"
+    if result.get("error") and verdict == "fail":
+        result["reason"] = str(result["error"])
+    confidence = result.get("confidence")
+    if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
+        result["verdict"] = "rework"
+        result["reason"] = f"decision rejected by contract: confidence {confidence} < {contract.min_confidence}"
+    risks = ("low", "medium", "high")
+    risk = result.get("risk")
+    if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
+        result["verdict"] = "rework"
+        result["reason"] = f"decision rejected by contract: risk {risk} above {contract.max_risk.value}"
+    return result
+
+
+def _call_provider(runner: Runner, provider: str, method: str, params: dict[str, Any],
+                   phase: PhaseDefinition) -> dict[str, Any]:
+    """One agent/run (or resume) through the daemon; a usage limit raises Parked,
+    an unreachable provider Blocked."""
     reply: dict[str, Any] = {}
     for attempt_no in range(UNAVAILABLE_RETRIES):
         try:
@@ -106,7 +139,6 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
             raise _not_installed(provider, phase) from None
         except AnimusError as exc:
             raise Blocked(f"provider plugin {provider}: {exc.message}") from None
-    runner.agent_key = None
     if "error" in reply:
         err = reply["error"] or {}
         return {"verdict": "fail", "reason": f"{provider} {method} failed: {err.get('message')}"}
@@ -117,19 +149,6 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
         reset = max(float(limit.get("reset_at") or 0), time.time() + MIN_PARK_SECS)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
         raise Parked(f"{provider} usage limit until {when}", reset)
-    contract = phase.decision_contract
-    verdict = result.get("verdict") or "fail"
-    if result.get("error") and verdict == "fail":
-        result["reason"] = str(result["error"])
-    confidence = result.get("confidence")
-    if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
-        result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: confidence {confidence} < {contract.min_confidence}"
-    risks = ("low", "medium", "high")
-    risk = result.get("risk")
-    if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
-        result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: risk {risk} above {contract.max_risk.value}"
     return result
 
 

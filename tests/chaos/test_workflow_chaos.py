@@ -117,7 +117,8 @@ def test_kill_runners_and_daemon_nothing_lost(env: Env, tmp_path: Path) -> None:
             assert [a["status"] for a in attempts].count("completed") == 1  # never again once completed
             if phase["phase"] == "b":
                 assert started == 1 + forced[wf_id]  # re-run only on the operator's word
-                assert effects[("b", wf_id)] == started
+                # a runner may die between recording the attempt and the command's first write
+                assert 1 <= effects[("b", wf_id)] <= started
             else:
                 assert effects[(phase["phase"], wf_id)] <= started
     state_root = Path(env.call("daemon/status")["state_root"])
