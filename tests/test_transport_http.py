@@ -210,14 +210,18 @@ def test_server_sent_events_stream_a_workflow_live(env: Env, http: Transport) ->
             by_src.setdefault(e["src"], []).append(e["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_src.values())
 
-    # a late client catches up from the log, filtered to the one workflow
-    with http.client.stream("GET", "/api/events", params={"workflow": wf, "tail": 500}, timeout=30) as stream:
-        replay = []
-        for event in read_sse(stream.iter_lines()):
-            if event["kind"] == "stream_ready":
-                break
-            replay.append(event)
-    assert [e["kind"] for e in replay] == kinds
+    # a late client catches up from the log, filtered to the one workflow (the log
+    # writer may be a few milliseconds behind the live bus: wait for it, with a deadline)
+    def replayed() -> list[str]:
+        with http.client.stream("GET", "/api/events", params={"workflow": wf, "tail": 500}, timeout=30) as stream:
+            replay = []
+            for event in read_sse(stream.iter_lines()):
+                if event["kind"] == "stream_ready":
+                    break
+                replay.append(event["kind"])
+        return replay
+
+    wait_until(lambda: replayed() == kinds, timeout=10, what="the log replay to hold the whole workflow")
     assert http.get("/api/events", params={"level": "loud"}).status_code == 400
 
 
