@@ -62,21 +62,26 @@ def cli(env: dict[str, str], project: Path, *args: str) -> str:
     return proc.stdout
 
 
-def install_probe(env: dict[str, str], project: Path, home: Path) -> None:
-    """The scriptable probe as an installed plugin, as the test suite installs it."""
+def install_probe(env: dict[str, str], project: Path, home: Path, via: str) -> None:
+    """The probe as an installed plugin: a first-party Python command (``{python} -m
+    animus.testing_worker``: the daemon forks it from its zygote), or behind a shell
+    wrapper, as the test suite installs it (an arbitrary executable: exec'd)."""
     folder = home.parent / "probe-src"
     folder.mkdir(parents=True)
-    wrapper = folder / "run.sh"
-    wrapper.write_text(f"#!/bin/sh\nexport PROBE_MODE='ok'\nexec \"{sys.executable}\" -m animus.testing_worker \"$@\"\n")
-    wrapper.chmod(0o755)
+    command = ["{python}", "-m", "animus.testing_worker"]
+    if via == "exec":
+        wrapper = folder / "run.sh"
+        wrapper.write_text(f"#!/bin/sh\nexport PROBE_MODE='ok'\nexec \"{sys.executable}\" -m animus.testing_worker \"$@\"\n")
+        wrapper.chmod(0o755)
+        command = [str(wrapper)]
     (folder / "animus-plugin.yaml").write_text(yaml.safe_dump({
         "name": PLUGIN, "role": "provider", "version": "0.0.1", "protocol": "1.0.0",
-        "description": "probe for the restart benchmark", "command": [str(wrapper)]}))
+        "description": "probe for the restart benchmark", "command": command}))
     cli(env, project, "plugin", "install", str(folder), "--force")
 
 
 @contextmanager
-def daemon() -> Iterator[tuple[dict[str, str], Path, Path]]:
+def daemon(via: str) -> Iterator[tuple[dict[str, str], Path, Path]]:
     tmp = Path(tempfile.mkdtemp(prefix="animus-bench-restart-"))
     home, project = tmp / "home", tmp / "project"
     project.mkdir()
@@ -88,7 +93,7 @@ def daemon() -> Iterator[tuple[dict[str, str], Path, Path]]:
         "restart": {"max_restarts": 5, "initial": 0.05, "factor": 2.0, "cap": 0.4,
                     "healthy_window": HEALTHY_WINDOW}}))
     try:
-        install_probe(env, project, home)
+        install_probe(env, project, home, via)
         info = json.loads(cli(env, project, "daemon", "start", "--skip-preflight", "--json").splitlines()[-1])
         try:
             yield env, project, Path(info["state_root"])
@@ -212,11 +217,13 @@ def ms(x: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--via", choices=("zygote", "exec"), default="zygote",
+                        help="zygote: a first-party Python worker (forked); exec: a wrapper script")
     args = parser.parse_args()
     restarts: list[float] = []
     bares: list[float] = []
     breakdown: dict[str, list[float]] = {"child_exited": [], "child_restarting": [], "child_started": []}
-    with daemon() as (env, project, state_root):
+    with daemon(args.via) as (env, project, state_root):
         scope = Scope(project_root=project.resolve(), name=state_root.name, home=Path(env["ANIMUS_HOME"]),
                       root=state_root)
         control = ControlClient(scope.endpoint("control"), timeout=10)
@@ -246,7 +253,8 @@ def main() -> int:
             bus.close()
             control.close()
 
-    print(f"restart latency benchmark: {args.runs} runs, {os.cpu_count()} CPUs, worker = {spec['argv'][0]}")
+    print(f"restart latency benchmark: {args.runs} runs, {os.cpu_count()} CPUs, via {args.via}, "
+          f"worker = {' '.join(spec['argv'])}")
     print(f"{'':34}{'median':>10} {'p95':>10}")
     rows = [("restart: SIGKILL -> replacement ping", restarts), ("bare: spawn -> first ping", bares)]
     for label, values in rows:

@@ -21,6 +21,7 @@ import psutil
 import pytest
 import yaml
 
+from animus.supervision.process import wait_gone
 from animus.testing import WaitTimeout, wait_until
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
@@ -144,15 +145,20 @@ def env(tmp_path: Path) -> Iterator[Env]:
     environ.update({"ANIMUS_HOME": str(home), "ANIMUS_START_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"})
     e = Env(home, project, environ)
     yield e
+    stop_daemons(e)
+
+
+def stop_daemons(e: Env) -> None:
+    """Stop every daemon the test started; fail if any process of a tree is left."""
     leftovers: set[int] = set()
+    stuck = []
     for pid in e.started:
         leftovers |= _descendants(pid)
-        if psutil.pid_exists(pid):
+        if alive({pid}):
             e.run("daemon", "stop", "--shutdown-timeout-secs", "20")
-            try:
-                psutil.Process(pid).wait(20)
-            except psutil.Error:
-                pass
+            if not wait_gone(pid, 20):  # a zombie awaiting its reaper counts as gone
+                stuck.append(pid)
+                leftovers |= _descendants(pid) | {pid}
     try:
         wait_until(lambda: not alive(leftovers), timeout=5, what="the daemon tree to be gone")
     except WaitTimeout:
@@ -160,6 +166,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
         for pid in survivors:
             psutil.Process(pid).kill()
         pytest.fail(f"processes of the daemon tree survived its stop: {survivors}")
+    if stuck:
+        pytest.fail(f"daemon {stuck} did not stop within 20 s of animus daemon stop (killed)")
 
 
 @pytest.fixture

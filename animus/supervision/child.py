@@ -17,9 +17,11 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 import zmq.asyncio
 
@@ -30,6 +32,7 @@ from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.supervision import process
 from animus.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags, Timeout
 from animus.supervision.supervisor import ChildState, Supervisor
+from animus.supervision.zygote import Zygote, eligible
 from animus.workers.host import PluginCallError, PluginHost
 
 __all__ = ["ChildSupervisor", "main"]
@@ -51,6 +54,47 @@ def launch(spec: ChildSpec) -> process.ChildProcess:
     return process.spawn(start["argv"], start.get("env") or {}, start.get("cwd"))
 
 
+class Launcher:
+    """Starts children: first-party Python workers forked from a preloaded
+    zygote (a few ms instead of an interpreter start), everything else exec'd.
+    ``ANIMUS_ZYGOTE=0`` turns the zygote off."""
+
+    def __init__(self, preload: list[str]) -> None:
+        self.enabled = os.environ.get("ANIMUS_ZYGOTE", "1") not in ("0", "false", "no", "off")
+        self.forked: dict[int, process.ChildProcess] = {}
+        self.zygote = Zygote(preload, self._exited)
+        self.failures = 0
+
+    def _exited(self, pid: int, status: int) -> None:
+        child = self.forked.pop(pid, None)
+        if child is not None:
+            child.exited(status)
+
+    def __call__(self, spec: ChildSpec) -> process.ChildProcess:
+        start = spec.start
+        argv = list(start["argv"])
+        module = eligible(argv) if self.enabled and self.failures < 3 else None
+        if module is None:
+            return launch(spec)
+        try:
+            self.zygote.attach(asyncio.get_running_loop())
+            pid, stderr_fd = self.zygote.fork(module, argv[3:], dict(start.get("env") or {}), start.get("cwd"))
+            self.zygote.attach(asyncio.get_running_loop())
+        except RuntimeError:
+            self.failures += 1  # the exec path always works
+            return launch(spec)
+        try:
+            create_time = psutil.Process(pid).create_time()
+        except psutil.Error:
+            create_time = 0.0
+        child = process.ChildProcess(None, pid, create_time, time.monotonic(), None, stderr_fd)
+        self.forked[pid] = child
+        return child
+
+    def close(self) -> None:
+        self.zygote.stop()
+
+
 class ChildSupervisor:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -61,8 +105,13 @@ class ChildSupervisor:
         flags = SupervisorFlags(Strategy(config.get("strategy", "one_for_one")),
                                 int(config.get("intensity", 50)), float(config.get("period", 10)))
         specs = [spec_from_dict(c, self.role) for c in config.get("children", [])]
+        modules = [m for m in (eligible(c["argv"]) for c in config.get("children", [])) if m]
+        preload = [name for m in modules for name in (m, m + ".__main__")]
+        if config.get("service") == "workflows":
+            preload += ["animus.workflow.runner", "animus.workflow.agent_phase"]
+        self.launcher = Launcher(preload)
         self.child_roles = {c["id"]: c.get("role", self.role) for c in config.get("children", [])}
-        self.sup = Supervisor(self.name, flags, specs, launch, self.emit,
+        self.sup = Supervisor(self.name, flags, specs, self.launcher, self.emit,
                               ready_timeout=float(config.get("ready_timeout", 10)),
                               disabled=set(config.get("disabled", [])))
         self.sup.on_change = self._changed
@@ -248,6 +297,7 @@ class ChildSupervisor:
         for task in (server, watchdog, escalated, stop):
             task.cancel()
         self.host.close()
+        self.launcher.close()
         self.tree.close(linger=200)
         self.bus.close(linger_ms=1000)
         return code

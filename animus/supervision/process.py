@@ -2,8 +2,10 @@
 
 Every child gets its own process group (so a signal reaches the tools it
 runs) and a parent-death signal (so it cannot outlive the supervisor that
-owns it, even when that supervisor is SIGKILLed). Exits are watched with a
-pidfd, which the event loop polls like any socket.
+owns it, even when that supervisor is SIGKILLed). Exits of exec'd children
+are watched with a pidfd, which the event loop polls like any socket;
+children forked by the zygote (``zygote.py``) are reaped by it, and it reports
+their exit statuses.
 
 One termination function: SIGTERM to the group (plus SIGCONT, so a
 stopped child can act on it), wait up to the spec's timeout, then SIGKILL to
@@ -57,19 +59,36 @@ def _preexec() -> None:
 
 @dataclass
 class ChildProcess:
-    """A running child: its Popen, pidfd, create time and stderr tail."""
+    """A running child: its pid, create time, stderr tail and how we learn its exit.
 
-    popen: subprocess.Popen[bytes]
+    An exec'd child has a ``popen`` (exit seen through a pidfd). A child forked
+    by the zygote (``zygote.py``) has none: the zygote reaps it and reports the
+    status, which lands in ``status`` and calls ``on_status``.
+    """
+
+    popen: subprocess.Popen[bytes] | None
     pid: int
     create_time: float
     started_at: float
     pidfd: int | None = None
+    stderr_fd: int | None = None
+    status: int | None = None
+    on_status: Callable[[], None] | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     descendants: set[int] = field(default_factory=set)
     _partial: bytes = b""
 
     def returncode(self) -> int | None:
-        return self.popen.poll()
+        if self.popen is not None:
+            return self.popen.poll()
+        return self.status
+
+    def exited(self, status: int) -> None:
+        """The zygote reaped this child (forked children only)."""
+        if self.status is None:
+            self.status = status
+            if self.on_status is not None:
+                self.on_status()
 
     def last_error(self) -> str:
         return " | ".join(self.stderr_tail)[-500:]
@@ -112,7 +131,8 @@ def spawn(
     except psutil.Error:
         create_time = 0.0
     pidfd = os.pidfd_open(popen.pid) if hasattr(os, "pidfd_open") else None
-    return ChildProcess(popen, popen.pid, create_time, time.monotonic(), pidfd)
+    stderr_fd = popen.stderr.fileno() if popen.stderr is not None else None
+    return ChildProcess(popen, popen.pid, create_time, time.monotonic(), pidfd, stderr_fd)
 
 
 def watch(
@@ -122,9 +142,8 @@ def watch(
     on_stderr: Callable[[str], None] | None = None,
 ) -> None:
     """Call ``on_exit(child, status)`` once when the child exits."""
-    stream = child.popen.stderr
-    if stream is not None:
-        fd = stream.fileno()
+    fd = child.stderr_fd
+    if fd is not None:
         os.set_blocking(fd, False)
 
         def read_stderr() -> None:
@@ -142,7 +161,7 @@ def watch(
         loop.add_reader(fd, read_stderr)
 
     def reap() -> None:
-        status = child.popen.poll()
+        status = child.returncode()
         if status is None:
             return
         _unwatch(loop, child)
@@ -152,11 +171,15 @@ def watch(
         kill_tree(child.descendants)
         on_exit(child, status)
 
-    if child.pidfd is not None:
+    if child.popen is None:
+        child.on_status = reap  # the zygote tells us
+        if child.status is not None:
+            loop.call_soon(reap)
+    elif child.pidfd is not None:
         loop.add_reader(child.pidfd, reap)
     else:  # no pidfd: poll
         def poll() -> None:
-            if child.popen.poll() is None:
+            if child.returncode() is None:
                 loop.call_later(0.05, poll)
             else:
                 reap()
@@ -169,16 +192,20 @@ def _unwatch(loop: asyncio.AbstractEventLoop, child: ChildProcess) -> None:
         loop.remove_reader(child.pidfd)
         os.close(child.pidfd)
         child.pidfd = None
-    stream = child.popen.stderr
-    if stream is not None:
+    fd = child.stderr_fd
+    if fd is not None:
         try:
-            data = os.read(stream.fileno(), 65536)
+            data = os.read(fd, 65536)
             if data:
                 child.feed_stderr(data, None)
         except OSError:
             pass
-        loop.remove_reader(stream.fileno())
-        stream.close()
+        loop.remove_reader(fd)
+        if child.popen is not None and child.popen.stderr is not None:
+            child.popen.stderr.close()
+        else:
+            os.close(fd)
+        child.stderr_fd = None
 
 
 def descendants(pid: int) -> set[int]:
@@ -255,7 +282,7 @@ def kill_groups(leaders: Mapping[int, float]) -> int:
 async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
     """Stop a child and everything it started; return its exit status."""
     child.descendants |= descendants(child.pid)
-    if child.popen.poll() is None:
+    if child.returncode() is None:
         if isinstance(shutdown, BrutalKill):
             _signal_group(child.pid, signal.SIGKILL)
         else:
@@ -267,13 +294,14 @@ async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
                 _signal_group(child.pid, signal.SIGKILL)
     await _wait_exit(child, None)
     kill_tree(child.descendants)
-    return child.popen.returncode if child.popen.returncode is not None else -9
+    code = child.returncode()
+    return code if code is not None else -9
 
 
 async def _wait_exit(child: ChildProcess, limit: float | None) -> bool:
     deadline = None if limit is None else time.monotonic() + limit
     delay = 0.002
-    while child.popen.poll() is None:
+    while child.returncode() is None:
         if deadline is not None and time.monotonic() >= deadline:
             return False
         await asyncio.sleep(delay)

@@ -41,7 +41,11 @@ from animus.workers import protocol as p
 __all__ = ["Plugin", "method", "run_plugin", "RequestContext", "RpcError"]
 
 RpcError = p.RpcError
-HOST_SILENCE_SECS = float(os.environ.get("ANIMUS_HOST_SILENCE_SECS", "15"))
+
+
+def host_silence_secs() -> float:
+    """Read when the plugin runs, not at import: a zygote imports us before the env is set."""
+    return float(os.environ.get("ANIMUS_HOST_SILENCE_SECS", "15"))
 SHUTDOWN_DRAIN_SECS = 3.0  # under the host's 5 s shutdown timeout
 
 
@@ -226,12 +230,13 @@ class _Runtime:
 
     async def _watch_host(self) -> None:
         parent = int(os.environ.get("ANIMUS_PARENT_PID", "0") or 0)
+        silence = host_silence_secs()
         while True:
             await asyncio.sleep(0.5)
             if parent and os.getppid() != parent:
                 self.stopping.set()  # host process is gone
                 return
-            if time.monotonic() - self.last_heard > HOST_SILENCE_SECS:
+            if time.monotonic() - self.last_heard > silence:
                 self.stopping.set()  # host stopped pinging us
                 return
 

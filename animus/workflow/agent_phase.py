@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["call_agent", "cancel_agent", "build_prompt"]
 
 UNAVAILABLE_RETRIES = 3
-MIN_PARK_SECS = float(os.environ.get("ANIMUS_MIN_PARK_SECS", "60"))
 
 
 def build_prompt(wf: dict[str, Any], phase: PhaseDefinition) -> str:
@@ -146,7 +145,8 @@ def _call_provider(runner: Runner, provider: str, method: str, params: dict[str,
     limit = result.get("rate_limited")
     if limit:
         # a reset time that is missing or already past is not to be trusted: wait a while anyway
-        reset = max(float(limit.get("reset_at") or 0), time.time() + MIN_PARK_SECS)
+        min_park = float(os.environ.get("ANIMUS_MIN_PARK_SECS", "60"))  # read per call: runners are forked
+        reset = max(float(limit.get("reset_at") or 0), time.time() + min_park)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
         raise Parked(f"{provider} usage limit until {when}", reset)
     return result
