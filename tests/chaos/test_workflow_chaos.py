@@ -25,9 +25,9 @@ pytestmark = pytest.mark.chaos
 
 WORKFLOWS = """
 phases:
-  a: {mode: command, idempotency: idempotent,    command: {program: bash, args: [-c, "echo a $ANIMUS_WORKFLOW_ID >> {fx}; sleep 0.$((RANDOM % 4))"]}}
-  b: {mode: command, idempotency: sideeffecting, command: {program: bash, args: [-c, "echo b $ANIMUS_WORKFLOW_ID >> {fx}; sleep 0.$((RANDOM % 4))"]}}
-  c: {mode: command, idempotency: idempotent,    command: {program: bash, args: [-c, "sleep 0.$((RANDOM % 3)); echo c $ANIMUS_WORKFLOW_ID >> {fx}"]}}
+  a: {mode: command, idempotency: idempotent,    command: {program: bash, args: [-c, "echo a $ANIMUS_WORKFLOW_ID >> {fx}; sleep 0.$((RANDOM % 5 + 3))"]}}
+  b: {mode: command, idempotency: sideeffecting, command: {program: bash, args: [-c, "echo b $ANIMUS_WORKFLOW_ID >> {fx}; sleep 0.$((RANDOM % 5 + 3))"]}}
+  c: {mode: command, idempotency: idempotent,    command: {program: bash, args: [-c, "sleep 0.$((RANDOM % 5 + 3)); echo c $ANIMUS_WORKFLOW_ID >> {fx}"]}}
 workflows:
   - id: chaos
     phases: [a, b, c]
