@@ -29,7 +29,6 @@ import secrets
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil

@@ -89,7 +89,7 @@ class Registry:
             data = yaml.safe_load(self.path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InvalidInput(f"{self.path}: not valid YAML ({str(exc).splitlines()[0]})",
-                               fix=f"restore it from a backup or remove it and run animus plugin install-defaults") from None
+                               fix="restore it from a backup or remove it and run animus plugin install-defaults") from None
         if not isinstance(data, dict) or not isinstance(data.get("plugins", {}), dict):
             raise InvalidInput(f"{self.path}: expected a mapping with a 'plugins' map",
                                fix="restore it from a backup or reinstall the plugins")

@@ -40,7 +40,7 @@ from conftest import FAST_RESTART, Env, alive
 from animus.bus.rpc import ControlClient
 from animus.errors import Unavailable
 from animus.state.scope import Scope
-from animus.testing import WaitTimeout, wait_until
+from animus.testing import wait_until
 
 pytestmark = pytest.mark.chaos
 
