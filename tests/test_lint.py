@@ -19,3 +19,11 @@ def test_pyflakes_clean() -> None:
     out = subprocess.run([ruff, "check", "--select", "F", "--output-format", "concise", "animus", "tests", "bench"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_strict() -> None:
+    mypy = Path(sys.executable).with_name("mypy")
+    if not mypy.exists():
+        pytest.skip("mypy is not installed (it is in the test extras: pip install -e '.[test]')")
+    out = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True)  # [tool.mypy] in pyproject
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

@@ -65,7 +65,7 @@ class ControlClient:
             path = _ipc_path(self.endpoint)
             if path is not None and not path.exists():
                 raise Unavailable(DAEMON_NOT_RUNNING)
-            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(self.endpoint)
             self._sock = sock

@@ -106,7 +106,8 @@ def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_
     if not reply.get("ok"):
         from animus.errors import from_dict
 
-        raise from_dict(reply.get("error") or {})
+        error = reply.get("error")
+        raise from_dict(error if isinstance(error, dict) else {})
     if as_json:
         emit_json("animus.daemon.start.v1", {"pid": reply["pid"], "state_root": reply["state_root"],
                                              "autonomous": autonomous})

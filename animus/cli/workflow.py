@@ -147,7 +147,7 @@ def validate(as_json: bool = JSON) -> None:
         from animus.workflow.loader import load_workflow_config
 
         cfg = load_workflow_config(context.scope().project_root, dict(os.environ))
-        data = {"valid": True, "sources": [str(s) for s in cfg.sources],
+        data: dict[str, Any] = {"valid": True, "sources": [str(s) for s in cfg.sources],
                 "workflows": sorted(w for w in cfg.workflows), "phases": len(cfg.phases), "agents": len(cfg.agents)}
         if as_json:
             emit_json("animus.workflow.validate.v1", data)

@@ -258,7 +258,7 @@ class ChildSupervisor:
             asyncio.get_running_loop().create_task(self._answer(msg))
 
     async def _answer(self, msg: dict[str, Any]) -> None:
-        handler = self.handlers.get(msg.get("method"))
+        handler = self.handlers.get(str(msg.get("method")))
         try:
             if handler is None:
                 raise InvalidInput(f"{self.name} does not handle {msg.get('method')!r}")

@@ -240,7 +240,8 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     sock.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
-        readable, _, _ = select.select([sock, wake_r], [], [])
+        watched: list[Any] = [sock, wake_r]
+        readable, _, _ = select.select(watched, [], [])
         if wake_r in readable:
             os.read(wake_r, 4096)
         while True:  # reap every child that exited

@@ -120,7 +120,7 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
         if ready not in done:
             if exited in done:
                 tail = child.last_error()
-                raise RuntimeError(f"exited with code {child.popen.returncode} during start"
+                raise RuntimeError(f"exited with code {child.returncode()} during start"
                                    + (f": {tail}" if tail else ""))
             if plugin.name in host.peers:
                 raise RuntimeError(f"connected but did not answer initialize within {timeout:g}s "

@@ -10,6 +10,7 @@ The root forwards each call here; replies are plain dicts the CLI renders.
 from __future__ import annotations
 
 import time
+import builtins  # the classes below have a method named list, which shadows it in annotations
 from typing import TYPE_CHECKING, Any
 
 from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -119,7 +120,7 @@ class WorkflowApi:
             raise InvalidInput("workflow/run needs task_id or title")
         return summary(wf)
 
-    async def list(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def list(self, params: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         status = params.get("status")
         if status and status not in STATUSES:
             raise InvalidInput(f"unknown status {status!r}", fix=f"one of: {', '.join(STATUSES)}")
@@ -169,7 +170,7 @@ class WorkflowApi:
     async def reject(self, params: dict[str, Any]) -> dict[str, Any]:
         return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), False, params.get("note")))
 
-    async def triggers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def triggers(self, params: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         """Schedules and ``triggers:`` entries, with when each last started a workflow."""
         cfg = self.sup.workflow_config()
         rows = [{"id": s.id, "type": "cron", "section": "schedules", "workflow_ref": s.workflow_ref,

@@ -669,7 +669,7 @@ class _Parser:
             if kind not in _TRIGGER_TYPES:
                 raise self.err(f["type"], f"{path}.type", f"unknown trigger type {_show(f['type'])}"
                                + _hint(kind, _TRIGGER_TYPES), fix="use cron, file_watcher or webhook")
-            config = self.opt(f, "config", path, self.plain, {})
+            config: dict[str, Any] = self.opt(f, "config", path, self.plain, {})
             cron = config.get("cron")
             if _TRIGGER_TYPES[kind] is TriggerType.CRON and isinstance(cron, str) and not _cron_ok(cron):
                 raise self.err(f["config"], f"{path}.config.cron",
@@ -678,10 +678,11 @@ class _Parser:
             ref = self.opt(f, "workflow_ref", path, self.ident, None)
             if ref is not None:
                 self.note(f"{path}.workflow_ref", f["workflow_ref"])
+            trigger_input: dict[str, Any] = self.opt(f, "input", path, self.plain, {})
             self.layer.triggers[tid] = self.build(
                 f["id"], path, Trigger, id=tid, type=_TRIGGER_TYPES[kind], workflow_ref=ref,
                 enabled=self.opt(f, "enabled", path, self.boolean, True), config=config,
-                input=self.opt(f, "input", path, self.plain, {}))
+                input=trigger_input)
 
 
 # -------------------------------------------------------------- merge and check
@@ -769,8 +770,10 @@ def _combine(layers: Sequence[_Layer], sources: tuple[str, ...]) -> WorkflowConf
     if default_ref is not None and default_ref not in workflows:
         raise err("default_workflow_ref", f"unknown workflow '{default_ref}'"
                   + _hint(default_ref, workflows), fix="name a workflow defined under workflows:")
-    for section, entries in (("schedules", merged.schedules), ("triggers", merged.triggers)):
-        for sid, entry in entries.items():
+    named: tuple[tuple[str, Mapping[str, Schedule | Trigger]], ...] = (
+        ("schedules", merged.schedules), ("triggers", merged.triggers))
+    for section, table in named:
+        for sid, entry in table.items():
             ref = entry.workflow_ref or default_ref
             if ref is None:
                 raise err(f"{section}.{sid}", "no workflow_ref and no workflow to default to",

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+import builtins  # the classes below have a method named list, which shadows it in annotations
 from typing import Any
 
 from animus.errors import Conflict, NotFound
@@ -170,8 +171,8 @@ class WorkflowStore:
             raise NotFound(f"no workflow {wf_id!r}", fix="animus workflow list")
         return row
 
-    def list(self, status: str | None = None, limit: int = 50, subject_id: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM workflows WHERE 1=1", []
+    def list(self, status: str | None = None, limit: int = 50, subject_id: str | None = None) -> builtins.list[dict[str, Any]]:
+        sql, args = "SELECT * FROM workflows WHERE 1=1", builtins.list[Any]()
         if status:
             sql += " AND status=?"
             args.append(status)
@@ -182,12 +183,12 @@ class WorkflowStore:
         args.append(limit)
         return [r for r in (_row(x) for x in self.conn.execute(sql, args)) if r is not None]
 
-    def by_status(self, *statuses: str) -> list[dict[str, Any]]:
+    def by_status(self, *statuses: str) -> builtins.list[dict[str, Any]]:
         marks = ",".join("?" * len(statuses))
         rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
         return [r for r in (_row(x) for x in rows) if r is not None]
 
-    def unprojected(self) -> list[dict[str, Any]]:
+    def unprojected(self) -> builtins.list[dict[str, Any]]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""
         rows = self.conn.execute("SELECT * FROM workflows WHERE status IN ('completed','failed','cancelled') "
                                  "AND subject_id IS NOT NULL AND (projected IS NULL OR projected != status)")
@@ -248,7 +249,7 @@ class WorkflowStore:
         cols = ", ".join(f"{k}=?" for k in fields)
         self.conn.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
 
-    def attempts(self, wf_id: str) -> list[dict[str, Any]]:
+    def attempts(self, wf_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM phase_attempts WHERE workflow_id=? ORDER BY id", (wf_id,))
         return [r for r in (_row(x) for x in rows) if r is not None]
 
