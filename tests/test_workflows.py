@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -336,5 +335,3 @@ def test_deleting_state_is_safe(env: Env, tmp_path: Path) -> None:
     wait_status(env, wf, "completed")
     assert (state_root / "state" / "workflow-config.v1.json").exists()
 
-
-_ = sys

@@ -20,7 +20,7 @@ import psutil
 
 from animus.cli import context
 from animus.cli.output import echo, emit_json, err
-from animus.errors import AnimusError, Conflict, ExitCode, Internal, InvalidInput, Unavailable
+from animus.errors import AnimusError, Conflict, ExitCode, Internal, Unavailable
 from animus.state.scope import Scope
 from animus.supervision.process import wait_gone
 
@@ -205,5 +205,3 @@ def preflight_command(auto_install: bool, as_json: bool) -> int:
         (echo if report["ok"] else err)(text)
     return 0 if report["ok"] else 2
 
-
-_ = InvalidInput

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from animus.bus.eventlog import read_tail
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.supervision.supervisor import ChildState
 from animus.workers.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.workers.registry import Registry
 
@@ -222,5 +221,3 @@ def _subject_error(plugin: str, err: dict[str, Any]) -> Exception:
         return NotFound(f"{plugin} does not serve that method: {message}")
     return Unavailable(f"{plugin}: {message}", fix=fix)
 
-
-_ = ChildState  # re-exported for handlers that check states

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from animus.bus.rpc import AsyncControlClient
-from animus.errors import AnimusError, Conflict, InvalidInput, NotFound, Unavailable
+from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
 from animus.supervision.child import ChildSupervisor
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.spec import ChildSpec, Restart, Timeout
@@ -256,5 +256,3 @@ class WorkflowSupervisor(ChildSupervisor):
             await self.projector.project(self.store.get(wf_id))
         return self.store.get(wf_id)
 
-
-_ = AnimusError
