@@ -17,9 +17,9 @@ from conftest import ANIMUS, FAST_RESTART, Env
 
 THREE = """
 phases:
-  one:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo one >> {out}"]}}
-  two:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo two >> {out}"]}}
-  three: {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo three >> {out}"]}}
+  one:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo one | tee -a {out}"]}}
+  two:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo two | tee -a {out}"]}}
+  three: {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo three | tee -a {out}"]}}
 workflows:
   - id: three
     phases: [one, two, three]
@@ -80,7 +80,8 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     kinds = [e["kind"] for e in streamed if e.get("workflow_id") == wf]
     assert kinds[0] == "workflow_queued" and kinds[-1] == "workflow_completed"
     assert kinds.count("phase_started") == 3 and kinds.count("phase_completed") == 3
-    assert [e["data"]["line"] for e in streamed if e["kind"] == "phase_output"] == ["", "", ""] or True
+    outputs = [(e["phase"], e["data"]["line"]) for e in streamed if e["kind"] == "phase_output"]
+    assert outputs == [("one", "one"), ("two", "two"), ("three", "three")]  # each phase's output, live
     db = sqlite3.connect(Path(env.status()["state_root"]) / "workflow.db")
     assert db.execute("SELECT status FROM workflows WHERE id=?", (wf,)).fetchone()[0] == "completed"
     assert db.execute("SELECT COUNT(*) FROM checkpoints WHERE workflow_id=?", (wf,)).fetchone()[0] >= 7
