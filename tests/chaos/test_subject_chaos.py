@@ -117,6 +117,12 @@ def test_killing_backends_mid_write_loses_and_tears_nothing(env: Env, tmp_path: 
             for _ in range(KILLS_PER_BACKEND):
                 for plugin, kind in BACKENDS.items():
                     kill_mid_write(env, plugin, kind, outcomes)
+            # a kill between two requests proves less: keep killing (bounded) until one lands mid-request
+            for extra in range(12):
+                if any("exited while handling" in o["message"] for o in read_outcomes(outcomes) if not o["ok"]):
+                    break
+                plugin, kind = list(BACKENDS.items())[extra % len(BACKENDS)]
+                kill_mid_write(env, plugin, kind, outcomes)
             for kind in BACKENDS.values():  # every backend serves again after its last kill
                 seen = acknowledged(outcomes, kind)
                 wait_until(lambda k=kind, s=seen: acknowledged(outcomes, k) > s, timeout=20,  # type: ignore[misc]
