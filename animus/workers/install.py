@@ -193,7 +193,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
         if existing and not force and existing.get("source") != source:
             raise Conflict(f"plugin {manifest.name} is already installed from {existing.get('source')}",
                            fix=f"animus plugin uninstall --name {manifest.name}, or add --force")
-        dest = scope.plugins_dir / manifest.name
+        dest = _destination(scope.plugins_dir, manifest.name)
         final_src = staging / "final"
         shutil.copytree(plugin_src, final_src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         _swap_into_place(final_src, dest)
@@ -217,6 +217,16 @@ class SignatureRefused(InvalidInput):
 
     def one_line(self) -> str:
         return self.message.removeprefix("error: ")
+
+
+def _destination(plugins_dir: Path, name: str) -> Path:
+    """``plugins_dir/name``, refused unless it resolves to a direct child of the plugins folder."""
+    root = plugins_dir.resolve()
+    dest = (root / name).resolve()
+    if dest.parent != root or dest.name != name:
+        raise InvalidInput(f"plugin name {name!r} would install outside {root}",
+                           fix="rename the plugin in its animus-plugin.yaml")
+    return dest
 
 
 def _swap_into_place(new: Path, dest: Path) -> None:
@@ -255,6 +265,6 @@ def uninstall(scope: Scope, name: str) -> Manifest | None:
     if entry is None:
         raise NotFound(f"plugin {name!r} is not installed", fix="animus plugin list")
     path = Path(entry.get("path", ""))
-    if path.is_dir() and path.parent == scope.plugins_dir:
+    if path.is_dir() and not path.is_symlink() and path.resolve().parent == scope.plugins_dir.resolve():
         shutil.rmtree(path, ignore_errors=True)
     return None

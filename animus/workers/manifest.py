@@ -17,6 +17,7 @@ field and what to do.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,21 @@ import yaml
 from animus.errors import InvalidInput
 from animus.workers.protocol import PROTOCOL_VERSION, ROLES, compatible
 
-__all__ = ["Manifest", "load_manifest", "parse_manifest", "MANIFEST_FILE", "BASE_ENV"]
+__all__ = ["Manifest", "load_manifest", "parse_manifest", "MANIFEST_FILE", "BASE_ENV", "check_name"]
 
 MANIFEST_FILE = "animus-plugin.yaml"
 BASE_ENV = ("PATH", "HOME", "USER", "SHELL", "TERM", "TMPDIR", "LANG", "LC_ALL", "TZ")
+# a plugin's name is a folder name under the plugins folder: one path component, nothing else
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_name(name: str, where: str) -> str:
+    """Refuse a name that is not one safe path component (``../x``, ``/etc``, ``A B``)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(f"{where}: plugin name {name!r} is not allowed: use 1-64 characters of a-z, 0-9, "
+                           "'.', '_' or '-', starting with a letter or digit",
+                           fix="rename the plugin in its animus-plugin.yaml")
+    return name
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ def parse_manifest(raw: Any, where: str, plugin_dir: Path | None = None) -> Mani
     for key in ("name", "role", "version", "command"):
         if key not in raw:
             raise _bad(where, f"missing required field {key!r}")
+    check_name(str(raw["name"]), where)
     role = str(raw["role"]).replace("_backend", "").replace("_", "-")
     if role not in ROLES:
         raise _bad(where, f"role {raw['role']!r} is not one of {', '.join(ROLES)}")
