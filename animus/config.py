@@ -31,7 +31,7 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.supervision.spec import Backoff, SpecError
-from animus.workflow.ray_config import RunnersConfigError, parse_runners
+from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
 
 __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 

@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Any
 
-from animus.workers import protocol as p
-from animus.workers.sdk import Plugin, RequestContext, method, run_plugin
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.sdk import Plugin, RequestContext, method, run_plugin
 
 __all__ = ["ProbePlugin", "main"]
 

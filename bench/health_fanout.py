@@ -42,14 +42,14 @@ import yaml
 
 from animus.bus.rpc import ControlClient
 from animus.state.scope import Scope, scope_name
-from animus.workers.install import install
+from animus.plugin_runtime.install import install
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
 HEALTH_DELAY = 0.020
 PLUGIN_PY = f'''
 import time
 from animus.testing_worker import ProbePlugin
-from animus.workers.sdk import run_plugin
+from animus.plugin_runtime.sdk import run_plugin
 
 class SlowHealth(ProbePlugin):
     def health(self):

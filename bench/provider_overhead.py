@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "providers"))
 from daemon_setup import BIN, plugins_config, prompt, standin_environment
 
-from animus.plugins.providers import claude
+from animus.plugins.providers.claude import engine as claude
 from animus.plugins.providers.verdict import verdict_instructions
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]

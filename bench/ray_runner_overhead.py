@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    from animus.workflow.ray_cluster import LoopbackCluster, non_loopback_sockets
+    from animus.workflow.remote.ray_cluster import LoopbackCluster, non_loopback_sockets
 
     problem = LoopbackCluster.pinning_problem()
     if problem:

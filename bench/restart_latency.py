@@ -47,7 +47,7 @@ from animus.bus.codec import pack, unpack
 from animus.bus.rpc import ControlClient
 from animus.state.scope import Scope
 from animus.supervision import process
-from animus.workers import protocol as p
+from animus.plugin_runtime import protocol as p
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
 PLUGIN = "probe"

@@ -31,8 +31,8 @@ from conftest import ANIMUS, FAST_RESTART, Env, alive
 
 from animus.state.scope import Scope, scope_name
 from animus.testing import wait_until
-from animus.workers.install import DEFAULT_SETS, builtin_catalog, install
-from animus.workers.manifest import BASE_ENV
+from animus.plugin_runtime.install import DEFAULT_SETS, builtin_catalog, install
+from animus.plugin_runtime.manifest import BASE_ENV
 
 SIGSTORE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore"
 BUNDLE = SIGSTORE / "bundle_v3_github.whl.sigstore"

@@ -1,7 +1,7 @@
 """docs/plugin-protocol.md is enough to write a plugin: one written from it is accepted.
 
 ``tests/fixtures/raw_plugin/raw_plugin.py`` implements the protocol with raw
-pyzmq + msgpack, without ``animus.workers.sdk`` (or any animus import). The
+pyzmq + msgpack, without ``animus.plugin_runtime.sdk`` (or any animus import). The
 daemon must start it (handshake), ping it, call it and report it healthy;
 the one-shot paths must accept it too. The doc must also name every
 variable, method and error code the host really uses, so it cannot drift.
@@ -20,8 +20,8 @@ from pathlib import Path
 from conftest import FAST_RESTART, Env
 
 from animus.testing import wait_until
-from animus.workers import protocol as p
-from animus.workers.manifest import BASE_ENV
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.manifest import BASE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "plugin-protocol.md"

@@ -15,7 +15,11 @@ from typing import Any
 import psutil
 import pytest
 
-from animus.plugins.providers import CLI_VENDORS, claude, codex, gemini, opencode
+from animus.plugins.providers import CLI_VENDORS
+from animus.plugins.providers.claude import engine as claude
+from animus.plugins.providers.codex import engine as codex
+from animus.plugins.providers.gemini import engine as gemini
+from animus.plugins.providers.opencode import engine as opencode
 from animus.plugins.providers.cli_process import probe_version, run_cli
 from animus.plugins.providers.events import (
     Final,
@@ -315,7 +319,7 @@ def test_cli_dies_when_its_owner_is_killed(tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG: SIGKILL the process that called run_cli; the CLI must not survive it."""
     owner_code = (
         "import sys\n"
-        "from animus.plugins.providers import claude\n"
+        "from animus.plugins.providers.claude import engine as claude\n"
         "from animus.plugins.providers.cli_process import run_cli\n"
         "env = dict(__import__('os').environ)\n"
         f"argv = claude.build_argv({str(BIN / 'claude')!r}, 'hi', None)\n"

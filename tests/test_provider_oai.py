@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from animus.plugins.providers.events import Final, SessionStarted, TextDelta, Usage
-from animus.plugins.providers.oai import (
+from animus.plugins.providers.oai.engine import (
     OaiClient,
     OaiConfig,
     OaiError,

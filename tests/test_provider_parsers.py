@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from animus.plugins.providers import claude, codex, gemini, opencode
+from animus.plugins.providers.claude import engine as claude
+from animus.plugins.providers.codex import engine as codex
+from animus.plugins.providers.gemini import engine as gemini
+from animus.plugins.providers.opencode import engine as opencode
 from animus.plugins.providers.events import (
     Final,
     ProviderError,

@@ -24,14 +24,15 @@ import psutil
 import pytest
 from conftest import ANIMUS, FAST_RESTART, Env, alive
 
-from animus.plugins.providers import CLI_VENDORS, oai
+from animus.plugins.providers import CLI_VENDORS
+from animus.plugins.providers.oai import engine as oai
 from animus.plugins.providers.cli_process import OWNER_ENV, owner_token, reap_orphans
 from animus.plugins.providers.events import ProviderError, RateLimited, RunResult
 from animus.plugins.providers.run_contract import RunRequest, record_session_id, shape_result
 from animus.testing import wait_until
-from animus.workers.install import builtin_catalog
-from animus.workers.manifest import load_manifest
-from animus.workers.sdk import RpcError
+from animus.plugin_runtime.install import builtin_catalog
+from animus.plugin_runtime.manifest import load_manifest
+from animus.plugin_runtime.sdk import RpcError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 sys.path.insert(0, str(FIXTURES))
@@ -65,7 +66,7 @@ def test_manifests_declare_the_engines_env_as_optional() -> None:
             "0.5.0",
             "1.0.0",
         )
-        assert manifest.command == ("{python}", "-m", f"animus.plugins.provider_{name}")
+        assert manifest.command == ("{python}", "-m", f"animus.plugins.providers.{name}")
         assert [v.name for v in manifest.env_required] == [
             v.name for v in engines[name].env_required
         ]

@@ -27,9 +27,9 @@ from animus.bus.codec import pack, unpack
 from animus.bus.rpc import ControlClient, serve_request
 from animus.errors import InvalidInput
 from animus.testing import FakeClock, wait_until
-from animus.workflow.ray_config import RunnersConfigError, parse_runners
-from animus.workflow.remote_runs import Alive, Lost, Overdue, RemoteRun, Unplaceable, liveness
-from animus.workflow.remote_store import RemoteStore, serve_store_op
+from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
+from animus.workflow.remote.runs import Alive, Lost, Overdue, RemoteRun, Unplaceable, liveness
+from animus.workflow.remote.store import RemoteStore, serve_store_op
 from animus.workflow.store import IDEMPOTENCY_BLOCK, WorkflowStore
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None  # not imported here: the tests drive Ray from processes
@@ -150,7 +150,7 @@ def test_ray_backend_without_ray_fails_the_daemon_start(env: Env, tmp_path: Path
 def ray_cluster() -> Iterator[Any]:
     if not HAVE_RAY:
         pytest.skip("Ray is not installed: pip install -e '.[test,ray]'")
-    from animus.workflow.ray_cluster import LoopbackCluster, non_loopback_sockets
+    from animus.workflow.remote.ray_cluster import LoopbackCluster, non_loopback_sockets
 
     problem = LoopbackCluster.pinning_problem()
     if problem:  # no guarantee of loopback only: Ray must not start
@@ -169,7 +169,7 @@ def ray_cluster() -> Iterator[Any]:
 
 
 def assert_loopback_only(cluster: Any, env: Env) -> None:
-    from animus.workflow.ray_cluster import non_loopback_sockets
+    from animus.workflow.remote.ray_cluster import non_loopback_sockets
 
     daemon = env.status()["pid"]
     bad = non_loopback_sockets([*cluster.pids(), daemon])

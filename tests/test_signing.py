@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from animus.errors import InvalidInput
-from animus.workers.signing import (
+from animus.plugin_runtime.signing import (
     DEFAULT_POLICY,
     TRUST_KEY_DEPRECATED,
     SignatureError,
@@ -29,7 +29,7 @@ from animus.workers.signing import (
     check_artifact,
     verify_bundle,
 )
-from animus.workers.trusted_signers import (
+from animus.plugin_runtime.trusted_signers import (
     BUILTIN_SIGNERS,
     GITHUB_ACTIONS_ISSUER,
     TrustedSigner,

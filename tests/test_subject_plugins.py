@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from conftest import FAST_RESTART, Env, _descendants, alive
 
-from animus.plugins.subject_linear.__main__ import LinearSubjects
-from animus.plugins.subject_markdown.__main__ import sweep_stale_temporaries
-from animus.plugins.subject_sqlite.__main__ import SqliteSubjects, id_prefix_for
+from animus.plugins.subjects.linear.__main__ import LinearSubjects
+from animus.plugins.subjects.markdown.__main__ import sweep_stale_temporaries
+from animus.plugins.subjects.sqlite.__main__ import SqliteSubjects, id_prefix_for
 from animus.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "linear"))

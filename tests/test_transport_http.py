@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from animus.plugins.transport_http.app import OPENAPI_FILE
+from animus.plugins.transports.http.app import OPENAPI_FILE
 from animus.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "transports"))
@@ -305,7 +305,7 @@ def test_implementation_matches_the_openapi_document(http: Transport, mode: Gene
 def test_openapi_document_describes_every_route() -> None:
     import yaml
 
-    from animus.plugins.transport_http.app import create_app
+    from animus.plugins.transports.http.app import create_app
     from animus.plugins.transports.link import DaemonLink
 
     app = create_app(DaemonLink("ipc:///nowhere/control", "ipc:///nowhere/bus.out"), "token", {}).app

@@ -21,8 +21,8 @@ __all__ = ["health_command", "collect_health"]
 
 
 def collect_health() -> dict[str, Any]:
-    from animus.workers.probe import probe_many
-    from animus.workers.registry import Registry
+    from animus.plugin_runtime.oneshot import probe_many
+    from animus.plugin_runtime.registry import Registry
 
     scope = context.scope()
     installed = Registry(scope.plugins_dir).installed()
@@ -46,7 +46,7 @@ def collect_health() -> dict[str, Any]:
 
 def _skipped_rows(installed: list[Any], seen: set[str]) -> list[dict[str, Any]]:
     """Rows for plugins whose supervisor the daemon skipped at start (a kill switch)."""
-    from animus.workers.plugin_specs import SUPERVISOR_OF_ROLE
+    from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 
     tree = context.call("daemon/status", timeout=10)["tree"]
     # the root marks a supervisor it skipped as stopped, with "skipped: <VAR> is set"

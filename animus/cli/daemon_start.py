@@ -60,11 +60,11 @@ def running_pid(scope: Scope) -> int | None:
 
 
 def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
-    from animus.workers.preflight import preflight, render_preflight
+    from animus.plugin_runtime.preflight import preflight, render_preflight
 
     report = preflight(scope)
     if not report["ok"] and auto_install:
-        from animus.workers.install import install_defaults
+        from animus.plugin_runtime.install import install_defaults
 
         installed = install_defaults(scope, include_subjects=True, include_transports=False, progress=err)
         report = preflight(scope)
@@ -184,7 +184,7 @@ def stop_daemon(timeout: float, as_json: bool) -> int:
 
 
 def preflight_command(auto_install: bool, as_json: bool) -> int:
-    from animus.workers.preflight import PREFLIGHT_SCHEMA, preflight, render_preflight
+    from animus.plugin_runtime.preflight import PREFLIGHT_SCHEMA, preflight, render_preflight
 
     scope = context.scope()
     try:
@@ -192,7 +192,7 @@ def preflight_command(auto_install: bool, as_json: bool) -> int:
     except AnimusError as exc:
         raise Internal(f"plugin discovery failed: {exc.message}", fix=exc.fix) from None
     if not report["ok"] and auto_install:
-        from animus.workers.install import install_defaults
+        from animus.plugin_runtime.install import install_defaults
 
         report_installed = install_defaults(scope, include_subjects=True, include_transports=False,
                                             progress=None if as_json else err)

@@ -46,7 +46,7 @@ def run_checks() -> tuple[dict[str, Any], list[dict[str, Any]]]:
                          "free disk space under ANIMUS_HOME", "warn"))
     checks.append(_check("git", shutil.which("git") is not None, shutil.which("git") or "not found",
                          "install git (apt install git)"))
-    from animus.workers.preflight import preflight
+    from animus.plugin_runtime.preflight import preflight
 
     try:
         report = preflight(scope)

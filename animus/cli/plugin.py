@@ -24,7 +24,7 @@ POLICY = typer.Option("warn", "--signature-policy", help="disabled | warn | stri
 
 
 def _installed(name: str) -> Any:
-    from animus.workers.registry import Registry
+    from animus.plugin_runtime.registry import Registry
 
     plugin = Registry(context.scope().plugins_dir).get(name)
     if plugin is None:
@@ -42,7 +42,7 @@ def _live_states() -> dict[str, dict[str, Any]]:
 @app.command("list")
 def list_cmd(as_json: bool = JSON) -> None:
     """Installed plugins with role, version, signature status (SIG) and live state."""
-    from animus.workers.registry import Registry
+    from animus.plugin_runtime.registry import Registry
 
     def body() -> int:
         plugins = Registry(context.scope().plugins_dir).installed()
@@ -73,7 +73,7 @@ def list_cmd(as_json: bool = JSON) -> None:
 @app.command()
 def info(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     """Manifest, install record and initialize-time capabilities of a plugin."""
-    from animus.workers.probe import probe, require_env
+    from animus.plugin_runtime.oneshot import probe, require_env
 
     def body() -> int:
         plugin = _installed(name)
@@ -104,7 +104,7 @@ def info(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
 @app.command()
 def ping(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     """Spawn, handshake, $/ping, shutdown; fails if env_required is missing."""
-    from animus.workers.probe import probe, require_env
+    from animus.plugin_runtime.oneshot import probe, require_env
 
     def body() -> int:
         plugin = _installed(name)
@@ -132,7 +132,7 @@ def call(
     as_json: bool = JSON,
 ) -> None:
     """Send a raw JSON-RPC request and print the reply."""
-    from animus.workers.probe import probe, require_env
+    from animus.plugin_runtime.oneshot import probe, require_env
 
     def body() -> int:
         try:
@@ -177,11 +177,11 @@ def install(
     as_json: bool = JSON,
 ) -> None:
     """Install a plugin."""
-    from animus.workers.install import install as do_install
+    from animus.plugin_runtime.install import install as do_install
 
     def body() -> int:
         if trust_key:
-            from animus.workers.signing import TRUST_KEY_DEPRECATED
+            from animus.plugin_runtime.signing import TRUST_KEY_DEPRECATED
 
             err(f"warning: {TRUST_KEY_DEPRECATED}")
         entry = do_install(context.scope(), source, signature_policy, force, trusted_signers,
@@ -203,7 +203,7 @@ def install_defaults(
     as_json: bool = JSON,
 ) -> None:
     """Install the first-party plugin set that ships with animus."""
-    from animus.workers.install import install_defaults as do_defaults
+    from animus.plugin_runtime.install import install_defaults as do_defaults
 
     def body() -> int:
         done = do_defaults(context.scope(), include_subjects, include_transports, force,
@@ -220,7 +220,7 @@ def install_defaults(
 @app.command()
 def uninstall(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     """Remove a plugin (takes effect at the next daemon start)."""
-    from animus.workers.install import uninstall as do_uninstall
+    from animus.plugin_runtime.install import uninstall as do_uninstall
 
     def body() -> int:
         do_uninstall(context.scope(), name)
@@ -244,7 +244,7 @@ def update(
     as_json: bool = JSON,
 ) -> None:
     """Update one or all installed plugins from their source."""
-    from animus.workers.update import update_plugins
+    from animus.plugin_runtime.update import update_plugins
 
     def body() -> int:
         report = update_plugins(context.scope(), name, tag, dry_run, signature_policy,
@@ -269,8 +269,8 @@ def verify(
     as_json: bool = JSON,
 ) -> None:
     """Verify a sigstore bundle offline; print identity, issuer and log index."""
-    from animus.workers.signing import SignaturePolicy, check_artifact, verify_bundle
-    from animus.workers.trusted_signers import load_trusted_signers
+    from animus.plugin_runtime.signing import SignaturePolicy, check_artifact, verify_bundle
+    from animus.plugin_runtime.trusted_signers import load_trusted_signers
 
     def body() -> int:
         for path in (artifact, bundle):
@@ -282,7 +282,7 @@ def verify(
             check = check_artifact(artifact, bundle, None, SignaturePolicy.STRICT,
                                    load_trusted_signers(context.scope().home / "trusted-signers.yaml"))
             if check.verified is None:
-                from animus.workers.signing import SignatureError
+                from animus.plugin_runtime.signing import SignatureError
 
                 raise SignatureError(check.reason, check.status)
             v = check.verified

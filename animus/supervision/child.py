@@ -33,7 +33,7 @@ from animus.supervision import process
 from animus.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags, Timeout
 from animus.supervision.supervisor import ChildState, Supervisor
 from animus.supervision.zygote import Zygote, eligible
-from animus.workers.host import PluginCallError, PluginHost
+from animus.plugin_runtime.host import PluginCallError, PluginHost
 
 __all__ = ["ChildSupervisor", "main"]
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from animus.bus.eventlog import read_tail
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.workers.plugin_specs import SUPERVISOR_OF_ROLE
-from animus.workers.registry import Registry
+from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
+from animus.plugin_runtime.registry import Registry
 
 if TYPE_CHECKING:
     from animus.supervision.root import Root
@@ -177,7 +177,7 @@ class ControlApi:
 
     # -- subjects ------------------------------------------------------------
     async def subject_call(self, params: dict[str, Any]) -> Any:
-        from animus.workers.subject_routing import route_kind
+        from animus.plugin_runtime.subject_routing import route_kind
 
         kind = str(params.get("kind") or "task")
         verb = str(params.get("verb") or "")

@@ -48,7 +48,7 @@ from animus.state.scope import Scope
 from animus.supervision import process
 from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
 from animus.supervision.supervisor import ChildState, Supervisor
-from animus.workers.registry import atomic_write
+from animus.plugin_runtime.registry import atomic_write
 
 __all__ = ["Root", "ROLES", "run_daemon"]
 
@@ -85,7 +85,7 @@ class Root:
         self.control_tcp: zmq.asyncio.Socket | None = None
         self.remote_endpoints: dict[str, str] = {}
         if self.config.runners.get("backend") == "ray":
-            from animus.workflow.ray_config import require_ray
+            from animus.workflow.remote.ray_config import require_ray
 
             require_ray()
 
@@ -99,7 +99,7 @@ class Root:
 
     # -- child supervisor specs ---------------------------------------------
     def child_config(self, name: str, role: str | None) -> dict[str, Any]:
-        from animus.workers.plugin_specs import plugin_children
+        from animus.plugin_runtime.plugin_specs import plugin_children
 
         cfg: dict[str, Any] = {
             "name": name, "role": role or name,

@@ -39,7 +39,7 @@ from animus.supervision.pdeathsig import preexec_parent_death, set_parent_death_
 
 __all__ = ["Zygote", "eligible", "BASE_PRELOAD"]
 
-BASE_PRELOAD = ("zmq", "zmq.asyncio", "msgpack", "asyncio", "psutil", "animus.workers.sdk",
+BASE_PRELOAD = ("zmq", "zmq.asyncio", "msgpack", "asyncio", "psutil", "animus.plugin_runtime.sdk",
                 "animus.bus.publisher", "animus.bus.rpc")
 _FD_ENV = "ANIMUS_ZYGOTE_FD"
 _MAX_MSG = 1 << 20

@@ -41,7 +41,7 @@ def build_prompt(wf: dict[str, Any], phase: PhaseDefinition) -> str:
 
 
 def _installed(provider: str) -> bool:
-    from animus.workers.registry import Registry
+    from animus.plugin_runtime.registry import Registry
 
     home = Path(os.environ.get("ANIMUS_HOME") or Path.home() / ".animus")
     plugins_dir = Path(os.environ.get("ANIMUS_PLUGIN_DIR") or home / "plugins")

@@ -14,7 +14,7 @@ import builtins  # the classes below have a method named list, which shadows it 
 from typing import TYPE_CHECKING, Any
 
 from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
-from animus.workflow.remote_store import serve_store_op
+from animus.workflow.remote.store import serve_store_op
 from animus.workflow.store import STATUSES
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class WorkflowApi:
         return self.sup.backend
 
     async def remote_store(self, params: dict[str, Any]) -> Any:
-        """A remote runner's store call (``animus.workflow.remote_store``), for its own, current run only."""
+        """A remote runner's store call (``animus.workflow.remote.store``), for its own, current run only."""
         self._backend().authorize(str(params.get("wf_id")), str(params.get("run")))
         return serve_store_op(self.store, self.sup.state_root, params)
 

@@ -32,12 +32,12 @@ from typing import Any
 
 from animus.bus.publisher import Publisher
 from animus.supervision.pdeathsig import set_parent_death_signal
-from animus.workers import protocol as p
+from animus.plugin_runtime import protocol as p
 from animus.workflow import transitions
 from animus.workflow.loader import read_compiled
 from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Cancelled, Parked
-from animus.workflow.remote_store import (ENV_DAEMON_PROJECT, ENV_DAEMON_STATE, ENV_NODE, ENV_TOKEN, RemoteStore,
+from animus.workflow.remote.store import (ENV_DAEMON_PROJECT, ENV_DAEMON_STATE, ENV_NODE, ENV_TOKEN, RemoteStore,
                                           RunnerStore, open_store)
 
 __all__ = ["Runner", "main"]

@@ -29,13 +29,13 @@ from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
 from animus.supervision.child import ChildSupervisor
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.spec import ChildSpec, Restart, Timeout
-from animus.workers import protocol as p
+from animus.plugin_runtime import protocol as p
 from animus.workflow.projection import Projector
 from animus.workflow.recovery import recover
 from animus.workflow.store import IDEMPOTENCY_BLOCK, TERMINAL, WorkflowStore
 
 if TYPE_CHECKING:
-    from animus.workflow.ray_backend import RayBackend
+    from animus.workflow.remote.ray_backend import RayBackend
 
 __all__ = ["WorkflowSupervisor"]
 
@@ -64,8 +64,8 @@ class WorkflowSupervisor(ChildSupervisor):
         self.backend: RayBackend | None = None  # None: runners are local subprocesses
         runners = config.get("runners") or {}
         if runners.get("backend") == "ray":
-            from animus.workflow.ray_backend import RayBackend
-            from animus.workflow.ray_config import RayRunnersConfig
+            from animus.workflow.remote.ray_backend import RayBackend
+            from animus.workflow.remote.ray_config import RayRunnersConfig
 
             self.backend = RayBackend(self, RayRunnersConfig.from_dict(runners.get("ray")), config["remote"])
 

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from animus.plugins.providers import claude, codex, gemini, oai, opencode
+from animus.plugins.providers.claude import engine as claude
+from animus.plugins.providers.codex import engine as codex
+from animus.plugins.providers.gemini import engine as gemini
+from animus.plugins.providers.oai import engine as oai
+from animus.plugins.providers.opencode import engine as opencode
 from animus.plugins.providers.cli_process import probe_version, run_cli, terminate_group
 from animus.plugins.providers.events import (
     EnvVar,

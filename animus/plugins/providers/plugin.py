@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from animus.plugins.providers import oai
+from animus.plugins.providers.oai import engine as oai
 from animus.plugins.providers.cli_process import (
     KILL_GRACE,
     OWNER_ENV,
@@ -72,8 +72,8 @@ from animus.plugins.providers.run_contract import (
     shape_result,
     usage_of,
 )
-from animus.workers import protocol as p
-from animus.workers.sdk import Plugin, RequestContext, RpcError, method
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.sdk import Plugin, RequestContext, RpcError, method
 
 __all__ = [
     "CliProviderPlugin",

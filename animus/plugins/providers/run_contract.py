@@ -34,7 +34,7 @@ from animus.plugins.providers.events import (
     Usage,
 )
 from animus.plugins.providers.verdict import VerdictError, decide, verdict_instructions
-from animus.workers import protocol as p
+from animus.plugin_runtime import protocol as p
 
 __all__ = [
     "TOOL_OUTPUT_LIMIT",

@@ -36,8 +36,8 @@ from typing import Any
 from animus.errors import AnimusError, InvalidInput, Unavailable
 from animus.plugins.subjects.backend import SubjectBackend
 from animus.plugins.subjects.model import Subject, parse_kind
-from animus.workers.protocol import INTERNAL_ERROR, INVALID_PARAMS, RpcError
-from animus.workers.sdk import Plugin, RequestContext
+from animus.plugin_runtime.protocol import INTERNAL_ERROR, INVALID_PARAMS, RpcError
+from animus.plugin_runtime.sdk import Plugin, RequestContext
 
 __all__ = ["UNAVAILABLE", "VERBS", "SubjectPlugin"]
 

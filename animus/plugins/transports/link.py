@@ -18,7 +18,7 @@ import zmq.asyncio
 from animus.bus.rpc import AsyncControlClient
 from animus.errors import AnimusError
 from animus.plugins.transports.bushub import BusHub
-from animus.workers import protocol as p
+from animus.plugin_runtime import protocol as p
 
 __all__ = ["DaemonLink", "bus_out_endpoint", "HTTP_STATUS", "http_status"]
 

@@ -20,8 +20,8 @@ from typing import Any
 from animus.plugins.transports.link import DaemonLink, bus_out_endpoint
 from animus.plugins.transports.server import ServerThread, remove_endpoint, write_endpoint
 from animus.plugins.transports.token import ensure_token
-from animus.workers import protocol as p
-from animus.workers.sdk import Plugin, RequestContext, method
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.sdk import Plugin, RequestContext, method
 
 __all__ = ["TransportPlugin"]
 

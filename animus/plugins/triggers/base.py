@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from animus.workers import protocol as p
-from animus.workers.sdk import Plugin
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.sdk import Plugin
 from animus.workflow.loader import COMPILED_FILE, read_compiled
 from animus.workflow.model import Trigger, WorkflowConfig
 

@@ -1,0 +1,253 @@
+"""Installing plugins: from a folder, a tarball (+ sigstore bundle), a GitHub
+release, or the first-party set that ships inside the animus package.
+
+Every source goes through one path: stage into a temp folder beside the
+plugins folder, check the signature policy and the manifest, then rename
+into place and record it in ``plugins.yaml``. A refused or failed install
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
+from animus.state.scope import Scope
+from animus.plugin_runtime.catalog import DEFAULT_SETS, builtin_catalog
+from animus.plugin_runtime.manifest import MANIFEST_FILE, Manifest, load_manifest
+from animus.plugin_runtime.registry import Registry
+
+__all__ = ["install", "install_defaults", "uninstall", "builtin_catalog", "DEFAULT_SETS", "dir_sha256",
+           "file_sha256"]
+
+_RELEASE = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+)(@(?P<tag>[^/\s]+))?$")
+
+
+def dir_sha256(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bundle_beside(artifact: Path) -> Path | None:
+    for suffix in (".bundle", ".sigstore", ".sigstore.json"):
+        candidate = artifact.with_name(artifact.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _extract_zip(archive: Path, dest: Path) -> None:
+    """A wheel or zip: refuse members that would land outside ``dest``."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (dest / member).resolve()
+            if not str(target).startswith(str(dest.resolve())):
+                raise InvalidInput(f"{archive}: member {member!r} escapes the plugin folder")
+        zf.extractall(dest)
+
+
+def _extract(tarball: Path, dest: Path) -> Path:
+    try:
+        if zipfile.is_zipfile(tarball):
+            _extract_zip(tarball, dest)
+        else:
+            with tarfile.open(tarball, "r:*") as tar:
+                tar.extractall(dest, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(f"{tarball}: not a readable plugin tarball ({exc})",
+                           fix="build it with tar czf <name>.tar.gz <plugin folder>") from None
+    if (dest / MANIFEST_FILE).is_file():
+        return dest
+    subdirs = [d for d in dest.iterdir() if d.is_dir()]
+    if len(subdirs) == 1 and (subdirs[0] / MANIFEST_FILE).is_file():
+        return subdirs[0]
+    raise InvalidInput(f"{tarball}: no {MANIFEST_FILE} at its top level",
+                       fix="put the manifest at the root of the tarball (or in its single top folder)")
+
+
+def _download(owner: str, repo: str, tag: str | None, dest: Path) -> tuple[Path, Path | None, str]:
+    base = f"https://github.com/{owner}/{repo}/releases"
+    asset = f"{repo}.tar.gz"
+    url = f"{base}/download/{tag}/{asset}" if tag else f"{base}/latest/download/{asset}"
+    target = dest / asset
+    try:
+        with urllib.request.urlopen(url, timeout=15) as resp, open(target, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unavailable(f"cannot download {owner}/{repo}{'@' + tag if tag else ''} from GitHub: {reason}",
+                          fix="check network access, or install a local copy: animus plugin install ./plugin.tar.gz") from None
+    bundle = dest / (asset + ".bundle")
+    try:
+        with urllib.request.urlopen(url + ".bundle", timeout=15) as resp, open(bundle, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except (urllib.error.URLError, OSError):
+        bundle = None  # type: ignore[assignment]
+    return target, bundle, url
+
+
+def install(scope: Scope, source: str, policy: str = "warn", force: bool = False,
+            trusted_signers: Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Install one plugin; return its ``plugins.yaml`` entry (plus the signature check)."""
+    from animus.plugin_runtime.signing import SignaturePolicy, SignatureStatus, check_artifact
+    from animus.plugin_runtime.trusted_signers import load_trusted_signers
+
+    try:
+        sig_policy = SignaturePolicy(policy)
+    except ValueError:
+        raise InvalidInput(f"--signature-policy must be disabled, warn or strict, got {policy!r}") from None
+    say = progress or (lambda _msg: None)
+    registry = Registry(scope.plugins_dir)
+    scope.plugins_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".install-", dir=scope.plugins_dir))
+    try:
+        signature: dict[str, Any] = {"status": "unverified"}
+        publisher = None
+        catalog = builtin_catalog()
+        if source.startswith("builtin:") or source in catalog:
+            name = source.removeprefix("builtin:")
+            if name not in catalog:
+                raise NotFound(f"no first-party plugin named {name!r} in this build",
+                               fix=f"available: {', '.join(sorted(catalog)) or 'none'}")
+            plugin_src = catalog[name]
+            sha = file_sha256(plugin_src / MANIFEST_FILE)
+            signature = {"status": "builtin", "reason": "ships inside the animus package"}
+            source = f"builtin:{name}"
+        else:
+            local = Path(source).expanduser()
+            match = _RELEASE.match(source)
+            if local.is_dir():
+                plugin_src, sha = local.resolve(), dir_sha256(local)
+                source = f"path:{local.resolve()}"
+            elif local.is_file():
+                artifact, bundle, source = local.resolve(), _bundle_beside(local), f"tarball:{local.resolve()}"
+            elif match and not local.exists():
+                publisher = f"{match['owner']}/{match['repo']}"
+                say(f"downloading {source} …")
+                artifact, bundle, url = _download(match["owner"], match["repo"], match["tag"], staging)
+                source = f"github:{source}"
+            else:
+                raise NotFound(f"plugin source {source!r} is not a folder, a tarball or owner/repo[@tag]",
+                               fix="animus plugin install ./my-plugin, ./my-plugin.tar.gz or owner/repo@v1.0.0")
+            if not local.is_dir():
+                signers_path = trusted_signers or scope.home / "trusted-signers.yaml"
+                check = check_artifact(artifact, bundle, publisher, sig_policy, load_trusted_signers(signers_path))
+                signature = {"status": str(check.status), "reason": check.reason, "policy": str(sig_policy)}
+                if check.verified is not None:
+                    signature |= {"identity": check.verified.identity, "issuer": check.verified.issuer,
+                                  "log_index": check.verified.log_index}
+                if check.refused:
+                    raise SignatureRefused(check.error_block(artifact.name))
+                if check.status not in (SignatureStatus.VERIFIED, SignatureStatus.SKIPPED):
+                    say(f"warning: signature {check.status}: {check.reason} (policy {sig_policy})")
+                sha = file_sha256(artifact)
+                plugin_src = _extract(artifact, staging / "unpacked")
+        manifest = load_manifest(plugin_src)
+        if sig_policy is SignaturePolicy.STRICT and signature["status"] == "unverified":
+            raise SignatureRefused("\n".join(["error: plugin signature verification failed",
+                                              f"  plugin: {manifest.name}", "  policy: strict",
+                                              "  reason: a plugin folder carries no signature"]))
+        existing = registry.entries().get(manifest.name)
+        if existing and not force and existing.get("sha256") == sha:
+            say(f"{manifest.name} {manifest.version} already installed")
+            return existing | {"unchanged": True}
+        if existing and not force and existing.get("source") != source:
+            raise Conflict(f"plugin {manifest.name} is already installed from {existing.get('source')}",
+                           fix=f"animus plugin uninstall --name {manifest.name}, or add --force")
+        dest = _destination(scope.plugins_dir, manifest.name)
+        final_src = staging / "final"
+        shutil.copytree(plugin_src, final_src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _swap_into_place(final_src, dest)
+        installed = load_manifest(dest)
+        entry = registry.record(installed, dest, source, sha, signature)
+        say(f"installed {installed.name} {installed.version} ({installed.role})")
+        return entry
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class SignatureRefused(InvalidInput):
+    """Strict policy refused the artifact; the message is the runbook's block.
+
+    The fix travels in ``--json`` output; the text form is the block alone.
+    """
+
+    def __init__(self, block: str) -> None:
+        super().__init__(block, fix="install a signed release, or for an unsigned local build: "
+                                    "animus plugin install <source> --signature-policy disabled")
+
+    def one_line(self) -> str:
+        return self.message.removeprefix("error: ")
+
+
+def _destination(plugins_dir: Path, name: str) -> Path:
+    """``plugins_dir/name``, refused unless it resolves to a direct child of the plugins folder."""
+    root = plugins_dir.resolve()
+    dest = (root / name).resolve()
+    if dest.parent != root or dest.name != name:
+        raise InvalidInput(f"plugin name {name!r} would install outside {root}",
+                           fix="rename the plugin in its animus-plugin.yaml")
+    return dest
+
+
+def _swap_into_place(new: Path, dest: Path) -> None:
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def install_defaults(scope: Scope, include_subjects: bool = False, include_transports: bool = False,
+                     force: bool = False, progress: Callable[[str], None] | None = None,
+                     include_triggers: bool = False) -> list[str]:
+    catalog = builtin_catalog()
+    wanted = list(DEFAULT_SETS["base"])
+    if include_subjects:
+        wanted += DEFAULT_SETS["subjects"]
+    if include_transports:
+        wanted += DEFAULT_SETS["transports"]
+    if include_triggers:
+        wanted += DEFAULT_SETS["triggers"]
+    done = []
+    for name in wanted:
+        if name not in catalog:
+            continue  # not built yet: never listed as installable
+        entry = install(scope, f"builtin:{name}", force=force, progress=progress)
+        if not entry.get("unchanged"):
+            done.append(name)
+    return done
+
+
+def uninstall(scope: Scope, name: str) -> Manifest | None:
+    registry = Registry(scope.plugins_dir)
+    entry = registry.remove(name)
+    if entry is None:
+        raise NotFound(f"plugin {name!r} is not installed", fix="animus plugin list")
+    path = Path(entry.get("path", ""))
+    if path.is_dir() and not path.is_symlink() and path.resolve().parent == scope.plugins_dir.resolve():
+        shutil.rmtree(path, ignore_errors=True)
+    return None

@@ -1,0 +1,197 @@
+"""One-shot plugin probes: spawn, handshake, a request, shutdown — with deadlines.
+
+Used by ``plugin ping|info|call`` and by ``daemon health`` when the daemon is
+down (or for plugins it is not running). Each probe binds its own private
+ROUTER; probes run concurrently, so 32 plugins cost about one probe's wall
+time plus their interpreters' start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from animus.errors import InvalidInput
+from animus.state.scope import Scope
+from animus.supervision import process
+from animus.supervision.spec import Timeout
+from animus.plugin_runtime import protocol as p
+from animus.plugin_runtime.host import PluginCallError, PluginHost
+from animus.plugin_runtime.registry import InstalledPlugin
+
+__all__ = ["probe", "probe_many", "require_env", "missing_env_error"]
+
+
+def require_env(plugin: InstalledPlugin) -> None:
+    """Fail early, naming each missing required env var."""
+    if plugin.manifest is None:
+        raise InvalidInput(f"plugin {plugin.name} has a broken manifest: {plugin.error}",
+                           fix=f"animus plugin install <source> --force, or animus plugin uninstall --name {plugin.name}")
+    missing = plugin.manifest.missing_env()
+    if missing:
+        raise InvalidInput(f"plugin {plugin.name} needs environment variable(s) {', '.join(missing)}",
+                           fix=f"export {missing[0]}=... and run the command again")
+
+
+def missing_env_error(plugin: InstalledPlugin) -> str | None:
+    """The one line naming the missing required env vars, or None."""
+    missing = plugin.manifest.missing_env() if plugin.manifest is not None else []
+    if not missing:
+        return None
+    return (f"missing required environment variable(s) {', '.join(missing)} "
+            f"(fix: export {missing[0]}=... before the daemon or the command starts)")
+
+
+async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/check",
+                params: dict[str, Any] | None = None, timeout: float = 3.0,
+                ctx: zmq.asyncio.Context | None = None,
+                boot_slots: asyncio.Semaphore | None = None) -> dict[str, Any]:
+    """Return ``{"status", "result"|"error", "latency_ms", ...}``; never raises for plugin faults.
+
+    ``timeout`` bounds the whole probe: spawn, handshake and the request.
+    A plugin missing a required env var is not spawned at all. With
+    ``boot_slots``, the plugin is spawned only once a slot is free, and holds
+    it until it has connected: see ``probe_many``.
+    """
+    from animus.config import load_daemon_config
+    from animus.plugin_runtime.plugin_specs import plugin_env
+
+    started = time.monotonic()
+    row: dict[str, Any] = {"plugin": plugin.name, "role": plugin.role, "source": "probe"}
+    if plugin.manifest is None:
+        return row | {"status": "unhealthy", "last_error": plugin.error, "latency_ms": 0.0}
+    missing = missing_env_error(plugin)
+    if missing:
+        return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0}
+    ctx = ctx or zmq.asyncio.Context.instance()
+    sock_dir = tempfile.mkdtemp(prefix="animus-probe-")
+    os.chmod(sock_dir, 0o700)
+    endpoint = f"ipc://{sock_dir}/p"
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[dict[str, Any]] = loop.create_future()
+    exited: asyncio.Future[int] = loop.create_future()
+    connected: asyncio.Future[None] = loop.create_future()
+
+    def on_connect(child: str, pid: int) -> None:
+        if not connected.done():
+            connected.set_result(None)
+
+    def on_ready(child: str, pid: int, info: dict[str, Any]) -> bool:
+        if not ready.done():
+            ready.set_result(info)
+        return True
+
+    def on_failed(child: str, error: str) -> None:
+        if not ready.done():
+            ready.set_exception(RuntimeError(error))
+
+    # the handshake's own deadline is a little longer, so that a plugin that
+    # never answers initialize gets the probe's clearer message
+    host = PluginHost(ctx, endpoint, on_ready, on_failed, lambda *a: None,
+                      configs={plugin.name: plugin.manifest.config}, handshake_timeout=timeout + 1,
+                      on_connect=on_connect)
+    host.start()
+    config = load_daemon_config(scope.project_root)
+    env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint})
+    env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
+    child = None
+
+    def on_exit(_child: process.ChildProcess, status: int) -> None:
+        if not exited.done():
+            exited.set_result(status)
+
+    try:
+        async with boot_slots if boot_slots is not None else contextlib.nullcontext():
+            started = time.monotonic()  # the deadline runs from the spawn, not from the queue
+            child = process.spawn(plugin.manifest.argv(), env, scope.project_root)
+            process.watch(loop, child, on_exit)
+            booting: set[asyncio.Future[Any]] = {connected, ready, exited}
+            await asyncio.wait(booting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {ready, exited}
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        done, _ = await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            if exited in done:
+                tail = child.last_error()
+                raise RuntimeError(f"exited with code {child.returncode()} during start"
+                                   + (f": {tail}" if tail else ""))
+            if plugin.name in host.peers:
+                raise RuntimeError(f"connected but did not answer initialize within {timeout:g}s "
+                                   f"(hung in the handshake?)")
+            raise RuntimeError(f"did not connect within {timeout:g}s (hung at start?)")
+        info = ready.result()
+        row["plugin_info"] = info.get("plugin_info", {})
+        row["capabilities"] = info.get("capabilities", {})
+        remaining = max(timeout - (time.monotonic() - started), 0.5)
+        try:
+            result = await host.request(plugin.name, method, params or {}, remaining)
+            row["result"] = result
+            if method == "health/check":
+                if isinstance(result, dict) and result.get("status") in ("healthy", "degraded", "unhealthy"):
+                    row["status"] = result["status"]
+                    row["last_error"] = result.get("last_error")
+                else:
+                    row["status"] = "unhealthy"
+                    row["last_error"] = f"health/check returned garbage: {result!r}"[:300]
+            else:
+                row["status"] = "healthy"
+        except PluginCallError as exc:
+            row |= {"status": "unhealthy" if method == "health/check" else "healthy",
+                    "error": {"code": exc.code, "message": exc.message, "data": exc.data},
+                    "last_error": exc.message}
+        try:
+            await host.request(plugin.name, "shutdown", {}, 1.0)
+            await host.notify(plugin.name, "exit", {})
+        except Exception:
+            pass
+    except Exception as exc:
+        row |= {"status": "unhealthy", "last_error": str(exc) or type(exc).__name__}
+    finally:
+        if child is not None:
+            await process.terminate(child, Timeout(2.0))
+            try:  # let the exit watcher run, so it closes its pidfd and stderr pipe
+                await asyncio.wait_for(asyncio.shield(exited), 1.0)
+            except TimeoutError:
+                pass
+        host.close()
+        try:
+            os.unlink(f"{sock_dir}/p")
+        except OSError:
+            pass
+        try:
+            os.rmdir(sock_dir)
+        except OSError:
+            pass
+    row["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return row
+
+
+def boot_concurrency() -> int:
+    """How many plugins may be starting at once: a few per core.
+
+    A plugin's start-up is CPU-bound (an interpreter, its imports). Spawning
+    32 at once on 2 cores makes every one of them take the whole storm's
+    time, so healthy plugins miss their 3 s deadline; in slots, each starts
+    about as fast as alone and the total is the same CPU-bound wall time.
+    A plugin frees its slot as soon as it connects, so a plugin that hangs
+    in the handshake does not hold one.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(4, 4 * cores)
+
+
+async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0) -> list[dict[str, Any]]:
+    ctx = zmq.asyncio.Context()
+    slots = asyncio.Semaphore(boot_concurrency())
+    try:
+        return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots)
+                                           for pl in plugins)))
+    finally:
+        ctx.destroy(linger=0)

@@ -1,0 +1,146 @@
+"""The installed-plugin record: ``~/.animus/plugins/plugins.yaml``.
+
+One entry per installed plugin: source, version, role, sha256 of what was
+installed, signature status, install time. Every write is atomic (temp file,
+fsync, rename) under an exclusive lock, so concurrent installs and a crash
+mid-write never leave a torn or half-merged record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from animus.errors import InvalidInput
+from animus.plugin_runtime.manifest import Manifest, load_manifest
+
+__all__ = ["Registry", "InstalledPlugin", "atomic_write"]
+
+SCHEMA = "animus.plugins.v1"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (a full disk, a signal)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a temp file behind
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+@dataclass(frozen=True)
+class InstalledPlugin:
+    name: str
+    entry: dict[str, Any]
+    manifest: Manifest | None
+    error: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.manifest.role if self.manifest else str(self.entry.get("role", "?"))
+
+    @property
+    def signature(self) -> str:
+        sig = self.entry.get("signature") or {}
+        return str(sig.get("status", "unverified")) if isinstance(sig, dict) else str(sig)
+
+
+def _manifest_path(entry: dict[str, Any]) -> Path:
+    """A first-party plugin runs the manifest shipped with this animus; others their installed copy."""
+    source = str(entry.get("source", ""))
+    if source.startswith("builtin:"):
+        from animus.plugin_runtime.catalog import builtin_catalog
+
+        shipped = builtin_catalog().get(source.removeprefix("builtin:"))
+        if shipped is not None:
+            return shipped
+    return Path(entry["path"])
+
+
+class Registry:
+    def __init__(self, plugins_dir: Path) -> None:
+        self.dir = plugins_dir
+        self.path = plugins_dir / "plugins.yaml"
+
+    @contextmanager
+    def locked(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write under an exclusive lock; the dict is written back."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".plugins.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._read()
+            yield data
+            atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode())
+
+    def _read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"schema": SCHEMA, "plugins": {}}
+        try:
+            data = yaml.safe_load(self.path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{self.path}: not valid YAML ({str(exc).splitlines()[0]})",
+                               fix="restore it from a backup or remove it and run animus plugin install-defaults") from None
+        if not isinstance(data, dict) or not isinstance(data.get("plugins", {}), dict):
+            raise InvalidInput(f"{self.path}: expected a mapping with a 'plugins' map",
+                               fix="restore it from a backup or reinstall the plugins")
+        data.setdefault("schema", SCHEMA)
+        data.setdefault("plugins", {})
+        return data
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        return dict(self._read()["plugins"])
+
+    def installed(self) -> list[InstalledPlugin]:
+        out = []
+        for name, entry in sorted(self.entries().items()):
+            try:
+                manifest = load_manifest(_manifest_path(entry))
+                out.append(InstalledPlugin(name, entry, manifest))
+            except Exception as exc:
+                msg = exc.one_line() if hasattr(exc, "one_line") else str(exc)
+                out.append(InstalledPlugin(name, entry, None, msg))
+        return out
+
+    def get(self, name: str) -> InstalledPlugin | None:
+        for plugin in self.installed():
+            if plugin.name == name:
+                return plugin
+        return None
+
+    def record(self, manifest: Manifest, path: Path, source: str, sha256: str,
+               signature: dict[str, Any]) -> dict[str, Any]:
+        entry = {
+            "name": manifest.name, "role": manifest.role, "version": manifest.version,
+            "source": source, "path": str(path), "sha256": sha256, "signature": signature,
+            "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "kinds": list(manifest.kinds),
+        }
+        with self.locked() as data:
+            data["plugins"][manifest.name] = entry
+        return entry
+
+    def remove(self, name: str) -> dict[str, Any] | None:
+        with self.locked() as data:
+            return data["plugins"].pop(name, None)  # type: ignore[no-any-return]

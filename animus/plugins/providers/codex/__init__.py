@@ -1,0 +1,1 @@
+"""The ``codex`` provider plugin: ``engine`` runs the vendor, ``plugin`` serves it to the daemon."""
