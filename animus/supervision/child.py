@@ -17,11 +17,9 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zmq
 import zmq.asyncio
 
@@ -29,108 +27,58 @@ from animus.bus.codec import CodecError, pack, unpack
 from animus.bus.publisher import Publisher
 from animus.bus.rpc import error_payload
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.supervision import process
-from animus.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags, Timeout
-from animus.supervision.supervisor import ChildState, Supervisor
-from animus.supervision.zygote import Zygote, eligible
 from animus.plugin_runtime.host import PluginCallError, PluginHost
+from animus.supervision import process
+from animus.supervision.child_config import ChildConfig
+from animus.supervision.exit_reason import ExitReason
+from animus.supervision.launcher import Launcher, preload_modules
+from animus.supervision.service import ChildService, DynamicChildren, ServiceContext, ServiceFactory, load_service
+from animus.supervision.supervisor import ChildState, Supervisor
+from animus.tasks import Nursery
 
 __all__ = ["ChildSupervisor", "main"]
 
 
-def spec_from_dict(raw: dict[str, Any], role: str) -> ChildSpec:
-    return ChildSpec(
-        id=raw["id"],
-        start={"argv": raw["argv"], "env": raw.get("env", {}), "cwd": raw.get("cwd")},
-        restart=Restart(raw.get("restart", "permanent")),
-        shutdown=Timeout(float(raw.get("shutdown", 5.0))),
-        role=role,
-        backoff=Backoff.from_dict(raw.get("backoff")),
-    )
-
-
-def launch(spec: ChildSpec) -> process.ChildProcess:
-    start = spec.start
-    return process.spawn(start["argv"], start.get("env") or {}, start.get("cwd"))
-
-
-class Launcher:
-    """Starts children: first-party Python workers forked from a preloaded
-    zygote (a few ms instead of an interpreter start), everything else exec'd.
-    ``ANIMUS_ZYGOTE=0`` turns the zygote off."""
-
-    def __init__(self, preload: list[str]) -> None:
-        self.enabled = os.environ.get("ANIMUS_ZYGOTE", "1") not in ("0", "false", "no", "off")
-        self.forked: dict[int, process.ChildProcess] = {}
-        self.zygote = Zygote(preload, self._exited)
-        self.failures = 0
-
-    def _exited(self, pid: int, status: int) -> None:
-        child = self.forked.pop(pid, None)
-        if child is not None:
-            child.exited(status)
-
-    def __call__(self, spec: ChildSpec) -> process.ChildProcess:
-        start = spec.start
-        argv = list(start["argv"])
-        module = eligible(argv) if self.enabled and self.failures < 3 else None
-        if module is None:
-            return launch(spec)
-        try:
-            self.zygote.attach(asyncio.get_running_loop())
-            pid, stderr_fd = self.zygote.fork(module, argv[3:], dict(start.get("env") or {}), start.get("cwd"))
-            self.zygote.attach(asyncio.get_running_loop())
-        except RuntimeError:
-            self.failures += 1  # the exec path always works
-            return launch(spec)
-        try:
-            create_time = psutil.Process(pid).create_time()
-        except psutil.Error:
-            create_time = 0.0
-        child = process.ChildProcess(None, pid, create_time, time.monotonic(), None, stderr_fd)
-        self.forked[pid] = child
-        return child
-
-    def close(self) -> None:
-        self.zygote.stop()
-
-
 class ChildSupervisor:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ChildConfig, service: ServiceFactory | None = None) -> None:
         self.config = config
-        self.name = config["name"]
-        self.role = config["role"]
+        self.name = config.name
+        self.role = config.role
         self.ctx = zmq.asyncio.Context()
-        self.bus = Publisher(config["bus_endpoint"], f"supervisor/{self.name}:{os.getpid()}")
-        flags = SupervisorFlags(Strategy(config.get("strategy", "one_for_one")),
-                                int(config.get("intensity", 50)), float(config.get("period", 10)))
-        specs = [spec_from_dict(c, self.role) for c in config.get("children", [])]
-        modules = [m for m in (eligible(c["argv"]) for c in config.get("children", [])) if m]
-        preload = [name for m in modules for name in (m, m + ".__main__")]
-        if config.get("service") == "workflows":
-            preload += ["animus.workflow.runner", "animus.workflow.agent_phase"]
-        self.launcher = Launcher(preload)
-        self.child_roles = {c["id"]: c.get("role", self.role) for c in config.get("children", [])}
-        self.sup = Supervisor(self.name, flags, specs, self.launcher, self.emit,
-                              ready_timeout=float(config.get("ready_timeout", 10)),
-                              disabled=set(config.get("disabled", [])))
+        self.bus = Publisher(config.bus_endpoint, f"supervisor/{self.name}:{os.getpid()}")
+        self.launcher = Launcher(preload_modules([c["argv"] for c in config.children], config.preload))
+        self.child_roles = config.child_roles()
+        self.sup = Supervisor(self.name, config.flags, config.specs(), self.launcher, self.emit,
+                              ready_timeout=config.ready_timeout, disabled=set(config.disabled))
         self.sup.on_change = self._changed
-        self.sup.on_exit_hook = lambda child, reason: self.host.forget(child)
-        self.host = PluginHost(self.ctx, config["plugin_endpoint"], self.sup.child_ready,
-                               self.sup.child_failed, self.emit,
-                               configs={c["id"]: c.get("config", {}) for c in config.get("children", [])},
+        self.sup.on_exit_hook = self._child_exited
+        self.dynamic = DynamicChildren(self.sup)
+        self.host = PluginHost(self.ctx, config.plugin_endpoint, self.sup.child_ready,
+                               self.sup.child_failed, self.emit, configs=config.plugin_configs(),
                                on_notification=self.on_notification)
         self.tree = self.ctx.socket(zmq.DEALER)
         self.tree.setsockopt(zmq.IDENTITY, self.name.encode())
         self.tree.setsockopt(zmq.LINGER, 1000)
-        self.tree.connect(config["tree_endpoint"])
+        self.tree.connect(config.tree_endpoint)
         self.handlers: dict[str, Any] = {
             "call": self.call, "health": self.health, "stop_child": self.stop_child,
             "restart_child": self.restart_child, "snapshot": self.snapshot,
         }
+        self.tasks = Nursery()
+        self.sup.spawn = self.tasks.spawn
         self._change_pending = False
         self._control: Any = None
         self.stopping = asyncio.Event()
+        self.service: ChildService | None = None
+        if service is not None:
+            self.service = service(ServiceContext(
+                name=self.name, config=config.service_config, zmq=self.ctx, emit=self.emit,
+                publish=self.bus.publish, children=self.dynamic, spawn=self.tasks.spawn, changed=self._changed))
+            self.handlers.update(self.service.handlers())
+
+    def _child_exited(self, child: str, reason: ExitReason) -> None:
+        self.host.forget(child)
+        self.dynamic.exited(child, reason)
 
     # -- events --------------------------------------------------------------
     def emit(self, kind: str, level: str, data: dict[str, Any]) -> None:
@@ -143,7 +91,7 @@ class ChildSupervisor:
 
     def on_notification(self, child: str, method: str, params: dict[str, Any]) -> None:
         if method == "trigger/event":
-            asyncio.get_running_loop().create_task(self._route_trigger(child, params))
+            self.tasks.spawn(self._route_trigger(child, params))
             return
         self.emit("plugin_notification", "debug", {"child": child, "method": method})
 
@@ -152,7 +100,7 @@ class ChildSupervisor:
         if self._control is None:
             from animus.bus.rpc import AsyncControlClient
 
-            self._control = AsyncControlClient(self.ctx, self.config["control_endpoint"])
+            self._control = AsyncControlClient(self.ctx, self.config.control_endpoint)
         event_id = params.get("event_id")
         try:
             result = await self._control.call("workflow/fire", {
@@ -168,9 +116,8 @@ class ChildSupervisor:
             pass  # the plugin went away; the event is in the log either way
 
     def tree_snapshot(self) -> list[dict[str, Any]]:
-        """The children the root shows under this supervisor (a hook: the
-        workflows supervisor adds the runs it has on a Ray cluster)."""
-        return self.sup.snapshot()
+        """The children the root shows under this supervisor, and the service's own rows."""
+        return self.sup.snapshot() + (self.service.extra_children() if self.service is not None else [])
 
     def _changed(self) -> None:
         if self._change_pending:
@@ -182,7 +129,8 @@ class ChildSupervisor:
             self._change_pending = False
             await self.tree.send(pack({"type": "tree", "children": self.tree_snapshot()}))
 
-        asyncio.get_running_loop().create_task(push())
+        if self.tasks.open:
+            self.tasks.spawn(push())
 
     # -- root requests -------------------------------------------------------
     def _running(self, plugin: str) -> None:
@@ -255,7 +203,7 @@ class ChildSupervisor:
                 continue
             if not isinstance(msg, dict) or msg.get("type") != "request":
                 continue
-            asyncio.get_running_loop().create_task(self._answer(msg))
+            self.tasks.spawn(self._answer(msg))
 
     async def _answer(self, msg: dict[str, Any]) -> None:
         handler = self.handlers.get(str(msg.get("method")))
@@ -268,38 +216,47 @@ class ChildSupervisor:
         await self.tree.send(pack(reply))
 
     # -- lifecycle -----------------------------------------------------------
-    async def after_start(self) -> None:
-        """Hook: runs once the children are started, before READY is sent."""
-
-    async def before_stop(self) -> None:
-        """Hook: runs before the children are stopped."""
-
     async def run(self) -> int:
+        """Start, serve until told to stop (or escalation), stop in order.
+
+        Every task runs in one nursery: a task that fails ends the process
+        loudly, its workers killed, and the root restarts it."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self.bus.wait_ready(5)
         self.host.start()
-        server = loop.create_task(self._serve_root())
-        watchdog = loop.create_task(self._watch_parent())
+        try:
+            async with self.tasks:
+                code = await self._serve()
+        except BaseException:
+            self._kill_everything()
+            raise
+        finally:
+            self.host.close()
+            self.launcher.close()
+            self.tree.close(linger=200)
+            self.bus.close(linger_ms=1000)
+        return code
+
+    async def _serve(self) -> int:
+        self.tasks.spawn(self._serve_root(), name="serve_root")
+        self.tasks.spawn(self._watch_parent(), name="watch_parent")
         await self.sup.start()
-        await self.after_start()
+        if self.service is not None:
+            await self.service.start()
         await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))
-        escalated = loop.create_task(self.sup.escalated.wait())
-        stop = loop.create_task(self.stopping.wait())
+        escalated = self.tasks.spawn(self.sup.escalated.wait())
+        stop = self.tasks.spawn(self.stopping.wait())
         await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
         code = 1 if self.sup.escalated.is_set() else 0
         if self._orphaned():
             self._kill_everything()  # the root is gone: no time for a graceful stop
             return 3
-        await self.before_stop()
+        if self.service is not None:
+            await self.service.stop()
         await self.sup.shutdown()
-        for task in (server, watchdog, escalated, stop):
-            task.cancel()
-        self.host.close()
-        self.launcher.close()
-        self.tree.close(linger=200)
-        self.bus.close(linger_ms=1000)
+        self.tasks.cancel_all()
         return code
 
     def _orphaned(self) -> bool:
@@ -329,13 +286,9 @@ def main() -> None:
     parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
     if parent and os.getppid() != parent:
         sys.exit(3)
-    config = json.loads(Path(sys.argv[1]).read_text())
-    service = config.get("service")
-    if service == "workflows":
-        from animus.workflow.service import WorkflowSupervisor
-
-        sys.exit(asyncio.run(WorkflowSupervisor(config).run()))
-    sys.exit(asyncio.run(ChildSupervisor(config).run()))
+    config = ChildConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
+    service = load_service(config.service) if config.service else None
+    sys.exit(asyncio.run(ChildSupervisor(config, service).run()))
 
 
 if __name__ == "__main__":

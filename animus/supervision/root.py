@@ -48,7 +48,7 @@ from animus.state.scope import Scope
 from animus.supervision import process
 from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
 from animus.supervision.supervisor import ChildState, Supervisor
-from animus.plugin_runtime.registry import atomic_write
+from animus.state.files import atomic_write
 
 __all__ = ["Root", "ROLES", "run_daemon"]
 
@@ -116,17 +116,18 @@ class Root:
             "children": [],
         }
         if role is None:
-            cfg["service"] = "workflows"
+            cfg["service"] = "animus.workflow.service:WorkflowService"
+            cfg["preload"] = ["animus.workflow.runner", "animus.workflow.agent_phase"]
             cfg["strategy"] = "simple_one_for_one"
-            cfg["pool_size"] = self.config.pool_size
-            cfg["interval_secs"] = self.config.interval_secs
-            cfg["drain_timeout"] = self.config.drain_timeout
-            cfg["scheduler_kinds"] = list(self.config.scheduler_kinds)
-            cfg["autonomous"] = bool(self.options.get("autonomous"))
-            cfg["runners"] = self.config.runners
-            if self.runner_token is not None:
-                cfg["remote"] = dict(self.remote_endpoints, token=self.runner_token)
             cfg["restart"] = self.config.restart.to_dict()
+            cfg["service_config"] = {
+                "state_root": cfg["state_root"], "project_root": cfg["project_root"],
+                "bus_endpoint": cfg["bus_endpoint"], "control_endpoint": cfg["control_endpoint"],
+                "pool_size": self.config.pool_size, "interval_secs": self.config.interval_secs,
+                "drain_timeout": self.config.drain_timeout, "scheduler_kinds": list(self.config.scheduler_kinds),
+                "autonomous": bool(self.options.get("autonomous")), "runners": self.config.runners,
+                "remote": dict(self.remote_endpoints, token=self.runner_token) if self.runner_token else {},
+            }
         else:
             cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
         return cfg

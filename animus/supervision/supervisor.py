@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -89,6 +89,8 @@ class Supervisor:
         self.closing = False
         self.on_change: Callable[[], None] = lambda: None
         self.on_exit_hook: Callable[[str, ExitReason], None] = lambda child, reason: None
+        # who owns the tasks this supervisor starts (restarts, terminations): the process's nursery
+        self.spawn: Callable[[Coroutine[Any, Any, Any]], Any] = lambda coro: asyncio.get_running_loop().create_task(coro)
         for child in disabled or ():
             if child in self.children:
                 self.policy.disabled.add(child)
@@ -175,7 +177,7 @@ class Supervisor:
             rec.ready.set_exception(RuntimeError(error))
             rec.ready.exception()  # retrieved: nobody else must see it unhandled
         proc = rec.proc
-        asyncio.get_running_loop().create_task(process.terminate(proc, rec.spec.shutdown))
+        self.spawn(process.terminate(proc, rec.spec.shutdown))
 
     def _on_stderr(self, child_id: str, line: str) -> None:
         self.emit("child_stderr", "debug", {"child": child_id, "line": line[:2000]})
@@ -231,7 +233,6 @@ class Supervisor:
             self._restart(decision)
 
     def _restart(self, decision: RestartChildren) -> None:
-        loop = asyncio.get_running_loop()
         failed = self.children[decision.failed]
         failed.restarts += 1
         for child_id in decision.start:
@@ -252,7 +253,7 @@ class Supervisor:
                 if rec is not None and rec.state is ChildState.RESTARTING and not self.closing:
                     await self._start_one(child_id)
 
-        loop.create_task(carry_out())
+        self.spawn(carry_out())
 
     # -- operator actions ----------------------------------------------------
     async def stop_child(self, child_id: str) -> ChildRecord:

@@ -9,16 +9,26 @@ The root forwards each call here; replies are plain dicts the CLI renders.
 
 from __future__ import annotations
 
-import time
 import builtins  # the classes below have a method named list, which shadows it in annotations
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
+from animus.workflow.events import WorkflowEvents
+from animus.workflow.intake import Intake
+from animus.workflow.model import WorkflowConfig
+from animus.workflow.operations import Operations
+from animus.workflow.queue import RunQueue
 from animus.workflow.remote.store import serve_store_op
-from animus.workflow.store import STATUSES
+from animus.workflow.scheduler import Scheduler
+from animus.workflow.store import STATUSES, WorkflowStore
+from animus.workflow.usage import sum_usage
 
 if TYPE_CHECKING:
-    from animus.workflow.service import WorkflowSupervisor
+    from animus.workflow.remote.ray_backend import RayBackend
 
 __all__ = ["WorkflowApi", "summary"]
 
@@ -51,19 +61,25 @@ def _subject_ref(task_id: str) -> tuple[str, str]:
     return "task", f"task:{task_id}"
 
 
-def _sum_usage(items: Any) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for usage in items:
-        for key in ("input_tokens", "output_tokens", "cost_usd"):
-            if isinstance(usage.get(key), (int, float)):
-                total[key] = round(total.get(key, 0) + usage[key], 6)
-    return total
+@dataclass(frozen=True)
+class ApiParts:
+    """What the control methods work with; each part owns one thing."""
+
+    store: WorkflowStore
+    queue: RunQueue
+    intake: Intake
+    operations: Operations
+    scheduler: Scheduler
+    events: WorkflowEvents
+    configs: Callable[[], WorkflowConfig]
+    state_root: Path
+    remote: RayBackend | None = None
 
 
 class WorkflowApi:
-    def __init__(self, sup: WorkflowSupervisor) -> None:
-        self.sup = sup
-        self.store = sup.store
+    def __init__(self, parts: ApiParts) -> None:
+        self.parts = parts
+        self.store = parts.store
 
     def handlers(self) -> dict[str, Any]:
         return {"run": self.run, "list": self.list, "get": self.get, "resume": self.resume,
@@ -71,51 +87,18 @@ class WorkflowApi:
                 "triggers": self.triggers, "fire": self.fire, "tick": self.tick, "stats": self.stats,
                 "store": self.remote_store, "runner": self.remote_runner, "runners": self.runners}
 
-    def _workflow_ref(self, ref: str | None) -> str:
-        cfg = self.sup.workflow_config()
-        ref = ref or cfg.default_workflow_ref or "standard"
-        if ref not in cfg.workflows:
-            raise NotFound(f"no workflow {ref!r} in the workflow config",
-                           fix=f"known: {', '.join(sorted(cfg.workflows))}; see animus workflow validate")
-        return ref
-
-    async def start_on_subject(self, kind: str, subject: dict[str, Any], workflow_ref: str | None,
-                               source: str) -> dict[str, Any]:
-        ref = self._workflow_ref(workflow_ref or (subject.get("custom") or {}).get("workflow_ref"))
-        wf = self.store.create(ref, subject | {"kind": kind}, source)
-        try:
-            await self.sup.projector.set_task(kind, subject["id"], "in-progress")
-        except Unavailable:
-            self.sup.block(wf["id"], "Subject backend unavailable")
-            return self.store.get(wf["id"])
-        self.sup.emit_wf("workflow_queued", "info", wf["id"], workflow_ref=ref, subject_id=subject["id"],
-                         trigger_source=source)
-        await self.sup.fill()
-        return self.store.get(wf["id"])
-
-    async def start_adhoc(self, workflow_ref: str | None, title: str, source: str,
-                          payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        ref = self._workflow_ref(workflow_ref)
-        wf = self.store.create(ref, {"title": title, "input": payload or {}}, source)
-        self.sup.emit_wf("workflow_queued", "info", wf["id"], workflow_ref=ref, trigger_source=source)
-        await self.sup.fill()
-        return self.store.get(wf["id"])
-
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
         task_id, title = params.get("task_id"), params.get("title")
         if task_id:
             kind, subject_id = _subject_ref(str(task_id))
             try:
-                subject = await self.sup.control.call("subject/call", {"kind": kind, "verb": "get",
-                                                                       "params": {"id": subject_id}}, timeout=15)
+                subject = await self.parts.queue.projector.subject(kind, "get", {"id": subject_id})
             except Unavailable:
-                wf = self.store.create(self._workflow_ref(params.get("workflow_ref")),
-                                       {"id": subject_id, "kind": kind}, "manual")
-                self.sup.block(wf["id"], "Subject backend unavailable")
-                return summary(self.store.get(wf["id"]))
-            wf = await self.start_on_subject(kind, subject, params.get("workflow_ref"), "manual")
+                return summary(await self.parts.intake.on_unavailable_subject(kind, subject_id,
+                                                                              params.get("workflow_ref")))
+            wf = await self.parts.intake.on_subject(kind, subject, params.get("workflow_ref"), "manual")
         elif title:
-            wf = await self.start_adhoc(params.get("workflow_ref"), str(title), "manual")
+            wf = await self.parts.intake.adhoc(params.get("workflow_ref"), str(title), "manual")
         else:
             raise InvalidInput("workflow/run needs task_id or title")
         return summary(wf)
@@ -136,8 +119,9 @@ class WorkflowApi:
         out["subject"] = wf.get("subject")
         attempts = self.store.attempts(wf["id"])
         phases: dict[str, dict[str, Any]] = {}
-        definition = self.sup.workflow_config().workflows.get(wf["workflow_ref"])
-        cfg_phases = self.sup.workflow_config().phases
+        cfg = self.parts.configs()
+        definition = cfg.workflows.get(wf["workflow_ref"])
+        cfg_phases = cfg.phases
         for entry in definition.phases if definition else ():
             ph = cfg_phases.get(entry.phase_id)
             phases[entry.phase_id] = {"phase": entry.phase_id, "status": "not started", "attempts": 0,
@@ -151,28 +135,28 @@ class WorkflowApi:
             row["status"] = att["status"]
             row["verdict"] = att.get("verdict")
         for row in phases.values():
-            row["usage"] = _sum_usage(a.get("usage") or {} for a in row["attempt_list"])
+            row["usage"] = sum_usage(a.get("usage") or {} for a in row["attempt_list"])
         out["phases"] = list(phases.values())
         if wf.get("subject_id"):
             siblings = self.store.list(None, 1000, wf["subject_id"])
-            out["task_usage"] = _sum_usage(w.get("usage") or {} for w in siblings)
+            out["task_usage"] = sum_usage(w.get("usage") or {} for w in siblings)
         return out
 
     async def resume(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summary(await self.sup.resume(str(params.get("id")), bool(params.get("force"))))
+        return summary(await self.parts.operations.resume(str(params.get("id")), bool(params.get("force"))))
 
     async def cancel(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summary(await self.sup.cancel(str(params.get("id"))))
+        return summary(await self.parts.operations.cancel(str(params.get("id"))))
 
     async def approve(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), True, params.get("note")))
+        return summary(await self.parts.operations.approve(str(params.get("id")), params.get("phase"), True, params.get("note")))
 
     async def reject(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summary(await self.sup.approve(str(params.get("id")), params.get("phase"), False, params.get("note")))
+        return summary(await self.parts.operations.approve(str(params.get("id")), params.get("phase"), False, params.get("note")))
 
     async def triggers(self, params: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         """Schedules and ``triggers:`` entries, with when each last started a workflow."""
-        cfg = self.sup.workflow_config()
+        cfg = self.parts.configs()
         rows = [{"id": s.id, "type": "cron", "section": "schedules", "workflow_ref": s.workflow_ref,
                  "enabled": s.enabled, "detail": s.cron, "last_run": self.store.schedule_last_run(s.id)}
                 for s in cfg.schedules]
@@ -190,36 +174,36 @@ class WorkflowApi:
         """
         trigger_id = str(params.get("trigger_id") or "")
         source = str(params.get("source") or "cli")
-        cfg = self.sup.workflow_config()
+        cfg = self.parts.configs()
         entry: Any = next((s for s in cfg.schedules if s.id == trigger_id), None)
         kind = "cron"
         if entry is None:
             entry = next((t for t in cfg.triggers if t.id == trigger_id), None)
             kind = entry.type.value if entry is not None else ""
         if entry is None:
-            self.sup.emit("trigger_event", "warn", {"plugin": source, "trigger": trigger_id, "routed": False,
+            self.parts.events.emit("trigger_event", "warn", {"plugin": source, "trigger": trigger_id, "routed": False,
                                                     "message": f"unmatched trigger {trigger_id!r} from {source}"})
             raise NotFound(f"no trigger or schedule {trigger_id!r}", fix="animus trigger list")
         payload = dict(entry.input) | dict(params.get("payload") or {})
-        wf = await self.start_adhoc(entry.workflow_ref, f"trigger {trigger_id}", source, payload)
+        wf = await self.parts.intake.adhoc(entry.workflow_ref, f"trigger {trigger_id}", source, payload)
         self.store.record_schedule_run(trigger_id, time.time())
-        self.sup.emit("trigger_event", "info", {"plugin": source, "trigger": trigger_id, "type": kind,
+        self.parts.events.emit("trigger_event", "info", {"plugin": source, "trigger": trigger_id, "type": kind,
                                                 "routed": True, "workflow_id": wf["id"]})
         return {"status": "dispatched", "workflow_id": wf["id"], "trigger_id": trigger_id}
 
     async def tick(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.sup.tick()
+        return await self.parts.scheduler.tick()
 
     # -- remote runners (the ray backend) -------------------------------------
-    def _backend(self) -> Any:
-        if self.sup.backend is None:
+    def _backend(self) -> RayBackend:
+        if self.parts.remote is None:
             raise Conflict("runners.backend is local: no remote runners here")
-        return self.sup.backend
+        return self.parts.remote
 
     async def remote_store(self, params: dict[str, Any]) -> Any:
         """A remote runner's store call (``animus.workflow.remote.store``), for its own, current run only."""
         self._backend().authorize(str(params.get("wf_id")), str(params.get("run")))
-        return serve_store_op(self.store, self.sup.state_root, params)
+        return serve_store_op(self.store, self.parts.state_root, params)
 
     async def remote_runner(self, params: dict[str, Any]) -> dict[str, Any]:
         """A node's report on its run: started, heartbeat, exited."""
@@ -227,13 +211,14 @@ class WorkflowApi:
         return result
 
     async def runners(self, params: dict[str, Any]) -> dict[str, Any]:
-        if self.sup.backend is None:
+        if self.parts.remote is None:
             return {"backend": "local"}
-        result: dict[str, Any] = await self.sup.backend.describe()
+        result: dict[str, Any] = await self.parts.remote.describe()
         return result
 
     async def stats(self, params: dict[str, Any]) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for row in self.store.conn.execute("SELECT status, COUNT(*) FROM workflows GROUP BY status"):
             counts[row[0]] = row[1]
-        return {"by_status": counts, "running": sorted(self.sup.running_ids()), "pool_size": self.sup.pool_size}
+        queue = self.parts.queue
+        return {"by_status": counts, "running": sorted(queue.launcher.running()), "pool_size": queue.pool_size}

@@ -36,18 +36,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from animus import __version__
 from animus.errors import Conflict
 from animus.supervision.exit_reason import ExitReason
-from animus.workflow.loader import COMPILED_FILE
+from animus.workflow.config import COMPILED_FILE
+from animus.workflow.launcher import LauncherHooks
 from animus.workflow.remote.ray_config import RayRunnersConfig, is_loopback_host
 from animus.workflow.remote.runs import Lost, Overdue, RemoteRun, Unplaceable, liveness, node_label
+from animus.workflow.settings import WorkflowSettings
 from animus.workflow.store import TERMINAL
-
-if TYPE_CHECKING:
-    from animus.workflow.service import WorkflowSupervisor
 
 __all__ = ["RayBackend"]
 
@@ -78,9 +77,13 @@ async def in_thread(fn: Callable[[], T], timeout: float | None = None) -> T:
 
 
 class RayBackend:
-    def __init__(self, sup: WorkflowSupervisor, cfg: RayRunnersConfig, remote: dict[str, str],
+    """Runners as Ray tasks (a ``RunnerLauncher``)."""
+
+    def __init__(self, hooks: LauncherHooks, settings: WorkflowSettings, cfg: RayRunnersConfig,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.sup = sup
+        self.hooks = hooks
+        self.settings = settings
+        remote = settings.remote
         self.cfg = cfg
         self.remote = remote  # bus_endpoint, control_endpoint, token
         self.clock = clock
@@ -92,10 +95,19 @@ class RayBackend:
         self._task: Any = None  # ray.remote(run_on_node)
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def available(self) -> bool:
+        return self.connected
+
+    def running(self) -> set[str]:
+        return set(self.runs)
+
+    def has(self, wf_id: str) -> bool:
+        return wf_id in self.runs
+
     # -- connection ----------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._connect_forever()), loop.create_task(self._watchdog())]
+        self._tasks = [self.hooks.spawn(self._connect_forever()), self.hooks.spawn(self._watchdog())]
 
     def _connect(self) -> None:
         if is_loopback_host(self.cfg.address):
@@ -116,33 +128,33 @@ class RayBackend:
             except Exception as exc:  # a cluster that is down now may be up later
                 error = f"cannot connect to the Ray cluster at {self.cfg.address}: {type(exc).__name__}: {exc}"
                 if error != self.last_error:
-                    self.sup.emit("runner_backend_unavailable", "error", {"backend": "ray", "error": error})
+                    self.hooks.events.emit("runner_backend_unavailable", "error", {"backend": "ray", "error": error})
                 self.last_error = error
                 await asyncio.sleep(RECONNECT_SECS)
                 continue
             self.connected, self.last_error = True, ""
-            self.sup.emit("runner_backend_connected", "info", {"backend": "ray", "address": self.cfg.address})
-            await self.sup.fill()
+            self.hooks.events.emit("runner_backend_connected", "info", {"backend": "ray", "address": self.cfg.address})
+            await self.hooks.fill()
 
     # -- runs ----------------------------------------------------------------
     def _spec(self, wf: dict[str, Any], run: str) -> dict[str, Any]:
-        state_root = self.sup.state_root
+        state_root = self.settings.state_root
         subject = wf.get("subject") or {}
         branch = (subject.get("branch") or (subject.get("custom") or {}).get("branch") or self.cfg.branch
-                  or _git_out(self.sup.project_root, "rev-parse", "--abbrev-ref", "HEAD"))
+                  or _git_out(self.settings.project_root, "rev-parse", "--abbrev-ref", "HEAD"))
         return {
             "wf_id": wf["id"], "run": run, "version": __version__, "scope": state_root.name,
             "bus_endpoint": self.remote["bus_endpoint"], "control_endpoint": self.remote["control_endpoint"],
             "token": self.remote["token"], "heartbeat_secs": self.cfg.heartbeat_secs,
             "heartbeat_timeout_secs": self.cfg.heartbeat_timeout_secs, "work_dir": self.cfg.work_dir,
-            "repository": self.cfg.repository or _git_out(self.sup.project_root, "remote", "get-url", "origin")
-            or str(self.sup.project_root),
+            "repository": self.cfg.repository or _git_out(self.settings.project_root, "remote", "get-url", "origin")
+            or str(self.settings.project_root),
             "branch": branch or "HEAD", "config_name": COMPILED_FILE,
             "config": (state_root / "state" / COMPILED_FILE).read_bytes(),
-            "daemon_state_root": str(state_root), "daemon_project_root": str(self.sup.project_root),
+            "daemon_state_root": str(state_root), "daemon_project_root": str(self.settings.project_root),
         }
 
-    async def submit(self, wf: dict[str, Any], runs: int) -> None:
+    async def launch(self, wf: dict[str, Any], runs: int) -> None:
         """Start one run as a Ray task (``wf`` is already marked running)."""
         wf_id = wf["id"]
         run = RemoteRun(wf_id, f"{wf_id}.{runs}", submitted=self.clock())
@@ -153,14 +165,14 @@ class RayBackend:
         try:
             run.ref = self._task.options(**options).remote(self._spec(wf, run.run))
         except Exception as exc:  # nothing was started: say why on the workflow
-            self.sup.block(wf_id, f"cannot submit the run to Ray: {type(exc).__name__}: {exc}")
+            self.hooks.events.block(wf_id, f"cannot submit the run to Ray: {type(exc).__name__}: {exc}")
             return
         self.runs[wf_id] = run
         self.done[run.run] = asyncio.Event()
-        self.sup.emit_wf("runner_submitted", "info", wf_id, backend="ray", run=run.run,
+        self.hooks.events.workflow("runner_submitted", "info", wf_id, backend="ray", run=run.run,
                          message=f"runner submitted to Ray ({self.cfg.address})")
-        asyncio.get_running_loop().create_task(self._watch(run))
-        self.sup.tree_changed()
+        self.hooks.spawn(self._watch(run))
+        self.hooks.changed()
 
     async def _watch(self, run: RemoteRun) -> None:
         try:
@@ -188,23 +200,23 @@ class RayBackend:
                 blocked = (f"remote runner setup failed on node {node_label(result.get('node') or {})}: "
                            f"{result['setup_error']}")
             if blocked is not None:
-                self.sup.block(run.wf_id, blocked)
-                self.sup.runner_exited(run.wf_id, ExitReason(code=1), blocked)
+                self.hooks.events.block(run.wf_id, blocked)
+                self.hooks.exited(run.wf_id, ExitReason(code=1), blocked)
             elif lost is not None:
-                self.sup.emit_wf("runner_lost", "error", run.wf_id, node=node_label(run.node), reason=lost,
+                self.hooks.events.workflow("runner_lost", "error", run.wf_id, node=node_label(run.node), reason=lost,
                                  message=f"runner {lost}")
-                self.sup.runner_exited(run.wf_id, ExitReason(signal=9), lost)
+                self.hooks.exited(run.wf_id, ExitReason(signal=9), lost)
             else:
                 code = int((result or {}).get("exit_code") or 0)
                 reason = ExitReason.from_status(code)
                 why = (result or {}).get("why") or ""
                 node = node_label((result or {}).get("node") or run.node)
-                self.sup.runner_exited(run.wf_id, reason, f"{reason.describe()} on node {node}"
+                self.hooks.exited(run.wf_id, reason, f"{reason.describe()} on node {node}"
                                                           + (f" ({why})" if why else ""))
         finally:
             if done is not None:
                 done.set()
-            self.sup.tree_changed()
+            self.hooks.changed()
 
     async def _kill(self, run: RemoteRun) -> None:
         import ray
@@ -212,7 +224,7 @@ class RayBackend:
         try:
             await in_thread(lambda: ray.cancel(run.ref, force=True), timeout=10)
         except Exception as exc:  # the loss is already decided; Ray may be gone too
-            self.sup.emit("runner_kill_failed", "warn", {"workflow_id": run.wf_id, "error": str(exc)})
+            self.hooks.events.emit("runner_kill_failed", "warn", {"workflow_id": run.wf_id, "error": str(exc)})
 
     async def _watchdog(self) -> None:
         while True:
@@ -220,7 +232,7 @@ class RayBackend:
             try:
                 await self._check_liveness()
             except Exception as exc:  # one bad round must not end the watch
-                self.sup.emit("runner_watchdog_error", "error", {"error": f"{type(exc).__name__}: {exc}"})
+                self.hooks.events.emit("runner_watchdog_error", "error", {"error": f"{type(exc).__name__}: {exc}"})
 
     async def _check_liveness(self) -> None:
         grace = self.stop_grace()
@@ -234,7 +246,7 @@ class RayBackend:
             elif isinstance(verdict, Unplaceable):
                 if await self._fits_some_node():
                     run.submitted = now  # only busy: Ray queues it until a run ends
-                    self.sup.emit_wf("runner_waiting_for_capacity", "warn", run.wf_id,
+                    self.hooks.events.workflow("runner_waiting_for_capacity", "warn", run.wf_id,
                                      message="every Ray node that could take this run is busy")
                     continue
                 run.stop = "kill"
@@ -258,9 +270,9 @@ class RayBackend:
 
     def stop_grace(self) -> float:
         """How long a run asked to stop may take: the drain timeout, plus a heartbeat to hear of it."""
-        return self.sup.drain_timeout + self.cfg.heartbeat_timeout_secs
+        return self.settings.drain_timeout + self.cfg.heartbeat_timeout_secs
 
-    async def stop(self, wf_id: str) -> None:
+    async def stop_run(self, wf_id: str) -> None:
         """Stop one run (operator cancel): SIGTERM on the node, as locally; wait for its end."""
         run = self.runs.get(wf_id)
         if run is None:
@@ -319,19 +331,19 @@ class RayBackend:
             run.node = dict(params.get("node") or {})
             run.worker_pid = params.get("worker_pid")
             label = node_label(run.node)
-            self.sup.store.update(wf_id, node=label)
-            self.sup.emit_wf("runner_started", "info", wf_id, backend="ray", node=label,
+            self.hooks.store.update(wf_id, node=label)
+            self.hooks.events.workflow("runner_started", "info", wf_id, backend="ray", node=label,
                              node_id=run.node.get("node_id"), worker_pid=run.worker_pid,
                              message=f"runner started on node {label}")
-            self.sup.tree_changed()
+            self.hooks.changed()
             return {"stop": "kill" if run.stop else None}
         if op == "heartbeat":
             if params.get("runner_pid") and params["runner_pid"] != run.runner_pid:
                 run.runner_pid = params["runner_pid"]
-                self.sup.tree_changed()
+                self.hooks.changed()
             return {"stop": run.stop}
         if op == "exited":
-            return {"cleanup": self.sup.store.get(wf_id)["status"] in TERMINAL}
+            return {"cleanup": self.hooks.store.get(wf_id)["status"] in TERMINAL}
         return {"stop": None}
 
     # -- status --------------------------------------------------------------

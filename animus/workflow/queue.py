@@ -1,0 +1,74 @@
+"""The run queue: ``pending`` workflows started up to ``pool_size`` at once.
+
+A queued run is dispatchable unless it waits (an approval, a usage limit
+until its reset time). Before its runner starts, its subject is read afresh
+(a dead backend blocks it with "Subject backend unavailable"; a deleted
+subject fails it) and it is marked ``running``; one fill runs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from animus.errors import NotFound, Unavailable
+from animus.workflow.events import WorkflowEvents
+from animus.workflow.launcher import RunnerLauncher
+from animus.workflow.projection import Projector
+from animus.workflow.store import WorkflowStore
+
+__all__ = ["RunQueue", "SUBJECT_UNAVAILABLE"]
+
+SUBJECT_UNAVAILABLE = "Subject backend unavailable"
+
+
+class RunQueue:
+    def __init__(self, store: WorkflowStore, launcher: RunnerLauncher, projector: Projector,
+                 events: WorkflowEvents, pool_size: int) -> None:
+        self.store = store
+        self.launcher = launcher
+        self.projector = projector
+        self.events = events
+        self.pool_size = pool_size
+        self._lock = asyncio.Lock()
+
+    def dispatchable(self) -> list[dict[str, Any]]:
+        now = time.time()
+        out = []
+        for wf in self.store.by_status("pending"):
+            waiting = wf.get("waiting") or ""
+            if not waiting or waiting.startswith("approved:") or (wf.get("not_before") and wf["not_before"] <= now):
+                out.append(wf)
+        return out
+
+    def free_slots(self) -> int:
+        return self.pool_size - len(self.launcher.running()) - len(self.dispatchable())
+
+    async def fill(self) -> None:
+        """Start queued workflows while there is room in the pool."""
+        async with self._lock:
+            if not self.launcher.available:
+                return  # runs wait in the queue until the cluster is reachable
+            for wf in self.dispatchable():
+                if len(self.launcher.running()) >= self.pool_size:
+                    return
+                if not self.launcher.has(wf["id"]):
+                    await self._start(wf)
+
+    async def _start(self, wf: dict[str, Any]) -> None:
+        if wf.get("subject_id") and wf.get("subject_kind"):
+            try:
+                subject = await self.projector.subject(wf["subject_kind"], "get", {"id": wf["subject_id"]})
+                self.store.update(wf["id"], subject=subject)
+            except Unavailable:
+                self.events.block(wf["id"], SUBJECT_UNAVAILABLE)
+                return
+            except NotFound as exc:
+                self.store.set_status(wf["id"], "failed", f"subject {wf['subject_id']} is gone: {exc.message}")
+                return
+        waiting = wf.get("waiting")
+        self.store.update(wf["id"], status="running", runs=wf["runs"] + 1,
+                          waiting=waiting if waiting and waiting.startswith("approved:") else None,
+                          not_before=None)
+        await self.launcher.launch(self.store.get(wf["id"]), wf["runs"] + 1)
