@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import itertools
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,13 +192,3 @@ async def serve_request(raw: bytes, handlers: dict[str, Handler],
         return pack({"id": req.get("id"), "result": result})
     except Exception as exc:
         return pack({"id": req.get("id"), "error": error_payload(exc)})
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,30 +12,18 @@ in (a cookie) and drops the token from the address bar.
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 
 from animus.cli import context
 from animus.cli.output import echo, emit_json, guard
 from animus.errors import Unavailable
+from animus.state.pids import pid_alive
 
 app = typer.Typer(help="The web UI.", no_args_is_help=True)
 TRANSPORT = "transport-http"
 _FIX = ("animus plugin install-defaults --include-transports, then animus daemon stop && animus daemon start; "
         "check it with animus daemon health")
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @app.command("open")
@@ -49,7 +37,7 @@ def open_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
             info = json.loads(record.read_text())
         except (FileNotFoundError, ValueError):
             raise Unavailable("no web transport is running", fix=_FIX) from None
-        if not isinstance(info, dict) or not info.get("url") or not _alive(info.get("pid")):
+        if not isinstance(info, dict) or not info.get("url") or not pid_alive(info.get("pid")):
             raise Unavailable(f"the {TRANSPORT} plugin is not running (stale {record.name})", fix=_FIX)
         try:
             token = scope.token_file.read_text().strip()

@@ -9,7 +9,6 @@ mid-write never leave a torn or half-merged record.
 from __future__ import annotations
 
 import fcntl
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,33 +20,11 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.plugin_runtime.manifest import Manifest, load_manifest
+from animus.state.files import atomic_write
 
 __all__ = ["Registry", "InstalledPlugin", "atomic_write"]
 
 SCHEMA = "animus.plugins.v1"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:  # os.write may write less than asked (a full disk, a signal)
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a temp file behind
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,9 @@ the group and to every descendant seen before.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from animus.supervision.pdeathsig import preexec_parent_death, set_parent_death_signal
 from animus.supervision.spec import BrutalKill, Infinity, Shutdown, Timeout
 
 __all__ = [
@@ -36,25 +35,13 @@ __all__ = [
     "spawn",
     "terminate",
     "kill_tree",
+    "signal_group",
+    "stop_group",
     "set_parent_death_signal",
     "PARENT_PID_ENV",
 ]
 
 PARENT_PID_ENV = "ANIMUS_PARENT_PID"
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` when our parent dies (Linux only)."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-
-def _preexec() -> None:
-    # Runs in the child between fork and exec: only async-signal-safe work.
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @dataclass
@@ -123,7 +110,7 @@ def spawn(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if capture_stderr else None,
         start_new_session=True,
-        preexec_fn=_preexec,
+        preexec_fn=preexec_parent_death,
         close_fds=True,
     )
     try:
@@ -167,7 +154,7 @@ def watch(
         _unwatch(loop, child)
         # whatever it started dies with it (its process group, and any
         # descendant seen earlier that left the group)
-        _signal_group(child.pid, signal.SIGKILL)
+        signal_group(child.pid, signal.SIGKILL)
         kill_tree(child.descendants)
         on_exit(child, status)
 
@@ -215,7 +202,8 @@ def descendants(pid: int) -> set[int]:
         return set()
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the process group led by ``pid`` (or ``pid`` alone if it has no group of its own)."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -279,19 +267,56 @@ def kill_groups(leaders: Mapping[int, float]) -> int:
     return killed
 
 
+def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` is alive (zombies waiting for a reaper do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float) -> int:
+    """The synchronous twin of ``terminate``, for a ``Popen`` leading its own group.
+
+    SIGTERM (and SIGCONT) to the group, wait up to ``grace`` seconds for the
+    whole group to end, then SIGKILL it; reap the leader and return its status.
+    ``grace=0`` kills at once."""
+    pgid = proc.pid
+    if grace > 0 and group_alive(pgid):
+        signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGCONT)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            if not group_alive(pgid):
+                break
+            time.sleep(0.02)
+    signal_group(pgid, signal.SIGKILL)
+    return proc.wait()
+
+
 async def terminate(child: ChildProcess, shutdown: Shutdown) -> int:
     """Stop a child and everything it started; return its exit status."""
     child.descendants |= descendants(child.pid)
     if child.returncode() is None:
         if isinstance(shutdown, BrutalKill):
-            _signal_group(child.pid, signal.SIGKILL)
+            signal_group(child.pid, signal.SIGKILL)
         else:
-            _signal_group(child.pid, signal.SIGTERM)
-            _signal_group(child.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
+            signal_group(child.pid, signal.SIGTERM)
+            signal_group(child.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
             limit = None if isinstance(shutdown, Infinity) else shutdown.seconds
             if not await _wait_exit(child, limit):
                 child.descendants |= descendants(child.pid)
-                _signal_group(child.pid, signal.SIGKILL)
+                signal_group(child.pid, signal.SIGKILL)
     await _wait_exit(child, None)
     kill_tree(child.descendants)
     code = child.returncode()

@@ -17,10 +17,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from animus.state.files import atomic_write
 
 __all__ = ["write_atomic", "locked_directory", "content_hash"]
 
@@ -31,23 +32,7 @@ def content_hash(data: bytes) -> str:
 
 def write_atomic(path: Path, text: str, create: bool = False) -> None:
     """Replace (or, with ``create``, newly make) ``path`` with ``text``, all or nothing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if create:
-            os.link(tmp, path)  # raises FileExistsError if the name is taken
-        else:
-            os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, text.encode("utf-8"), create=create)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from typing import Any
 
 import uvicorn
 
-from animus.plugin_runtime.registry import atomic_write
+from animus.state.files import atomic_write
 
 __all__ = ["ServerThread", "endpoint_file", "write_endpoint", "remove_endpoint", "read_endpoint"]
 

@@ -45,6 +45,8 @@ from typing import Any
 
 import psutil
 
+from animus.supervision.process import signal_group
+
 __all__ = ["SINGLE_MACHINE_ENV", "LoopbackCluster", "is_loopback", "non_loopback_sockets", "ray_processes"]
 
 LOOPBACK = "127.0.0.1"
@@ -231,10 +233,7 @@ class LoopbackCluster:
         self.remember()
         for proc in reversed(self.procs):
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                signal_group(proc.pid, signal.SIGKILL)
         victims = []
         for pid, created in self.seen.items():
             try:

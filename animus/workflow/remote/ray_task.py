@@ -120,10 +120,9 @@ def _this_node() -> dict[str, Any]:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    from animus.supervision.process import signal_group  # imported late: Ray ships this module by reference
+
+    signal_group(pid, sig)
 
 
 def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +166,8 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path) -> subprocess.Popen[bytes]:
-    from animus.supervision.process import PARENT_PID_ENV, set_parent_death_signal
     from animus.plugin_runtime import protocol as p
+    from animus.supervision.process import PARENT_PID_ENV, set_parent_death_signal
     from animus.workflow.remote import store as rs
     from animus.workflow.remote.runs import node_label
 

@@ -18,7 +18,6 @@ reached) are all checked, because the SQL is built from field names.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 from animus.bus.rpc import ControlClient
 from animus.errors import InvalidInput, NotFound
+from animus.state.files import atomic_json
 from animus.workflow.store import STATUSES, WorkflowStore
 
 __all__ = [
@@ -221,7 +221,7 @@ def serve_store_op(store: WorkflowStore, state_root: Path, params: dict[str, Any
         data = params.get("data")
         if not isinstance(data, dict):
             raise InvalidInput("record_session: data must be a map")
-        _atomic_json(path, data)
+        atomic_json(path, data)
         return {"ok": True}
     raise InvalidInput(f"unknown workflow/store op {op!r}")
 
@@ -253,10 +253,3 @@ def _status_of_attempt(value: Any) -> str:
     if value not in ("completed", "failed", "waiting", "cancelled", "crashed"):
         raise InvalidInput(f"unknown attempt status {value!r}")
     return str(value)
-
-
-def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)

@@ -29,10 +29,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from animus.plugin_runtime.sdk import run_plugin
 from animus.plugins.subjects.backend import SubjectBackend
 from animus.plugins.subjects.markdown_store import DEFAULT_DIRECTORY, MarkdownStore
 from animus.plugins.subjects.plugin import SubjectPlugin
-from animus.plugin_runtime.sdk import run_plugin
+from animus.state.pids import pid_alive
 
 KIND = "md.task"
 # The temporary name ``atomic_file.write_atomic`` uses: .<name>.<pid>.<8 hex>.tmp
@@ -46,20 +47,10 @@ def sweep_stale_temporaries(directory: Path) -> list[Path]:
         return removed
     for entry in os.scandir(directory):
         match = _TEMPORARY.fullmatch(entry.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class MarkdownSubjects(SubjectPlugin):

@@ -22,7 +22,7 @@ from typing import Any
 
 from animus.plugins.triggers.base import TriggerPlugin, sleep_until
 from animus.plugins.triggers.cron_plan import CronEntry, next_due, plan
-from animus.plugin_runtime.registry import atomic_write
+from animus.state.files import atomic_write
 from animus.plugin_runtime.sdk import RequestContext, method, run_plugin
 
 STATE_FILE = "cron.json"

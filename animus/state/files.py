@@ -1,0 +1,50 @@
+"""The one way Animus replaces a file: all or nothing, durable.
+
+``atomic_write`` writes a temporary file beside the target (one file system,
+so the rename is atomic), fsyncs it, renames it over the target and fsyncs
+the directory: after a crash the name holds the old bytes or the new ones,
+never a mix, and no temp file is left behind. With ``create=True`` the last
+step is ``os.link``, which fails if the name exists, so creating a file and
+claiming its name are one step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_json", "atomic_write"]
+
+
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool = False) -> None:
+    """Replace (or, with ``create``, newly make) ``path`` with ``data``."""
+    payload = data.encode() if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(payload)
+            while view:  # os.write may write less than asked (a full disk, a signal)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if create:
+            os.link(tmp, path)  # FileExistsError if the name is taken
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_json(path: Path, value: Any, mode: int = 0o644, indent: int | None = None) -> None:
+    atomic_write(path, json.dumps(value, indent=indent, sort_keys=indent is not None).encode(), mode)
