@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from animus.errors import InvalidInput
 from animus.workflow.conditions import evaluate, first_match, parse_condition
-from animus.workflow.loader import load_workflow_texts
+from animus.workflow.config import load_workflow_texts
 from animus.workflow.model import PhaseEntry, Verdict, WorkflowDefinition
 from animus.workflow.transitions import Complete, Fail, Next, next_step, skip_reason, start
 

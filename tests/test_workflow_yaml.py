@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from animus.errors import InvalidInput, NotFound
 from animus.workflow.defaults import EMBEDDED_SOURCE
-from animus.workflow.loader import (
+from animus.workflow.config import (
     COMPILED_FILE,
     SCHEMA,
     compile_config,

@@ -144,7 +144,7 @@ def validate(as_json: bool = JSON) -> None:
     def body() -> int:
         import os
 
-        from animus.workflow.loader import load_workflow_config
+        from animus.workflow.config import load_workflow_config
 
         cfg = load_workflow_config(context.scope().project_root, dict(os.environ))
         data: dict[str, Any] = {"valid": True, "sources": [str(s) for s in cfg.sources],

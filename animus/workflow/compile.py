@@ -14,7 +14,7 @@ __all__ = ["compile_project"]
 
 
 def compile_project(scope: Scope) -> object:
-    from animus.workflow.loader import load_workflow_config, write_compiled
+    from animus.workflow.config import load_workflow_config, write_compiled
 
     cfg = load_workflow_config(scope.project_root, dict(os.environ))
     write_compiled(cfg, scope.state_dir)

@@ -27,7 +27,7 @@ from typing import Any
 
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.sdk import Plugin
-from animus.workflow.loader import COMPILED_FILE, read_compiled
+from animus.workflow.config import COMPILED_FILE, read_compiled
 from animus.workflow.model import Trigger, WorkflowConfig
 
 __all__ = ["TriggerPlugin"]
