@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from animus.errors import AnimusError, NotFound, Unavailable
-from animus.workflow.model import PhaseDefinition
+from animus.workflow.model import PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Parked
-
-if TYPE_CHECKING:
-    from animus.workflow.runner import Runner
+from animus.workflow.run_context import RunContext
 
 __all__ = ["call_agent", "cancel_agent", "build_prompt"]
 
@@ -49,8 +47,8 @@ def _installed(provider: str) -> bool:
     return entry is not None and entry.get("role") == "provider"
 
 
-def _over_budget(runner: Runner, wf: dict[str, Any]) -> str | None:
-    budget = runner.config.workflows[wf["workflow_ref"]].budget
+def _over_budget(config: WorkflowConfig, wf: dict[str, Any]) -> str | None:
+    budget = config.workflows[wf["workflow_ref"]].budget
     usage = wf.get("usage") or {}
     if budget is None:
         return None
@@ -67,42 +65,42 @@ def _not_installed(provider: str, phase: PhaseDefinition) -> Blocked:
                    f"(fix: animus plugin install-defaults, or change the agent's provider in the workflow YAML)")
 
 
-def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
+def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
                session_file: Path) -> dict[str, Any]:
     # a remote runner cannot see the daemon's plugin registry: the daemon answers not_found instead
-    if not provider or (not runner.remote and not _installed(provider)):
+    if not provider or (not ctx.remote and not _installed(provider)):
         raise _not_installed(provider, phase)
-    over = _over_budget(runner, wf)
+    over = _over_budget(ctx.config, wf)
     if over:
         raise Parked(f"{over} (raise the budget, then animus workflow resume {wf['id']})", None)
-    agent = runner.config.agents.get(phase.agent or "")
+    agent = ctx.config.agents.get(phase.agent or "")
     system = "\n\n".join(x for x in (agent.system_prompt if agent else None, phase.system_prompt) if x)
-    runner.agent_key = f"{wf['id']}/{phase.id}/{attempt}"
-    runner.agent_provider = provider
+    ctx.in_flight.agent_key = f"{wf['id']}/{phase.id}/{attempt}"
+    ctx.in_flight.agent_provider = provider
     resume = wf.get("resume_session")
     params = {
         "prompt": build_prompt(wf, phase), "system_prompt": system or None, "model": agent.model if agent else None,
-        "cwd": str(runner.agent_cwd), "timeout": phase.timeout_secs or 1800,
+        "cwd": str(ctx.agent_cwd), "timeout": phase.timeout_secs or 1800,
         "allow_missing_decision": phase.decision_contract.allow_missing_decision,
-        "workflow_id": wf["id"], "run_id": runner.run_id, "phase": phase.id, "run_key": runner.agent_key,
+        "workflow_id": wf["id"], "run_id": ctx.run_id, "phase": phase.id, "run_key": ctx.in_flight.agent_key,
         "session_file": str(session_file),
     }
     if resume:
         params["session_id"] = resume
     try:
-        result = _call_provider(runner, provider, "agent/resume" if resume else "agent/run", params, phase)
+        result = _call_provider(ctx, provider, "agent/resume" if resume else "agent/run", params, phase)
     except (Parked, Blocked) as exc:
         fallback = agent.fallback_provider if agent else None
-        if not fallback or (not runner.remote and not _installed(fallback)):
+        if not fallback or (not ctx.remote and not _installed(fallback)):
             raise
         # the primary is limited or down: the profile's fallback takes the phase, in a fresh session
-        runner.publish("agent", "agent_fallback", "warn", phase=phase.id, fallback_from=provider,
+        ctx.publish("agent", "agent_fallback", "warn", phase=phase.id, fallback_from=provider,
                        fallback_to=fallback, reason=str(exc))
-        runner.agent_provider = fallback
+        ctx.in_flight.agent_provider = fallback
         params.pop("session_id", None)
-        result = _call_provider(runner, fallback, "agent/run", params, phase)
+        result = _call_provider(ctx, fallback, "agent/run", params, phase)
         result["provider"] = fallback
-    runner.agent_key = None
+    ctx.in_flight.agent_key = None
     contract = phase.decision_contract
     verdict = result.get("verdict") or "fail"
     if result.get("error") and verdict == "fail":
@@ -119,14 +117,14 @@ def call_agent(runner: Runner, wf: dict[str, Any], phase: PhaseDefinition, provi
     return result
 
 
-def _call_provider(runner: Runner, provider: str, method: str, params: dict[str, Any],
+def _call_provider(ctx: RunContext, provider: str, method: str, params: dict[str, Any],
                    phase: PhaseDefinition) -> dict[str, Any]:
     """One agent/run (or resume) through the daemon; a usage limit raises Parked,
     an unreachable provider Blocked."""
     reply: dict[str, Any] = {}
     for attempt_no in range(UNAVAILABLE_RETRIES):
         try:
-            reply = runner.control().call("plugin/call", {"name": provider, "method": method, "params": params,
+            reply = ctx.control().call("plugin/call", {"name": provider, "method": method, "params": params,
                                                           "timeout": params["timeout"] + 30},
                                           timeout=params["timeout"] + 60)
             break
@@ -152,6 +150,6 @@ def _call_provider(runner: Runner, provider: str, method: str, params: dict[str,
     return result
 
 
-def cancel_agent(runner: Runner) -> None:
-    runner.control().call("plugin/call", {"name": runner.agent_provider, "method": "agent/cancel",
-                                          "params": {"run_key": runner.agent_key}}, timeout=5)
+def cancel_agent(ctx: RunContext) -> None:
+    ctx.control().call("plugin/call", {"name": ctx.in_flight.agent_provider, "method": "agent/cancel",
+                                       "params": {"run_key": ctx.in_flight.agent_key}}, timeout=5)

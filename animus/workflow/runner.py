@@ -20,39 +20,39 @@ Started as ``python -m animus.workflow.runner <workflow id>`` with the
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from animus.bus.publisher import Publisher
-from animus.supervision.pdeathsig import set_parent_death_signal
 from animus.plugin_runtime import protocol as p
+from animus.state.files import atomic_json
+from animus.supervision.pdeathsig import set_parent_death_signal
 from animus.workflow import transitions
-from animus.workflow.loader import read_compiled
+from animus.workflow.agent_phase import call_agent, cancel_agent
+from animus.workflow.command_phase import OUTPUT_TAIL, run_command
+from animus.workflow.config import read_compiled
 from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Cancelled, Parked
-from animus.workflow.remote.store import (ENV_DAEMON_PROJECT, ENV_DAEMON_STATE, ENV_NODE, ENV_TOKEN, RemoteStore,
-                                          RunnerStore, open_store)
+from animus.workflow.remote.store import (
+    ENV_DAEMON_PROJECT,
+    ENV_DAEMON_STATE,
+    ENV_NODE,
+    ENV_TOKEN,
+    RemoteStore,
+    RunnerStore,
+    open_store,
+)
+from animus.workflow.run_context import RunContext
+from animus.workflow.store import StaleRun, WorkflowStore
+from animus.workflow.usage import add_usage
 
-__all__ = ["Runner", "main"]
+__all__ = ["ENV_RUN_NUMBER", "Runner", "main"]
 
-OUTPUT_TAIL = 4000
-
-
-def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+ENV_RUN_NUMBER = "ANIMUS_RUN_NUMBER"  # which run of the workflow this runner is (its fence)
 
 
 class Runner:
@@ -71,11 +71,9 @@ class Runner:
         where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
         self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.draining = False
-        self.child: subprocess.Popen[bytes] | None = None
-        self.agent_key: str | None = None
-        self.agent_provider: str | None = None
         self.run_id = ""
         self._control: Any = None
+        self.ctx: RunContext | None = None  # built once the run is known
 
     # -- plumbing ------------------------------------------------------------
     def publish(self, cat: str, kind: str, level: str = "info", phase: str | None = None, **data: Any) -> None:
@@ -95,7 +93,7 @@ class Runner:
         return f" on node {self.node}" if self.node else ""
 
     def write_session(self, session_file: Path, phase: str, data: dict[str, Any]) -> None:
-        _atomic_json(session_file, data)
+        atomic_json(session_file, data)
         if isinstance(self.store, RemoteStore):
             self.store.record_session(phase, data)  # recovery reads it on the daemon's host
 
@@ -109,7 +107,11 @@ class Runner:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         self.bus.wait_ready(5)
         wf = self.store.get(self.wf_id)
-        self.run_id = f"{self.wf_id}.{wf['runs']}"
+        run_no = int(os.environ.get(ENV_RUN_NUMBER) or wf["runs"])
+        if isinstance(self.store, WorkflowStore):
+            self.store.fence = (self.wf_id, run_no)  # a remote store is fenced by the daemon
+        self.run_id = f"{self.wf_id}.{run_no}"
+        self.ctx = self._context(self.project_root, self.agent_cwd)
         definition = self.config.workflows.get(wf["workflow_ref"])
         if definition is None:
             self._end("failed", f"workflow {wf['workflow_ref']!r} is not defined in the workflow config")
@@ -153,7 +155,14 @@ class Runner:
             self._cancelled()
             return 0
 
+    def _context(self, task_root: Path, agent_cwd: Path) -> RunContext:
+        return RunContext(wf_id=self.wf_id, run_id=self.run_id, config=self.config, project_root=self.project_root,
+                          task_root=task_root, agent_cwd=agent_cwd, run_dir=self.run_dir,
+                          daemon_run_dir=self.daemon_run_dir, remote=self.remote, publish=self.publish,
+                          control=self.control)
+
     def run_phase(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> transitions.Step | None:
+        assert self.ctx is not None
         entry_def = self.config.workflows[wf["workflow_ref"]]
         provider = self._provider(phase)
         if phase.mode is Mode.MANUAL:
@@ -182,11 +191,14 @@ class Runner:
         exit_code = None
         try:
             if phase.mode is Mode.COMMAND:
-                verdict, reason, exit_code, tail = self.run_command(phase, attempt_no)
+                outcome = run_command(self.ctx, phase, attempt_no)
+                verdict, reason, exit_code, tail = outcome.verdict, outcome.reason, outcome.exit_code, outcome.tail
             elif phase.mode is Mode.MANUAL:
                 verdict, reason, tail = "advance", "approved by operator", ""
             else:
-                result = self.run_agent(wf, phase, provider or "", attempt_no, session_file)
+                # the provider plugin records the session where recovery looks: the daemon's runs/
+                result = call_agent(self.ctx, wf, phase, provider or "", attempt_no,
+                                    self.daemon_run_dir / session_file.name)
                 verdict, reason = result["verdict"], result.get("reason") or result.get("summary") or ""
                 tail, usage, session_id = (result.get("summary") or "")[-OUTPUT_TAIL:], result.get("usage") or {}, result.get("session_id")
         except Parked as park:
@@ -216,7 +228,7 @@ class Runner:
             self.store.finish_attempt(attempt_id, c, status, verdict=verdict, exit_code=exit_code,
                                       output_tail=tail[-OUTPUT_TAIL:], usage=usage, session_id=session_id,
                                       decision={"verdict": verdict, "reason": reason})
-            fields: dict[str, Any] = {"resume_session": None, "usage": _add_usage(wf["usage"], usage)}
+            fields: dict[str, Any] = {"resume_session": None, "usage": add_usage(wf["usage"], usage)}
             if isinstance(step, transitions.Next):
                 fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,
                            "rework": dict(step.rework_counts), "feedback": step.feedback}
@@ -236,77 +248,6 @@ class Runner:
         agent = self.config.agents.get(phase.agent or "")
         return agent.provider if agent else None
 
-    def run_command(self, phase: PhaseDefinition, attempt: int) -> tuple[str, str, int, str]:
-        spec = phase.command
-        assert spec is not None
-        cwd = self.project_root
-        if spec.cwd_mode.value == "path" and spec.cwd_path:
-            cwd = (self.project_root / spec.cwd_path).resolve()
-        env = dict(os.environ) | dict(spec.env) | {"ANIMUS_WORKFLOW_ID": self.wf_id, "ANIMUS_PHASE": phase.id,
-                                                   "ANIMUS_ATTEMPT": str(attempt)}
-        log_path = self.run_dir / f"{phase.id}.{attempt}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        timeout = spec.timeout_secs or phase.timeout_secs or 1800
-        tail = ""
-        with open(log_path, "ab") as log:
-            try:
-                self.child = subprocess.Popen([spec.program, *spec.args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                              start_new_session=True, preexec_fn=set_parent_death_signal)
-            except OSError as exc:
-                return "fail", f"cannot run {spec.program}: {exc}", 127, str(exc)
-            deadline = time.monotonic() + timeout
-            stream = self.child.stdout
-            assert stream is not None
-            buf = b""
-            try:
-                while True:
-                    ready, _, _ = select.select([stream], [], [], 0.2)
-                    if ready:
-                        chunk = os.read(stream.fileno(), 65536)
-                        if not chunk:
-                            break
-                        log.write(chunk)
-                        buf += chunk
-                        *lines, buf = buf.split(b"\n")
-                        for raw in lines:
-                            line = raw.decode("utf-8", "replace")
-                            tail = (tail + line + "\n")[-OUTPUT_TAIL:]
-                            self.publish("phase", "phase_output", "info", phase=phase.id, stream="stdout",
-                                         line=line[:4000])
-                    elif time.monotonic() > deadline:
-                        self._kill_child()
-                        return "fail", f"timed out after {timeout}s", -9, tail
-                if buf:
-                    line = buf.decode("utf-8", "replace")
-                    tail = (tail + line)[-OUTPUT_TAIL:]
-                    self.publish("phase", "phase_output", phase=phase.id, stream="stdout", line=line[:4000])
-                code = self.child.wait()
-            except BaseException:
-                self._kill_child()
-                raise
-            finally:
-                self.child = None
-        ok = code in spec.success_exit_codes
-        reason = f"exit code {code}" + ("" if ok else f" (expected {', '.join(map(str, spec.success_exit_codes))})")
-        return ("advance" if ok else "fail"), reason, code, tail
-
-    def _kill_child(self) -> None:
-        child = self.child
-        if child is not None and child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            child.wait()
-
-    def run_agent(self, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
-                  session_file: Path) -> dict[str, Any]:
-        from animus.workflow.agent_phase import call_agent
-
-        # the provider plugin records the session where recovery looks: the daemon's runs/
-        return call_agent(self, wf, phase, provider, attempt, self.daemon_run_dir / session_file.name)
-
     # -- endings -------------------------------------------------------------
     def _end(self, status: str, reason: str | None) -> None:
         self.store.set_status(self.wf_id, status, reason, waiting=None)
@@ -314,14 +255,16 @@ class Runner:
         self.publish("workflow", kind, "info" if status == "completed" else "error",
                      reason=reason, message=f"workflow {status}" + (f": {reason}" if reason else ""))
 
+    def _kill_child(self) -> None:
+        if self.ctx is not None:
+            self.ctx.in_flight.kill_child()
+
     def _cancelled(self) -> None:
         self._kill_child()
-        if self.agent_key:
+        if self.ctx is not None and self.ctx.in_flight.agent_key:
             try:
-                from animus.workflow.agent_phase import cancel_agent
-
-                cancel_agent(self)
-            except Exception:
+                cancel_agent(self.ctx)
+            except Exception:  # noqa: BLE001 - the provider may be gone; the cancel is recorded below
                 pass
         with self.store.tx() as c:
             self.store.cancel_running_attempts(c, self.wf_id)
@@ -329,19 +272,16 @@ class Runner:
             self.store.checkpoint(c, self.wf_id, "cancelled", None)
         self.publish("workflow", "workflow_cancelled", "warn", message="cancelled by operator")
 
+    def superseded(self, why: str) -> None:
+        """Another run of this workflow is current (this runner outlived a daemon): stop, record nothing."""
+        self._kill_child()
+        self.publish("workflow", "runner_superseded", "warn", message=f"runner stopped without writing: {why}")
+
     def close(self) -> None:
         self.bus.close(linger_ms=3000)
         if self._control is not None:
             self._control.close()
         self.store.close()
-
-
-def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
-    out = dict(total)
-    for key in ("input_tokens", "output_tokens", "cost_usd"):
-        if isinstance(usage.get(key), (int, float)):
-            out[key] = round(out.get(key, 0) + usage[key], 6)
-    return out
 
 
 def main() -> None:
@@ -352,6 +292,9 @@ def main() -> None:
     runner = Runner(sys.argv[1])
     try:
         code = runner.run()
+    except StaleRun as stale:
+        runner.superseded(str(stale))
+        code = 0
     finally:
         runner.close()
     sys.exit(code)

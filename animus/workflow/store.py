@@ -10,6 +10,7 @@ supervisor owns the queue, recovery and projection.
 
 from __future__ import annotations
 
+import builtins  # the classes below have a method named list, which shadows it in annotations
 import json
 import sqlite3
 import time
@@ -17,12 +18,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-import builtins  # the classes below have a method named list, which shadows it in annotations
 from typing import Any
 
 from animus.errors import Conflict, NotFound
 
-__all__ = ["WorkflowStore", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
+__all__ = ["StaleRun", "WorkflowStore", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
 
 STATUSES = ("pending", "running", "completed", "failed", "blocked", "cancelled")
 ACTIVE = ("pending", "running")
@@ -121,10 +121,20 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return out
 
 
+class StaleRun(BaseException):
+    """A runner's run is no longer the workflow's current one: it must stop and write nothing.
+
+    A ``BaseException`` so that no ``except Exception`` on the way swallows it."""
+
+
 class WorkflowStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fence: tuple[str, int] | None = None) -> None:
         self.path = path
         self.conn = connect(path)
+        # a runner's store is fenced to (workflow id, run number): every write checks, in its
+        # transaction, that the run is still current and running, so a runner that outlived its
+        # daemon (or was superseded) can never record a step twice
+        self.fence = fence
         with self.tx() as c:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
@@ -137,11 +147,21 @@ class WorkflowStore:
     def tx(self) -> Iterator[sqlite3.Connection]:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if self.fence is not None:
+                self._check_fence()
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _check_fence(self) -> None:
+        assert self.fence is not None
+        wf_id, run = self.fence
+        row = self.conn.execute("SELECT runs, status FROM workflows WHERE id=?", (wf_id,)).fetchone()
+        if row is None or row["runs"] != run or row["status"] != "running":
+            now = "gone" if row is None else f"run {row['runs']}, {row['status']}"
+            raise StaleRun(f"run {run} of {wf_id} is no longer current ({now})")
 
     def close(self) -> None:
         self.conn.close()
@@ -195,6 +215,10 @@ class WorkflowStore:
         return [r for r in (_row(x) for x in rows) if r is not None]
 
     def update(self, wf_id: str, c: sqlite3.Connection | None = None, **fields: Any) -> None:
+        if c is None and self.fence is not None:
+            with self.tx() as fenced:
+                self.update(wf_id, fenced, **fields)
+            return
         fields["updated_at"] = time.time()
         for key in [k for k in fields if k in ("subject", "usage")]:
             fields[f"{key}_json"] = json.dumps(fields.pop(key))

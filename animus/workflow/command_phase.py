@@ -1,0 +1,109 @@
+"""A command phase: one program, its output streamed line by line, its exit code a verdict.
+
+Output goes three ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
+``phase_output`` events on the bus (each line, up to 4 000 characters), and
+the tail kept on the attempt. A command runs in its own process group with a
+parent-death signal, so a cancel, a timeout or the runner's death takes its
+whole tree with it. ``cwd_mode`` chooses where it runs: ``project_root``,
+``task_root`` (the run's worktree) or ``path`` (relative to the project root).
+``run_streamed`` is also what runs a worktree's setup and teardown commands.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from animus.supervision.pdeathsig import preexec_parent_death
+from animus.workflow.model import CwdMode, PhaseDefinition
+from animus.workflow.run_context import RunContext
+
+__all__ = ["OUTPUT_TAIL", "CommandOutcome", "command_cwd", "run_command", "run_streamed"]
+
+OUTPUT_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    verdict: str
+    reason: str
+    exit_code: int
+    tail: str
+
+
+def command_cwd(ctx: RunContext, mode: CwdMode, path: str | None) -> Path:
+    if mode is CwdMode.TASK_ROOT:
+        return ctx.task_root
+    if mode is CwdMode.PATH and path:
+        return (ctx.project_root / path).resolve()
+    return ctx.project_root
+
+
+def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float,
+                 log_path: Path, phase: str) -> tuple[int | None, str]:
+    """Run ``argv``, streaming its output; return (exit code or None on timeout, output tail).
+
+    ``OSError`` (no such program) propagates before anything runs."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail = ""
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                 preexec_fn=preexec_parent_death)
+        ctx.in_flight.child = child
+        stream = child.stdout
+        assert stream is not None
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while True:
+                ready, _, _ = select.select([stream], [], [], 0.2)
+                if ready:
+                    chunk = os.read(stream.fileno(), 65536)
+                    if not chunk:
+                        break
+                    log.write(chunk)
+                    *lines, buf = (buf + chunk).split(b"\n")
+                    for raw in lines:
+                        tail = _emit(ctx, phase, raw, tail, "\n")
+                elif time.monotonic() > deadline:
+                    ctx.in_flight.kill_child()
+                    return None, tail
+            if buf:
+                tail = _emit(ctx, phase, buf, tail, "")
+            return child.wait(), tail
+        except BaseException:
+            ctx.in_flight.kill_child()
+            raise
+        finally:
+            ctx.in_flight.child = None
+
+
+def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str) -> str:
+    line = raw.decode("utf-8", "replace")
+    ctx.publish("phase", "phase_output", "info", phase=phase, stream="stdout", line=line[:4000])
+    return (tail + line + end)[-OUTPUT_TAIL:]
+
+
+def run_command(ctx: RunContext, phase: PhaseDefinition, attempt: int) -> CommandOutcome:
+    spec = phase.command
+    assert spec is not None
+    env = dict(os.environ) | dict(spec.env) | {"ANIMUS_WORKFLOW_ID": ctx.wf_id, "ANIMUS_PHASE": phase.id,
+                                               "ANIMUS_ATTEMPT": str(attempt),
+                                               "ANIMUS_TASK_ROOT": str(ctx.task_root)}
+    timeout = spec.timeout_secs or phase.timeout_secs or 1800
+    try:
+        code, tail = run_streamed(ctx, [spec.program, *spec.args], command_cwd(ctx, spec.cwd_mode, spec.cwd_path),
+                                  env, timeout, ctx.run_dir / f"{phase.id}.{attempt}.log", phase.id)
+    except OSError as exc:
+        return CommandOutcome("fail", f"cannot run {spec.program}: {exc}", 127, str(exc))
+    if code is None:
+        return CommandOutcome("fail", f"timed out after {timeout}s", -9, tail)
+    ok = code in spec.success_exit_codes
+    reason = f"exit code {code}" + ("" if ok else f" (expected {', '.join(map(str, spec.success_exit_codes))})")
+    return CommandOutcome("advance" if ok else "fail", reason, code, tail)
