@@ -1,0 +1,64 @@
+"""The git layer: a worktree per run, delivery by commit, merge, push and pull request.
+
+Layering: imports only ``animus.errors`` (and the standard library); git is
+run as a subprocess, GitHub is spoken to with ``urllib``. The workflow runner
+is the caller; ``docs/worktrees.md`` is the operator's view.
+
+* :mod:`.repo` — the one way to run git, and repository questions;
+* :mod:`.lock` — the per-repository, cross-process lock;
+* :mod:`.names` — branch and directory names;
+* :mod:`.worktree` — create / reuse / remove / prune a run's worktree;
+* :mod:`.provision` — untracked files copied or linked into a new worktree;
+* :mod:`.delivery` — commit what a run left, merge it into the target branch;
+* :mod:`.github` — push, open a pull request;
+* :mod:`.spec` — the YAML shapes (``worktree``, ``post_success.merge``, ``worktrees``).
+"""
+
+from animus.git.lock import LockTimeout, RepoLock
+from animus.git.provision import Provisioned, mark_setup_done, provision, setup_done
+from animus.git.repo import GitError, NotARepository, has_changes, is_git_repo
+from animus.git.spec import (
+    MergeSpec,
+    PullRequestSpec,
+    SpecError,
+    Strategy,
+    WorktreeMode,
+    WorktreeSetup,
+    WorktreeSpec,
+    parse_merge,
+    parse_post_success,
+    parse_worktree,
+    parse_worktree_setup,
+    remove_after_success,
+)
+from animus.git.worktree import Worktree, WorktreeConflict, Worktrees, phase_uses_worktree, run_uses_worktree
+
+__all__ = [
+    "GitError",
+    "LockTimeout",
+    "MergeSpec",
+    "NotARepository",
+    "Provisioned",
+    "PullRequestSpec",
+    "RepoLock",
+    "SpecError",
+    "Strategy",
+    "Worktree",
+    "WorktreeConflict",
+    "WorktreeMode",
+    "WorktreeSetup",
+    "WorktreeSpec",
+    "Worktrees",
+    "has_changes",
+    "is_git_repo",
+    "mark_setup_done",
+    "parse_merge",
+    "parse_post_success",
+    "parse_worktree",
+    "parse_worktree_setup",
+    "phase_uses_worktree",
+    "provision",
+    "remove_after_success",
+    "run_uses_worktree",
+    "setup_done",
+]
