@@ -110,7 +110,7 @@ def server() -> Iterator[tuple[FakeGitHub, ThreadingHTTPServer]]:
     gh = FakeGitHub()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(gh))
     gh.url = f"http://127.0.0.1:{httpd.server_address[1]}/api/v3"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield gh, httpd
     httpd.shutdown()

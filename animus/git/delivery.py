@@ -36,15 +36,16 @@ from typing import NoReturn
 
 from animus.git.errors import DirtyCheckout, HookFailed, MergeConflict, TargetBranchMissing, TargetMoved, resume_hint
 from animus.git.provision import not_ignored, provisioned_paths
-from animus.git.repo import GitError, GitResult, changed_paths, checked_out_in, git, rev_parse
+from animus.git.repo import GitError, GitResult, changed_paths, checked_out_in, git, last_line, rev_parse
 from animus.git.spec import Strategy
 from animus.git.worktree import Worktrees
 
-__all__ = ["Identity", "MergeResult", "commit_all", "merge_branch"]
+__all__ = ["HOOK_TIMEOUT", "Identity", "MergeResult", "commit_all", "merge_branch"]
 
 _COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
 _MERGE_HOOKS = ("pre-merge-commit", "prepare-commit-msg", "commit-msg")
 _NO_RERERE = ("-c", "rerere.enabled=false")  # a recorded resolution must not hide a conflict
+HOOK_TIMEOUT = 600.0  # git commands that run the repository's hooks (which may run a test suite)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _refused(cwd: Path, result: GitResult, hooks: tuple[str, ...], action: str, 
     if present:
         raise HookFailed(present[0] if len(present) == 1 else "/".join(present), action,
                          result.stderr or result.stdout, fix)
-    raise GitError(f"{' '.join(result.args[3:])} failed in {cwd}: {(result.stderr or result.stdout).strip()[-200:]}",
+    raise GitError(f"git {' '.join(result.args[3:])} failed in {cwd}: {last_line(result.stderr or result.stdout)}",
                    command=result.args, returncode=result.returncode, stderr=result.stderr, fix=fix)
 
 
@@ -106,7 +107,7 @@ def commit_all(worktree: Path, *, workflow_id: str, task_id: str | None = None, 
     subject = message or f"{task_id or workflow_id}: changes left by workflow {workflow_id}"
     body = "\n\nCommitted by Animus before delivery: the run ended with these changes uncommitted."
     out = git(worktree, "commit", "--quiet", "-m", subject + body + _trailers(task_id, workflow_id),
-              check=False, env=identity.env())
+              check=False, env=identity.env(), timeout=HOOK_TIMEOUT)
     if not out.ok:
         _refused(worktree, out, _COMMIT_HOOKS, f"the commit of what workflow {workflow_id} left in {worktree}",
                  fix=f"make the hook pass: git -C {worktree} commit{resume_hint(workflow_id)}")
@@ -143,7 +144,7 @@ class _Job:
 
 def _merge(job: _Job, scratch: Path) -> str:
     out = git(scratch, *_NO_RERERE, "merge", "--no-ff", "--no-edit", "--quiet", "-m", job.message, job.tip,
-              check=False, env=job.identity.env())
+              check=False, env=job.identity.env(), timeout=HOOK_TIMEOUT)
     if not out.ok:
         job.conflict(scratch)
         _refused(scratch, out, _MERGE_HOOKS, f"the merge commit of {job.branch} into {job.target}", job.hook_fix())
@@ -154,11 +155,12 @@ def _squash(job: _Job, scratch: Path) -> str:
     out = git(scratch, *_NO_RERERE, "merge", "--squash", "--quiet", job.tip, check=False)
     if not out.ok:
         job.conflict(scratch)
-        raise GitError(f"git merge --squash {job.branch} failed: {out.stderr.strip()[-200:]}", command=out.args,
+        raise GitError(f"git merge --squash {job.branch} failed: {last_line(out.stderr)}", command=out.args,
                        returncode=out.returncode, stderr=out.stderr, fix=job.hook_fix())
     if git(scratch, "diff", "--cached", "--quiet", check=False).ok:  # its changes are already there
         return str(rev_parse(scratch, "HEAD"))
-    out = git(scratch, "commit", "--quiet", "-m", job.message, check=False, env=job.identity.env())
+    out = git(scratch, "commit", "--quiet", "-m", job.message, check=False, env=job.identity.env(),
+              timeout=HOOK_TIMEOUT)
     if not out.ok:
         _refused(scratch, out, _COMMIT_HOOKS, f"the squash commit of {job.branch} onto {job.target}", job.hook_fix())
     return str(rev_parse(scratch, "HEAD"))
@@ -166,7 +168,7 @@ def _squash(job: _Job, scratch: Path) -> str:
 
 def _rebase(job: _Job, scratch: Path, onto: str) -> str:
     out = git(scratch, *_NO_RERERE, "rebase", "--quiet", "--no-autostash", "--no-autosquash", onto,
-              check=False, env=job.identity.env())
+              check=False, env=job.identity.env(), timeout=HOOK_TIMEOUT)
     if not out.ok:
         job.conflict(scratch)
         _refused(scratch, out, ("pre-rebase",), f"rebasing {job.branch} onto {job.target}", job.hook_fix())
@@ -195,7 +197,7 @@ def _publish(job: _Job, old: str, new: str) -> Path | None:
             raise TargetMoved(job.target, job.workflow_id)
         return None
     _check_checkout(job, checkout, old)
-    out = git(checkout, "merge", "--ff-only", "--no-autostash", "--quiet", new, check=False)
+    out = git(checkout, "merge", "--ff-only", "--no-autostash", "--quiet", new, check=False, timeout=HOOK_TIMEOUT)
     if not out.ok:
         if rev_parse(job.root, ref) != old:
             raise TargetMoved(job.target, job.workflow_id)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.git.repo import GitError, git
+from animus.git.repo import GitError, git, last_line
 
 __all__ = [
     "DEFAULT_API",
@@ -133,8 +133,7 @@ def push_branch(repo: Path, branch: str, remote: str = "origin", *, timeout: flo
     out = git(repo, "push", "--porcelain", "--", remote, f"refs/heads/{branch}:refs/heads/{branch}",
               check=False, timeout=timeout)
     if not out.ok:
-        said = (out.stderr or out.stdout).strip().splitlines()
-        raise GitError(f"git push {remote} {branch} failed: {said[-1] if said else 'no output'}",
+        raise GitError(f"git push {remote} {branch} failed: {last_line(out.stderr or out.stdout)}",
                        command=out.args, returncode=out.returncode, stderr=out.stderr,
                        fix=f"git -C {repo} push {remote} {branch} by hand to see why (credentials, "
                            "branch protection, a diverged remote branch)")

@@ -37,7 +37,7 @@ from animus.errors import Unavailable
 
 __all__ = ["LOCK_TIMEOUT", "LockTimeout", "RepoLock"]
 
-LOCK_TIMEOUT = 300.0  # a merge whose hooks run the test suite may hold it this long
+LOCK_TIMEOUT = 900.0  # longer than a merge whose hook runs a test suite (delivery.HOOK_TIMEOUT) holds it
 
 
 class LockTimeout(Unavailable):

@@ -47,6 +47,7 @@ __all__ = [
     "has_changes",
     "is_clean",
     "is_git_repo",
+    "last_line",
     "list_worktree_entries",
     "require_repo",
     "rev_parse",
@@ -102,7 +103,8 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of git's output: what a one-line message can quote."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
 
@@ -123,7 +125,7 @@ def git(cwd: Path | str, *args: str, check: bool = True, timeout: float = GIT_TI
                        fix=f"run git -C {cwd} {' '.join(args)} by hand to see what it waits for") from None
     result = GitResult(argv, proc.returncode, proc.stdout, proc.stderr)
     if check and not result.ok:
-        raise GitError(f"{shown} failed in {cwd} (exit {proc.returncode}): {_last_line(proc.stderr or proc.stdout)}",
+        raise GitError(f"{shown} failed in {cwd} (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}",
                        command=argv, returncode=proc.returncode, stderr=proc.stderr or proc.stdout,
                        fix=f"run git -C {cwd} {' '.join(args)} by hand to see the whole error")
     return result
