@@ -13,10 +13,19 @@ import pytest
 from _gitrepo import commit_file, fsck_clean, isolate, make_project, sh, worktrees_for
 
 from animus.errors import ExitCode
-from animus.git import (DirtyCheckout, HookFailed, MergeConflict, Strategy, TargetBranchMissing, TargetMoved,
-                        Worktrees, commit_all, merge_branch)
-from animus.git.spec import WorktreeSetup
+from animus.git import (
+    DirtyCheckout,
+    HookFailed,
+    MergeConflict,
+    Strategy,
+    TargetBranchMissing,
+    TargetMoved,
+    Worktrees,
+    commit_all,
+    merge_branch,
+)
 from animus.git.provision import provision
+from animus.git.spec import WorktreeSetup
 
 
 @pytest.fixture
