@@ -20,6 +20,7 @@ from animus.git import (
     Strategy,
     TargetBranchMissing,
     TargetMoved,
+    WorktreeInProgress,
     Worktrees,
     commit_all,
     merge_branch,
@@ -59,6 +60,21 @@ def test_commit_all_names_the_task_and_the_workflow(wts: Worktrees) -> None:
     assert "Animus-Task: TASK-1" in message and "Animus-Workflow: wf-1" in message
     changes = set(sh(wt.path, "show", "--name-status", "--format=", "HEAD").splitlines())
     assert changes == {"M\tapp.py", "D\tREADME.md", "A\tnew/file.txt"}
+
+
+def test_a_worktree_left_mid_merge_is_not_committed_with_its_conflict_markers(wts: Worktrees) -> None:
+    root = wts.project_root
+    wt = wts.create("wf-1", task_id="TASK-1")
+    commit_file(wt.path, "app.py", "mine\n")
+    commit_file(root, "app.py", "theirs\n")
+    sh(wt.path, "merge", "-q", "main", check=False)  # the agent's own merge, left in conflict
+    head = sh(wt.path, "rev-parse", "HEAD")
+    with pytest.raises(WorktreeInProgress) as err:
+        commit_all(wt.path, workflow_id="wf-1", task_id="TASK-1")
+    assert err.value.one_line() == (f"{wt.path} has unresolved conflicts in app.py; nothing was committed (fix: "
+                                    f"finish or abort it (git -C {wt.path} status), then animus workflow resume "
+                                    "wf-1 --force)")
+    assert sh(wt.path, "rev-parse", "HEAD") == head and "<<<<<<<" in (wt.path / "app.py").read_text()
 
 
 def test_what_provisioning_brought_in_is_never_committed(wts: Worktrees) -> None:

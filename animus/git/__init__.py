@@ -22,6 +22,7 @@ from animus.git.errors import (
                                MergeConflict,
                                TargetBranchMissing,
                                TargetMoved,
+    WorktreeInProgress,
 )
 from animus.git.github import (
                                GitHubAuthError,
@@ -79,6 +80,7 @@ __all__ = [
                                "TargetMoved",
                                "Worktree",
                                "WorktreeConflict",
+    "WorktreeInProgress",
                                "WorktreeMode",
                                "WorktreeSetup",
                                "WorktreeSpec",

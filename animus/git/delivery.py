@@ -34,9 +34,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from animus.git.errors import DirtyCheckout, HookFailed, MergeConflict, TargetBranchMissing, TargetMoved, resume_hint
+from animus.git.errors import (
+    DirtyCheckout,
+    HookFailed,
+    MergeConflict,
+    TargetBranchMissing,
+    TargetMoved,
+    WorktreeInProgress,
+    resume_hint,
+)
 from animus.git.provision import not_ignored, provisioned_paths
-from animus.git.repo import GitError, GitResult, changed_paths, checked_out_in, git, last_line, rev_parse
+from animus.git.repo import (
+    GitError,
+    GitResult,
+    changed_paths,
+    checked_out_in,
+    current_branch,
+    git,
+    last_line,
+    rev_parse,
+)
 from animus.git.spec import Strategy
 from animus.git.worktree import Worktrees
 
@@ -98,7 +115,17 @@ def _refused(cwd: Path, result: GitResult, hooks: tuple[str, ...], action: str, 
 
 def commit_all(worktree: Path, *, workflow_id: str, task_id: str | None = None, message: str | None = None,
                identity: Identity = Identity()) -> str | None:
-    """Commit everything left in ``worktree``; the new sha, or None when nothing was left."""
+    """Commit everything left in ``worktree``; the new sha, or None when nothing was left.
+
+    ``message`` replaces the subject line; the trailers naming the task and
+    the workflow are always added. A worktree in the middle of a merge or a
+    rebase is refused (:class:`WorktreeInProgress`), never committed as is.
+    """
+    unmerged = [p for p in git(worktree, "diff", "--name-only", "-z", "--diff-filter=U").stdout.split("\0") if p]
+    if unmerged:
+        raise WorktreeInProgress(worktree, f"has unresolved conflicts in {', '.join(unmerged[:3])}", workflow_id)
+    if current_branch(worktree) is None:
+        raise WorktreeInProgress(worktree, "is not on a branch (a rebase in progress?)", workflow_id)
     # ignored paths need no exclusion, and naming one in a pathspec makes `git add` fail
     excluded = [f":(exclude,literal){p}" for p in not_ignored(worktree, provisioned_paths(worktree))]
     git(worktree, "add", "--all", "--", ".", *excluded)

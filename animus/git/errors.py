@@ -22,6 +22,7 @@ __all__ = [
     "MergeConflict",
     "TargetBranchMissing",
     "TargetMoved",
+    "WorktreeInProgress",
     "resume_hint",
 ]
 
@@ -72,6 +73,16 @@ class HookFailed(DeliveryBlocked):
         said = f": {lines[-1][:200]}" if lines else ""
         super().__init__(f"the {hook} hook refused {action}{said}", fix=fix, stderr=output)
         self.hook = hook
+
+
+class WorktreeInProgress(DeliveryBlocked):
+    """The run's worktree is mid-merge or mid-rebase: committing it would commit conflict markers."""
+
+    reason = "operation_in_progress"
+
+    def __init__(self, worktree: Path, what: str, workflow_id: str | None) -> None:
+        super().__init__(f"{worktree} {what}; nothing was committed",
+                         fix=f"finish or abort it (git -C {worktree} status){resume_hint(workflow_id)}")
 
 
 class TargetBranchMissing(DeliveryBlocked):

@@ -101,14 +101,15 @@ class Worktrees:
         return {e.path.name: e for e in list_worktree_entries(self.project_root)
                 if e.path.parent == root or e.path.resolve().parent == root}
 
+    def owners(self) -> dict[str, str]:
+        """Branch → workflow id, as recorded when each run's branch was made."""
+        out = git(self.project_root, "config", "--get-regexp", rf"^branch\..*\.{_OWNER_KEY}$", check=False)
+        pairs = (line.partition(" ") for line in out.stdout.splitlines())
+        return {key[len("branch."): -len(_OWNER_KEY) - 1]: value.strip() for key, _, value in pairs}
+
     def owned_branch(self, workflow_id: str) -> str | None:
         """The branch recorded for ``workflow_id``, whether or not it still exists."""
-        out = git(self.project_root, "config", "--get-regexp", rf"^branch\..*\.{_OWNER_KEY}$", check=False)
-        for line in out.stdout.splitlines():
-            key, _, value = line.partition(" ")
-            if value.strip() == workflow_id:
-                return key[len("branch."): -len(_OWNER_KEY) - 1]
-        return None
+        return next((b for b, wf in self.owners().items() if wf == workflow_id), None)
 
     def get(self, workflow_id: str) -> Worktree | None:
         entry = self._entries().get(check_workflow_id(workflow_id))
@@ -184,8 +185,10 @@ class Worktrees:
         return sha
 
     def _free_branch(self, branch: str) -> str:
+        """The first of ``branch``, ``branch-2`` … that neither exists nor is promised to a run."""
+        owned = self.owners()
         n = 1
-        while branch_exists(self.project_root, suffixed(branch, n)):
+        while suffixed(branch, n) in owned or branch_exists(self.project_root, suffixed(branch, n)):
             n += 1
         return suffixed(branch, n)
 
@@ -225,8 +228,8 @@ class Worktrees:
         path = self.root / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         with self.lock:
             self.root.mkdir(parents=True, exist_ok=True)
-            git(self.project_root, "worktree", "add", "--quiet", "--detach", str(path), commit)
             try:
+                git(self.project_root, "worktree", "add", "--quiet", "--detach", str(path), commit)
                 yield path
             finally:
                 self._drop(path)
