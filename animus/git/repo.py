@@ -5,9 +5,11 @@ shell string), ``git -C <dir>``, stdin closed, a timeout, and a sanitised
 environment, so a command can neither hang on a prompt nor be steered by the
 caller's surroundings:
 
-* ``GIT_TERMINAL_PROMPT=0`` and ``ssh -o BatchMode=yes`` (unless the operator
-  set ``GIT_SSH_COMMAND``): a missing credential fails instead of waiting for
-  a password nobody will type;
+* a session of its own (no controlling terminal) and ``GIT_TERMINAL_PROMPT=0``:
+  a missing credential fails instead of waiting for a password nobody will
+  type (ssh cannot open ``/dev/tty``), while the operator's ``core.sshCommand``
+  and credential helpers still apply; on timeout the whole process group (git
+  and the hooks it started) is killed;
 * ``LC_ALL=C``: messages are parsed in one language;
 * ``GIT_PAGER=cat``, ``GIT_EDITOR=true``: nothing opens a pager or an editor;
 * ``GIT_OPTIONAL_LOCKS=0``: ``status`` does not take ``index.lock`` in the
@@ -25,6 +27,7 @@ delivery modules ask; "clean" means no tracked changes (see :func:`is_clean`).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +101,6 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_PAGER": "cat", "PAGER": "cat",
                 "GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no",
                 "GIT_OPTIONAL_LOCKS": "0"})
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     env.update(extra or {})
     return env
 
@@ -115,18 +117,22 @@ def git(cwd: Path | str, *args: str, check: bool = True, timeout: float = GIT_TI
     argv = ("git", "-C", str(cwd), *args)
     shown = "git " + " ".join(args)
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, env=git_env(env), check=False)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=git_env(env), start_new_session=True)
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH)", fix="install git", command=argv) from None
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise GitError(f"{shown} timed out after {timeout:g}s in {cwd}", command=argv, stderr=err,
-                       fix=f"run git -C {cwd} {' '.join(args)} by hand to see what it waits for") from None
-    result = GitResult(argv, proc.returncode, proc.stdout, proc.stderr)
+    with proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # git and its hooks: they share the new session's group
+            out, err = proc.communicate()
+            raise GitError(f"{shown} timed out after {timeout:g}s in {cwd}", command=argv, stderr=err,
+                           fix=f"run git -C {cwd} {' '.join(args)} by hand to see what it waits for") from None
+    result = GitResult(argv, proc.returncode, out, err)
     if check and not result.ok:
-        raise GitError(f"{shown} failed in {cwd} (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}",
-                       command=argv, returncode=proc.returncode, stderr=proc.stderr or proc.stdout,
+        raise GitError(f"{shown} failed in {cwd} (exit {proc.returncode}): {last_line(err or out)}",
+                       command=argv, returncode=proc.returncode, stderr=err or out,
                        fix=f"run git -C {cwd} {' '.join(args)} by hand to see the whole error")
     return result
 
