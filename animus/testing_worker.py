@@ -90,7 +90,7 @@ def main() -> None:
             print("probe: crashing on init as asked (PROBE_MODE=crash_on_init)", file=sys.stderr)
             sys.exit(3)
         if mode in ("hang_handshake", "garbage", "wrong_protocol"):
-            from animus.supervision.process import set_parent_death_signal
+            from animus.process.handle import set_parent_death_signal
 
             set_parent_death_signal()
             if mode == "hang_handshake":

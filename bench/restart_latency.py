@@ -46,7 +46,7 @@ import zmq
 from animus.bus.codec import pack, unpack
 from animus.bus.rpc import ControlClient
 from animus.state.scope import Scope
-from animus.supervision import process
+from animus.process import handle as process
 from animus.plugin_runtime import protocol as p
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]

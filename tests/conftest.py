@@ -21,7 +21,7 @@ import psutil
 import pytest
 import yaml
 
-from animus.supervision.process import wait_gone
+from animus.process.handle import wait_gone
 from animus.testing import WaitTimeout, wait_until
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]

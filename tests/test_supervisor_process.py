@@ -24,7 +24,7 @@ import psutil
 import pytest
 from conftest import alive
 
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.spec import (
     Backoff,
     BrutalKill,
@@ -282,7 +282,7 @@ def test_child_exits_on_its_own_when_its_supervisor_is_killed() -> None:
     with subprocess.Popen(
         [sys.executable, "-c", (
             "import os, sys, time\n"
-            "from animus.supervision import process\n"
+            "from animus.process import handle as process\n"
             "c = process.spawn([sys.executable, '-c', 'import time; time.sleep(600)'], os.environ)\n"
             "print(c.pid, flush=True)\n"
             "time.sleep(600)\n")],

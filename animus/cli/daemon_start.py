@@ -22,7 +22,7 @@ from animus.cli import context
 from animus.cli.output import echo, emit_json, err
 from animus.errors import AnimusError, Conflict, ExitCode, Internal, Unavailable
 from animus.state.scope import Scope
-from animus.supervision.process import wait_gone
+from animus.process.handle import wait_gone
 
 __all__ = ["start_daemon", "stop_daemon", "preflight_command", "running_pid"]
 

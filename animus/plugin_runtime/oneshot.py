@@ -20,7 +20,7 @@ import zmq.asyncio
 
 from animus.errors import InvalidInput
 from animus.state.scope import Scope
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.spec import Timeout
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.host import PluginCallError, PluginHost

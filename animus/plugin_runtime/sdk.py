@@ -328,7 +328,7 @@ def run_plugin(cls: type[Plugin], argv: list[str] | None = None) -> None:
     if "--manifest" in args:
         print(json.dumps(cls.manifest()))
         sys.exit(0)
-    from animus.supervision.process import set_parent_death_signal
+    from animus.process.handle import set_parent_death_signal
 
     set_parent_death_signal()
     endpoint = os.environ.get(p.ENV_ENDPOINT)

@@ -28,7 +28,7 @@ from animus.bus.publisher import Publisher
 from animus.bus.rpc import error_payload
 from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.plugin_runtime.host import PluginCallError, PluginHost
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.child_config import ChildConfig
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.launcher import Launcher, preload_modules

@@ -14,7 +14,7 @@ import time
 
 import psutil
 
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.spec import ChildSpec
 from animus.supervision.zygote import Zygote, eligible
 

@@ -45,7 +45,7 @@ from animus.config import DaemonConfig, load_daemon_config, truthy
 from animus.errors import Conflict, Unavailable
 from animus.logs import configure, get_logger
 from animus.state.scope import Scope
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
 from animus.supervision.supervisor import ChildState, Supervisor
 from animus.state.files import atomic_write

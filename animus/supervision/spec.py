@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from animus.process.shutdown import BrutalKill, Infinity, Shutdown, SpecError, Timeout
+
 __all__ = [
     "Restart",
     "Strategy",
@@ -25,10 +27,6 @@ __all__ = [
     "check_children",
     "SpecError",
 ]
-
-
-class SpecError(ValueError):
-    pass
 
 
 class Restart(str, Enum):
@@ -49,28 +47,6 @@ class ChildType(str, Enum):
     SUPERVISOR = "supervisor"
 
 
-@dataclass(frozen=True)
-class BrutalKill:
-    """SIGKILL at once."""
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """SIGTERM, wait this long, then SIGKILL."""
-
-    seconds: float
-
-    def __post_init__(self) -> None:
-        if self.seconds < 0:
-            raise SpecError(f"shutdown timeout must be >= 0, got {self.seconds}")
-
-
-@dataclass(frozen=True)
-class Infinity:
-    """SIGTERM and wait for as long as it takes (supervisors)."""
-
-
-Shutdown = BrutalKill | Timeout | Infinity
 
 
 @dataclass(frozen=True)

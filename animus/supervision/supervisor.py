@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from animus.supervision import process
+from animus.process import handle as process
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.policy import Disable, Escalate, Ignore, RestartChildren, RestartPolicy
 from animus.supervision.spec import ChildSpec, Restart, SupervisorFlags, check_children

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from animus.supervision.pdeathsig import preexec_parent_death, set_parent_death_signal
+from animus.process.pdeathsig import preexec_parent_death, set_parent_death_signal
 
 __all__ = ["Zygote", "eligible", "BASE_PRELOAD"]
 

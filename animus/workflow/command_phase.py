@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from animus.supervision.pdeathsig import preexec_parent_death
+from animus.process.pdeathsig import preexec_parent_death
 from animus.workflow.model import CwdMode, PhaseDefinition
 from animus.workflow.run_context import RunContext
 

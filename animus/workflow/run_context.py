@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from animus.supervision.process import stop_group
+from animus.process.handle import stop_group
 from animus.workflow.model import WorkflowConfig
 
 __all__ = ["InFlight", "RunContext"]

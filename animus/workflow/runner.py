@@ -30,7 +30,7 @@ from typing import Any
 from animus.bus.publisher import Publisher
 from animus.plugin_runtime import protocol as p
 from animus.state.files import atomic_json
-from animus.supervision.pdeathsig import set_parent_death_signal
+from animus.process.pdeathsig import set_parent_death_signal
 from animus.workflow import transitions
 from animus.workflow.agent_phase import call_agent, cancel_agent
 from animus.workflow.command_phase import OUTPUT_TAIL, run_command

@@ -45,7 +45,7 @@ from typing import Any
 
 import psutil
 
-from animus.supervision.process import signal_group
+from animus.process.handle import signal_group
 
 __all__ = ["SINGLE_MACHINE_ENV", "LoopbackCluster", "is_loopback", "non_loopback_sockets", "ray_processes"]
 

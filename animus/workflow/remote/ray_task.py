@@ -120,7 +120,7 @@ def _this_node() -> dict[str, Any]:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    from animus.supervision.process import signal_group  # imported late: Ray ships this module by reference
+    from animus.process.handle import signal_group  # imported late: Ray ships this module by reference
 
     signal_group(pid, sig)
 
@@ -167,7 +167,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path) -> subprocess.Popen[bytes]:
     from animus.plugin_runtime import protocol as p
-    from animus.supervision.process import PARENT_PID_ENV, set_parent_death_signal
+    from animus.process.handle import PARENT_PID_ENV, set_parent_death_signal
     from animus.workflow.remote import store as rs
     from animus.workflow.remote.runs import node_label
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import psutil
 
-from animus.supervision.pdeathsig import preexec_parent_death, set_parent_death_signal
-from animus.supervision.spec import BrutalKill, Infinity, Shutdown, Timeout
+from animus.process.pdeathsig import preexec_parent_death, set_parent_death_signal
+from animus.process.shutdown import BrutalKill, Infinity, Shutdown, Timeout
 
 __all__ = [
     "ChildProcess",
