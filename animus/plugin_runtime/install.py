@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import Conflict, InvalidInput, NotFound, Unavailable
-from animus.state.scope import Scope
 from animus.plugin_runtime.catalog import DEFAULT_SETS, builtin_catalog
 from animus.plugin_runtime.manifest import MANIFEST_FILE, Manifest, load_manifest
 from animus.plugin_runtime.registry import Registry
+from animus.state.scope import Scope
 
 __all__ = ["install", "install_defaults", "uninstall", "builtin_catalog", "DEFAULT_SETS", "dir_sha256",
            "file_sha256"]

@@ -19,12 +19,12 @@ import zmq
 import zmq.asyncio
 
 from animus.errors import InvalidInput
-from animus.state.scope import Scope
-from animus.process import handle as process
-from animus.supervision.spec import Timeout
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.host import PluginCallError, PluginHost
 from animus.plugin_runtime.registry import InstalledPlugin
+from animus.process import handle as process
+from animus.state.scope import Scope
+from animus.supervision.spec import Timeout
 
 __all__ = ["probe", "probe_many", "require_env", "missing_env_error"]
 

@@ -14,9 +14,9 @@ import os
 from typing import Any
 
 from animus.config import DaemonConfig, truthy
-from animus.state.scope import Scope
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.registry import InstalledPlugin, Registry
+from animus.state.scope import Scope
 
 __all__ = ["plugin_children", "SUPERVISOR_OF_ROLE", "plugin_env"]
 

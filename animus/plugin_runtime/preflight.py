@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from animus.state.scope import Scope
 from animus.plugin_runtime.registry import Registry
+from animus.state.scope import Scope
 
 __all__ = ["preflight", "render_preflight", "PREFLIGHT_SCHEMA", "REQUIRED", "ROWS"]
 

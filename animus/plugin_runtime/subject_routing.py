@@ -7,8 +7,9 @@ error naming both plugins.
 from __future__ import annotations
 
 from animus.errors import NotFound, Unavailable
-from animus.state.scope import Scope
 from animus.plugin_runtime.registry import Registry
+from animus.plugin_runtime.subject_router import SubjectRouter
+from animus.state.scope import Scope
 
 __all__ = ["route_kind", "kinds_map"]
 
@@ -25,8 +26,6 @@ def route_kind(scope: Scope, kind: str, disabled_reason: str | None = None) -> s
     if disabled_reason:
         raise NotFound(f"subject plugins are disabled ({disabled_reason})",
                        fix="unset ANIMUS_DAEMON_DISABLE_SUBJECT_PLUGINS and restart the daemon")
-    from animus.plugins.subjects.router import SubjectRouter
-
     backends = kinds_map(scope)
     if not backends:
         raise Unavailable("no subject backend is installed",

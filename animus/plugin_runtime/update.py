@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import AnimusError, NotFound
-from animus.state.scope import Scope
 from animus.plugin_runtime.install import builtin_catalog, dir_sha256, file_sha256, install
 from animus.plugin_runtime.manifest import load_manifest
 from animus.plugin_runtime.registry import Registry
+from animus.state.scope import Scope
 
 __all__ = ["update_plugins"]
 

@@ -19,6 +19,8 @@ matching the plugin verbs ``<kind>/list|get|create|update|status|next``:
 
 from typing import TYPE_CHECKING
 
+from animus.plugin_runtime.subject_router import Route, SubjectRouter
+
 from .backend import SubjectBackend
 from .linear_client import LinearClient
 from .markdown_store import DEFAULT_DIRECTORY, MarkdownStore
@@ -34,7 +36,6 @@ from .model import (
     resolve_status,
     split_subject_id,
 )
-from .router import Route, SubjectRouter
 from .store import SubjectStore
 
 if TYPE_CHECKING:  # every backend offers the same surface; mypy holds them to it

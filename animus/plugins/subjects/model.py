@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from animus.errors import InvalidInput
+from animus.plugin_runtime.subject_router import parse_kind
 
 __all__ = [
     "STATUSES",
@@ -130,26 +131,6 @@ def parse_priority(value: object) -> str:
     text = _PRIORITY_ALIASES.get(text, text)
     if text not in PRIORITIES:
         raise _one_of("priority", value, PRIORITIES)
-    return text
-
-
-def parse_kind(value: object, allow_glob: bool = False) -> str:
-    """Validate a kind name.
-
-    ``/`` would break method routing (``<kind>/<verb>``) and ``:`` would make
-    ``<kind>:<native_id>`` ambiguous, so neither may appear. A glob is only a
-    trailing ``*`` (``linear.*`` or the catch-all ``*``).
-    """
-    text = str(value).strip()
-    if not text:
-        raise InvalidInput("subject kind must not be empty")
-    for bad in ("/", ":") + (() if allow_glob else ("*",)):
-        if bad in text:
-            raise InvalidInput(f"invalid subject kind {text!r}: it must not contain {bad!r}")
-    if "*" in text[:-1] or any(c.isspace() for c in text):
-        raise InvalidInput(
-            f"invalid subject kind {text!r}: no spaces, and '*' only at the end (e.g. 'linear.*')"
-        )
     return text
 
 

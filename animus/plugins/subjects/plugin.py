@@ -34,10 +34,10 @@ from collections.abc import Callable
 from typing import Any
 
 from animus.errors import AnimusError, InvalidInput, Unavailable
-from animus.plugins.subjects.backend import SubjectBackend
-from animus.plugins.subjects.model import Subject, parse_kind
 from animus.plugin_runtime.protocol import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from animus.plugin_runtime.sdk import Plugin, RequestContext
+from animus.plugins.subjects.backend import SubjectBackend
+from animus.plugins.subjects.model import Subject, parse_kind
 
 __all__ = ["UNAVAILABLE", "VERBS", "SubjectPlugin"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from animus.plugin_runtime.sdk import run_plugin
 from animus.plugins.subjects.backend import SubjectBackend
 from animus.plugins.subjects.plugin import SubjectPlugin
 from animus.plugins.subjects.store import SubjectStore
-from animus.plugin_runtime.sdk import run_plugin
 
 
 class DefaultSubjects(SubjectPlugin):

@@ -28,11 +28,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from animus.plugin_runtime.sdk import run_plugin
 from animus.plugins.subjects.backend import SubjectBackend
 from animus.plugins.subjects.linear_client import LinearClient
 from animus.plugins.subjects.linear_graphql import KIND
 from animus.plugins.subjects.plugin import SubjectPlugin
-from animus.plugin_runtime.sdk import run_plugin
 
 
 class LinearSubjects(SubjectPlugin):

@@ -27,10 +27,10 @@ import re
 from pathlib import Path
 
 from animus.errors import InvalidInput
+from animus.plugin_runtime.sdk import run_plugin
 from animus.plugins.subjects.backend import SubjectBackend
 from animus.plugins.subjects.plugin import SubjectPlugin
 from animus.plugins.subjects.store import SubjectStore
-from animus.plugin_runtime.sdk import run_plugin
 
 DEFAULT_KIND = "sqlite.task"
 

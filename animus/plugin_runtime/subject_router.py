@@ -23,11 +23,29 @@ from types import MappingProxyType
 
 from animus.errors import InvalidInput, NotFound
 
-from .model import parse_kind
-
-__all__ = ["SubjectRouter", "Route", "INSTALL_FIX"]
+__all__ = ["SubjectRouter", "Route", "INSTALL_FIX", "parse_kind"]
 
 INSTALL_FIX = "animus plugin install-defaults --include-subjects"
+
+
+def parse_kind(value: object, allow_glob: bool = False) -> str:
+    """Validate a kind name.
+
+    ``/`` would break method routing (``<kind>/<verb>``) and ``:`` would make
+    ``<kind>:<native_id>`` ambiguous, so neither may appear. A glob is only a
+    trailing ``*`` (``linear.*`` or the catch-all ``*``).
+    """
+    text = str(value).strip()
+    if not text:
+        raise InvalidInput("subject kind must not be empty")
+    for bad in ("/", ":") + (() if allow_glob else ("*",)):
+        if bad in text:
+            raise InvalidInput(f"invalid subject kind {text!r}: it must not contain {bad!r}")
+    if "*" in text[:-1] or any(c.isspace() for c in text):
+        raise InvalidInput(
+            f"invalid subject kind {text!r}: no spaces, and '*' only at the end (e.g. 'linear.*')"
+        )
+    return text
 
 
 @dataclass(frozen=True)
