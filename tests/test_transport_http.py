@@ -228,7 +228,8 @@ def test_server_sent_events_stream_a_workflow_live(env: Env, http: Transport) ->
 def test_a_slow_client_is_told_what_it_lost_where_it_lost_it() -> None:
     import asyncio
 
-    from animus.plugins.transports.bushub import EventFilter, Subscription
+    from animus.bus.subscriber import EventFilter
+    from animus.plugins.transports.bushub import Subscription
 
     async def scenario() -> list[Any]:
         sub = Subscription(EventFilter(cat="phase"), size=2)

@@ -41,7 +41,7 @@ from typing import Any
 import zmq
 
 from animus.bus.codec import CodecError, pack, unpack
-from animus.bus.envelope import make_event, validate_event
+from animus.bus.envelope import WATERMARK_KIND, make_event, validate_event
 from animus.bus.eventlog import EventLog, to_log_line
 from animus.bus.metrics import Metrics
 from animus.bus.subscriber import recv_body
@@ -49,7 +49,6 @@ from animus.bus.subscriber import recv_body
 __all__ = ["MAX_EVENT_BYTES", "WATERMARK_KIND", "Broker"]
 
 MAX_EVENT_BYTES = 1024 * 1024
-WATERMARK_KIND = "bus_watermark"
 WATERMARK_WINDOW = 60.0  # seconds a quiet publisher stays in the periodic watermark
 MAX_TRACKED_SRCS = 10_000
 _BATCH = 2000

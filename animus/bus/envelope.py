@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["VERSION", "LEVELS", "make_event", "validate_event", "level_at_least"]
+__all__ = ["WATERMARK_KIND", "VERSION", "LEVELS", "make_event", "validate_event", "level_at_least"]
+
+WATERMARK_KIND = "bus_watermark"  # the broker's per-publisher last seq (animus.bus.broker)
 
 VERSION = 1
 LEVELS = ("debug", "info", "warn", "error")

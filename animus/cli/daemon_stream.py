@@ -21,18 +21,16 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import zmq
 
-from animus.bus.broker import WATERMARK_KIND
 from animus.bus.codec import CodecError, unpack
-from animus.bus.envelope import level_at_least, validate_event
+from animus.bus.envelope import WATERMARK_KIND, validate_event
 from animus.bus.eventlog import read_tail, to_log_line
-from animus.bus.subscriber import Gap, SeqTracker, recv_body
+from animus.bus.subscriber import HIDDEN_KINDS, EventFilter, Gap, SeqTracker, SyncHandshake, is_watermark, recv_body
 from animus.cli import context
 from animus.cli.output import err
 from animus.errors import DAEMON_NOT_RUNNING, Unavailable
@@ -41,9 +39,6 @@ __all__ = ["stream_events"]
 
 _COLORS = {"debug": "\033[2m", "info": "\033[0m", "warn": "\033[33m", "error": "\033[31m"}
 _TERMINAL = {"workflow_completed", "workflow_failed", "workflow_cancelled"}
-_HIDDEN = frozenset({"stream_sync", WATERMARK_KIND})  # bus plumbing, not events to show
-SYNC_TIMEOUT = 10.0  # to see our own marker
-BASELINE_TIMEOUT = 3.0  # to see the broker's watermark after it
 _BATCH = 1000
 
 
@@ -59,20 +54,6 @@ def _pretty(event: dict[str, Any], color: bool) -> str:
     if color:
         return f"{_COLORS.get(event['level'], '')}{line}\033[0m"
     return line
-
-
-class _Filter:
-    def __init__(self, workflow: str | None, run: str | None, cat: str | None, level: str | None) -> None:
-        self.workflow, self.run, self.cat, self.level = workflow, run, cat, level
-
-    def __call__(self, event: dict[str, Any]) -> bool:
-        if self.workflow and event.get("workflow_id") != self.workflow:
-            return False
-        if self.run and event.get("run_id") != self.run:
-            return False
-        if self.cat and not str(event.get("cat", "")).startswith(self.cat):
-            return False
-        return not (self.level and not level_at_least(str(event.get("level")), self.level))
 
 
 class _Output:
@@ -114,7 +95,7 @@ class _Output:
 class _View:
     """Decides what to print, and when the stream is over."""
 
-    def __init__(self, out: _Output, keep: _Filter | None, workflow: str | None,
+    def __init__(self, out: _Output, keep: EventFilter | None, workflow: str | None,
                  tracker: SeqTracker) -> None:
         self.out, self.keep, self.workflow, self.tracker = out, keep, workflow, tracker
         self.printed: dict[str, int] = {}  # src -> seq already shown from the log or pre-sync
@@ -141,7 +122,7 @@ class _View:
         keep, render, pending, workflow = self.keep, self.out.render, self.out.pending, self.workflow
         for event in events:
             kind, src, seq = event["kind"], event["src"], event["seq"]
-            if kind == WATERMARK_KIND and _is_watermark(event):
+            if kind == WATERMARK_KIND and is_watermark(event):
                 marks = (event.get("data") or {}).get("last_seq")
                 if isinstance(marks, dict):
                     for gap in tracker.watermark(marks):
@@ -158,7 +139,7 @@ class _View:
                 if seq <= printed[src]:
                     continue
                 del printed[src]
-            if kind in _HIDDEN or (keep is not None and not keep(event)):
+            if kind in HIDDEN_KINDS or (keep is not None and not keep(event)):
                 continue
             try:
                 pending.append(render(event))
@@ -173,7 +154,7 @@ class _View:
 
     def _print(self, event: dict[str, Any]) -> bool:
         kind = event.get("kind")
-        if kind in _HIDDEN or (self.keep is not None and not self.keep(event)):
+        if kind in HIDDEN_KINDS or (self.keep is not None and not self.keep(event)):
             return False
         try:
             self.out.pending.append(self.out.render(event))
@@ -192,49 +173,28 @@ Events = list[dict[str, Any]]
 
 
 def _subscribe(sock: zmq.Socket[Any], stats: dict[str, int]) -> tuple[Events, Events, dict[str, int] | None]:
-    """Wait for our sync marker, then the broker's baseline watermark.
-
-    Returns the events that arrived before the marker, those after it, and
-    the baseline (None when the watermark did not come in time).
-    """
-    nonces: set[str] = set()
-    want: str | None = None
+    """Make the subscription live (``SyncHandshake``): return the events that arrived
+    before our sync marker, those after it, and the baseline (None if it never came)."""
+    handshake = SyncHandshake()
     pre: Events = []
     post: Events = []
-    deadline = time.monotonic() + SYNC_TIMEOUT
-    next_call = 0.0
     while True:
-        now = time.monotonic()
-        if want is None:
-            if now > deadline:
-                raise Unavailable(f"could not subscribe to the event bus within {SYNC_TIMEOUT:g}s",
-                                  fix="animus daemon status")
-            if now >= next_call:
-                nonce = uuid.uuid4().hex
-                nonces.add(nonce)
-                context.call("bus/sync", {"nonce": nonce}, timeout=5)
-                next_call = time.monotonic() + 0.2
-        elif now > deadline:
+        try:
+            nonce = handshake.nonce_due()
+        except TimeoutError:
+            raise Unavailable(f"could not subscribe to the event bus within {handshake.sync_timeout:g}s",
+                              fix="animus daemon status") from None
+        if nonce is not None:
+            context.call("bus/sync", {"nonce": nonce}, timeout=5)
+        if handshake.expired():
             return pre, post, None
         if not sock.poll(50):
             continue
         for event in _receive(sock, stats):
-            kind, data = event["kind"], event.get("data") or {}
-            if want is None:
-                seen = data.get("nonce")
-                if kind == "stream_sync" and isinstance(seen, str) and seen in nonces:
-                    want = seen
-                    deadline = time.monotonic() + BASELINE_TIMEOUT
-                pre.append(event)
-            elif _is_watermark(event) and data.get("sync") == want and isinstance(data.get("last_seq"), dict):
-                baseline = {s: n for s, n in data["last_seq"].items() if isinstance(s, str) and type(n) is int}
-                return pre, post, baseline
-            else:
-                post.append(event)
-
-
-def _is_watermark(event: dict[str, Any]) -> bool:
-    return event["kind"] == WATERMARK_KIND and str(event["src"]).startswith("daemon/bus:")
+            step = handshake.feed(event)
+            if step == "live":
+                return pre, post, handshake.baseline
+            (pre if step == "before" else post).append(event)
 
 
 def _receive(sock: zmq.Socket[Any], stats: dict[str, int]) -> list[dict[str, Any]]:
@@ -271,7 +231,7 @@ def stream_events(pretty: bool, workflow: str | None, run: str | None, cat: str 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         pre, post, baseline = _subscribe(sock, stats)
-        keep = _Filter(workflow, run, cat, level) if (workflow or run or cat or level) else None
+        keep = EventFilter(workflow, run, cat, level) or None
         view = _View(out, keep, workflow, SeqTracker(baseline))
         err("streaming events (Ctrl-C to stop)")
         if tail:

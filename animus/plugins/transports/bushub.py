@@ -24,45 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from animus.bus.broker import WATERMARK_KIND
 from animus.bus.codec import CodecError, unpack
-from animus.bus.envelope import LEVELS, level_at_least, validate_event
-from animus.bus.subscriber import Gap, SeqTracker
+from animus.bus.envelope import WATERMARK_KIND, validate_event
+from animus.bus.subscriber import HIDDEN_KINDS, EventFilter, Gap, SeqTracker, SyncHandshake
 
-__all__ = ["BusHub", "EventFilter", "Subscription", "gap_event"]
+__all__ = ["BusHub", "Subscription", "gap_event"]
 
-SYNC_TIMEOUT = 10.0
-BASELINE_TIMEOUT = 3.0
 QUEUE_SIZE = 10_000
-_HIDDEN = frozenset({"stream_sync", WATERMARK_KIND})
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    workflow: str | None = None
-    run: str | None = None
-    cat: str | None = None
-    level: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.level is not None and self.level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
-
-    def __call__(self, event: dict[str, Any]) -> bool:
-        if self.workflow and event.get("workflow_id") != self.workflow:
-            return False
-        if self.run and event.get("run_id") != self.run:
-            return False
-        if self.cat and not str(event.get("cat", "")).startswith(self.cat):
-            return False
-        return not (self.level and not level_at_least(str(event.get("level")), self.level))
 
 
 def gap_event(src: str, first: int, last: int) -> dict[str, Any]:
@@ -149,21 +122,13 @@ class BusHub:
             sock.close(linger=0)
 
     async def _sync(self, sock: Any) -> None:
-        nonces: set[str] = set()
-        want: str | None = None
+        handshake = SyncHandshake()
         post: list[list[bytes]] = []  # after our marker, before the baseline: replayed once it is set
-        deadline = time.monotonic() + SYNC_TIMEOUT
-        next_call = 0.0
         while True:
-            now = time.monotonic()
-            if want is None and now >= next_call:
-                if now > deadline:
-                    raise TimeoutError(f"no sync marker within {SYNC_TIMEOUT:g}s")
-                nonce = uuid.uuid4().hex
-                nonces.add(nonce)
+            nonce = handshake.nonce_due()
+            if nonce is not None:
                 await self.control.call("bus/sync", {"nonce": nonce}, timeout=5)
-                next_call = time.monotonic() + 0.2
-            elif want is not None and now > deadline:
+            if handshake.expired():
                 self._go_live(post)  # no baseline: the first event of each publisher starts its count
                 return
             if not await sock.poll(50):
@@ -172,19 +137,12 @@ class BusHub:
             event = self._decode(frames)
             if event is None:
                 continue
-            data = event.get("data") or {}
-            if want is None:
-                if event["kind"] == "stream_sync" and data.get("nonce") in nonces:
-                    want = str(data["nonce"])
-                    deadline = time.monotonic() + BASELINE_TIMEOUT
-            elif event["kind"] == WATERMARK_KIND and data.get("sync") == want:
-                marks = data.get("last_seq")
-                if isinstance(marks, dict):
-                    self.tracker = SeqTracker({s: n for s, n in marks.items()
-                                               if isinstance(s, str) and isinstance(n, int)})
+            step = handshake.feed(event)
+            if step == "live":
+                self.tracker = SeqTracker(handshake.baseline)
                 self._go_live(post)
                 return
-            else:
+            if step == "after":
                 post.append(frames)
 
     def _go_live(self, post: list[list[bytes]]) -> None:
@@ -216,7 +174,7 @@ class BusHub:
         jump = self.tracker.observe(event["src"], event["seq"])
         if jump is not None:
             self._broadcast_gap(jump)
-        if event["kind"] in _HIDDEN:
+        if event["kind"] in HIDDEN_KINDS:
             return
         for sub in list(self.subs):
             if sub.keep(event):

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from animus.plugins.transports.bushub import EventFilter
+from animus.bus.subscriber import EventFilter
 from animus.plugins.transports.link import DaemonLink
 
 __all__ = ["event_stream", "encode", "from_log"]

@@ -25,7 +25,7 @@ from graphql import GraphQLError, GraphQLSchema
 
 from animus.bus.metrics import render_prometheus
 from animus.errors import AnimusError, NotFound
-from animus.plugins.transports.bushub import EventFilter
+from animus.bus.subscriber import EventFilter
 from animus.plugins.transports.link import DaemonLink
 
 __all__ = ["build_schema", "SCHEMA_FILE"]

@@ -41,7 +41,7 @@ from animus.bus.metrics import render_prometheus
 from animus.errors import AnimusError, InvalidInput, NotFound, Unavailable
 from animus.plugins.transports.http.ui import UI_HEADERS, UiAssets
 from animus.plugins.transports.auth import TokenAuth
-from animus.plugins.transports.bushub import EventFilter
+from animus.bus.subscriber import EventFilter
 from animus.plugins.transports.link import DaemonLink
 from animus.plugins.transports.respond import Json, error_response, json_body, query_int, query_text
 from animus.plugins.transports.sse import event_stream
