@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean agent-clis
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $@
 
+# the four agent CLIs at pinned versions, project-local (.tools/agent-clis), cached
+agent-clis:
+	scripts/install-agent-clis
+
 demo: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test agent-clis
 	$(BIN)/pytest -q
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test agent-clis
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .hypothesis
+	rm -rf $(VENV) .demo .pytest_cache .hypothesis .tools
