@@ -309,7 +309,8 @@ def gone(pids: list[int]) -> bool:
 @pytest.mark.parametrize("vendor", list(CLI_VENDORS))
 def test_agent_run_through_the_daemon(providers: Env, vendor: str, tmp_path: Path) -> None:
     workflow_id = wf()
-    session_file = tmp_path / "implement.session.json"
+    session_file = state_root(providers) / "runs" / workflow_id / "implement.session.json"
+    session_file.parent.mkdir(parents=True)
     session_file.write_text(
         json.dumps({"provider": vendor, "session_id": None, "status": "running"})
     )

@@ -84,6 +84,7 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
         "allow_missing_decision": phase.decision_contract.allow_missing_decision,
         "workflow_id": wf["id"], "run_id": ctx.run_id, "phase": phase.id, "run_key": ctx.in_flight.agent_key,
         "session_file": str(session_file),
+        "permissions": agent.permissions.to_plain() if agent else None,
     }
     if resume:
         params["session_id"] = resume
@@ -105,15 +106,22 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
     verdict = result.get("verdict") or "fail"
     if result.get("error") and verdict == "fail":
         result["reason"] = str(result["error"])
+    # a block without confidence/risk carries the provider's documented defaults (0.8, medium), good
+    # enough unless this phase's contract asks for more: then say what was missing
+    defaulted = result.get("defaulted") or []
     confidence = result.get("confidence")
     if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
         result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: confidence {confidence} < {contract.min_confidence}"
+        given = "no confidence given (default " if "confidence" in defaulted else "confidence "
+        result["reason"] = (f"decision rejected by contract: {given}{confidence}{')' if 'confidence' in defaulted else ''}"
+                            f" < {contract.min_confidence}")
     risks = ("low", "medium", "high")
     risk = result.get("risk")
     if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
         result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: risk {risk} above {contract.max_risk.value}"
+        given = "no risk given (default " if "risk" in defaulted else "risk "
+        result["reason"] = (f"decision rejected by contract: {given}{risk}{')' if 'risk' in defaulted else ''}"
+                            f" above {contract.max_risk.value}")
     return result
 
 

@@ -21,6 +21,7 @@ from animus.plugins.providers.events import EnvVar, ProviderEvent, RunResult, Se
 from animus.plugins.providers.run_contract import (
     RunRequest,
     bus_event,
+    confine,
     failed,
     record_session_id,
     shape_result,
@@ -109,6 +110,7 @@ class ProviderPlugin(Plugin):
 
     # -- one run -------------------------------------------------------------
     def _serve(self, request: RunRequest, ctx: RequestContext) -> dict[str, Any]:
+        confine(request, self.state_root, self.project_root)
         run = _ActiveRun(ctx.cancelled)
         with self._runs_lock:
             if request.run_key in self._runs:
@@ -170,9 +172,7 @@ class ProviderPlugin(Plugin):
         if not request.session_file or session_id in recorded:
             return
         recorded.append(session_id)
-        path = Path(request.session_file)
-        if not path.is_absolute():
-            path = Path(self.project_root) / path
+        path = Path(request.session_file)  # absolute and inside the run's directory: confine()
         try:
             record_session_id(path, session_id)
         except OSError as exc:  # the run goes on; the runner still gets the id in the result

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from animus.plugins.providers.base import (
@@ -25,8 +27,11 @@ from animus.plugins.providers.base import (
 )
 from animus.plugins.providers.cli_process import OWNER_ENV, owner_token, probe_version, run_cli
 from animus.plugins.providers.events import EnvVar, ProviderError, RunResult, StreamParser
+from animus.plugins.providers.launch import Launch
 from animus.plugins.providers.run_contract import RunRequest
+from animus.plugins.providers.workspace import fingerprint
 from animus.plugin_runtime import protocol as p
+from animus.workflow.permissions import AgentPermissions
 
 __all__ = ["CliProviderPlugin", "CliSettings", "CliVendor"]
 
@@ -59,6 +64,10 @@ class CliVendor(Protocol):
         system_prompt: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> list[str]: ...
+
+    def launch(self, permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+        """The CLI's own flags and environment for these permissions (and its gateway variables)."""
+        ...
 
     @property
     def StreamParser(self) -> Callable[[], StreamParser]: ...  # the module's parser class
@@ -146,23 +155,35 @@ class CliProviderPlugin(ProviderPlugin):
         cwd = request.cwd or self.project_root
         if not os.path.isdir(cwd):
             return RunResult(self.name, error=ProviderError(f"cwd {cwd} is not a directory"))
+        env = self._cli_env(request) | {"PWD": cwd}  # opencode takes its directory from $PWD
+        scratch = Path(self.state_root or tempfile.gettempdir()) / "providers" / self.name / request.run_key
+        try:
+            launch = self.vendor.launch(request.permissions, env, scratch)
+        except ValueError as exc:
+            return RunResult(self.name, error=ProviderError(str(exc)))
         argv = self.vendor.build_argv(
             settings.binary,
             request.full_prompt(),
             request.model or settings.model,
             request.session_id,
             request.system_prompt,
-            settings.extra_args,
+            [*launch.args, *settings.extra_args],
         )
-        return run_cli(
-            argv,
-            cwd,
-            self._cli_env(request),
-            request.timeout or settings.timeout,
-            on_event,
-            self.vendor.StreamParser(),
-            cancel=cancel,
-        )
+        before = fingerprint(cwd)
+        try:
+            result = run_cli(
+                argv,
+                cwd,
+                env | launch.env,
+                request.timeout or settings.timeout,
+                on_event,
+                self.vendor.StreamParser(),
+                cancel=cancel,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        after = fingerprint(cwd) if before is not None else None
+        return dataclasses.replace(result, workspace_changed=None if after is None else before != after)
 
     def _cli_env(self, request: RunRequest) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY_ENV}

@@ -14,16 +14,35 @@ cost. ``cached_input_tokens`` is a subset of ``input_tokens`` (OpenAI
 accounting), so input is ``input_tokens`` alone.
 
 Codex has no system-prompt flag; a system prompt is prepended to the prompt.
+
+Permissions are Codex's sandbox (Landlock/seccomp; works as root), approvals
+never asked (``approval_policy="never"``): ``read-only`` is ``--sandbox
+read-only``; ``edit`` is ``workspace-write`` with ``/tmp`` and ``$TMPDIR`` taken
+out of its writable roots, so only the working directory is writable; ``full``
+is ``danger-full-access``. Codex has no per-tool rules: ``allow_tools`` /
+``deny_tools`` are refused with a clear error rather than ignored. Known limit
+(Codex 0.171.0): a command the sandbox refuses shows in ``--json`` output as
+nothing at all (no ``command_execution`` item), so denials cannot be reported
+for Codex; the phase still fails if it changed nothing (the provider compares
+the working directory before and after) only when a denial was seen, so a
+denied Codex write surfaces as the agent's own account of it.
+
+Gateway: with ``OPENAI_BASE_URL`` set, the run gets a ``model_providers.animus``
+entry (that base URL, Responses wire API, key from ``OPENAI_API_KEY``), which
+is how Codex talks to a non-default endpoint.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.launch import Launch
+from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
     Final,
@@ -40,7 +59,7 @@ from animus.plugins.providers.events import (
     as_str,
 )
 
-__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "launch", "version"]
 
 NAME = "codex"
 install_hint = "npm install -g @openai/codex"
@@ -48,7 +67,27 @@ env_required: tuple[EnvVar, ...] = (
     EnvVar("OPENAI_API_KEY", "OpenAI API key (not needed after `codex login`)"),
     EnvVar("CODEX_API_KEY", "API key read by `codex exec` only"),
     EnvVar("CODEX_HOME", "where Codex keeps config, login and sessions", sensitive=False),
+    EnvVar("OPENAI_BASE_URL", "an OpenAI Responses-compatible endpoint or gateway", sensitive=False),
 )
+_SANDBOX = {"read-only": "read-only", "edit": "workspace-write", "full": "danger-full-access"}
+
+
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+    if permissions.allow_tools or permissions.deny_tools:
+        raise ValueError(
+            "codex has no per-tool permissions: remove allow_tools/deny_tools from this agent's "
+            "permissions (codex takes only mode: read-only, edit or full)"
+        )
+    args = ["--sandbox", _SANDBOX[permissions.mode], "-c", 'approval_policy="never"']
+    if permissions.mode == "edit":
+        args += ["-c", "sandbox_workspace_write.exclude_slash_tmp=true",
+                 "-c", "sandbox_workspace_write.exclude_tmpdir_env_var=true"]
+    base_url = env.get("OPENAI_BASE_URL")
+    if base_url:
+        entry = (f"{{name=\"animus\",base_url={json.dumps(base_url)},env_key=\"OPENAI_API_KEY\","
+                 "wire_api=\"responses\"}")
+        args += ["-c", f"model_providers.animus={entry}", "-c", 'model_provider="animus"']
+    return Launch(tuple(args))
 
 
 def build_argv(
