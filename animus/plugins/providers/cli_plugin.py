@@ -156,7 +156,7 @@ class CliProviderPlugin(ProviderPlugin):
         if not os.path.isdir(cwd):
             return RunResult(self.name, error=ProviderError(f"cwd {cwd} is not a directory"))
         env = self._cli_env(request) | {"PWD": cwd}  # opencode takes its directory from $PWD
-        scratch = Path(self.state_root or tempfile.gettempdir()) / "providers" / self.name / request.run_key
+        scratch = Path(self.state_root or tempfile.gettempdir()) / "providers" / self.name / request.run_key.replace("/", "_")
         try:
             launch = self.vendor.launch(request.permissions, env, scratch)
         except ValueError as exc:
@@ -182,6 +182,12 @@ class CliProviderPlugin(ProviderPlugin):
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        post_run = getattr(self.vendor, "post_run", None)  # what the CLI's stdout leaves out
+        if post_run is not None:
+            seen = len(result.denials)
+            result = post_run(result, env | launch.env)
+            for denial in result.denials[seen:]:
+                on_event(denial)
         after = fingerprint(cwd) if before is not None else None
         return dataclasses.replace(result, workspace_changed=None if after is None else before != after)
 

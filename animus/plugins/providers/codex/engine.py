@@ -34,7 +34,10 @@ is how Codex talks to a non-default endpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,7 @@ from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
     Final,
+    PermissionDenied,
     JsonLineParser,
     ProviderEvent,
     RunResult,
@@ -57,9 +61,20 @@ from animus.plugins.providers.events import (
     as_dict,
     as_int,
     as_str,
+    summarize_input,
 )
 
-__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "launch", "version"]
+__all__ = [
+    "NAME",
+    "StreamParser",
+    "build_argv",
+    "env_required",
+    "install_hint",
+    "launch",
+    "post_run",
+    "version",
+]
+_SANDBOX_REFUSAL = re.compile(r"Read-only file system|Operation not permitted|Permission denied")
 
 NAME = "codex"
 install_hint = "npm install -g @openai/codex"
@@ -207,6 +222,51 @@ class StreamParser(JsonLineParser):
         if not (self.turn_completed or self.turn_failed) and self.last_error and self.error is None:
             self.record(self.error_or_rate_limit(f"codex: {self.last_error}"))
         return super().finish(exit_code)
+
+
+def _rollout(env: Mapping[str, str], thread_id: str) -> Path | None:
+    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    found = sorted((home / "sessions").glob(f"*/*/*/rollout-*-{thread_id}.jsonl"), key=os.path.getmtime)
+    return found[-1] if found else None
+
+
+def sandbox_denials(lines: Sequence[str]) -> list[PermissionDenied]:
+    """Tool outputs in a rollout that the sandbox refused, with the call that asked."""
+    calls: dict[str, dict[str, Any]] = {}
+    out: list[PermissionDenied] = []
+    for line in lines:
+        try:
+            payload = as_dict(as_dict(json.loads(line)).get("payload"))
+        except ValueError:
+            continue
+        call_id = str(payload.get("call_id") or "")
+        if payload.get("type") == "function_call":
+            calls[call_id] = payload
+        elif payload.get("type") == "function_call_output" and isinstance(payload.get("output"), str):
+            refusal = _SANDBOX_REFUSAL.search(payload["output"])
+            if refusal is None:
+                continue
+            call = calls.get(call_id, {})
+            try:
+                arguments = as_dict(json.loads(str(call.get("arguments") or "{}")))
+            except ValueError:
+                arguments = {}
+            message = next(x for x in payload["output"].splitlines() if refusal.group(0) in x)
+            out.append(PermissionDenied(str(call.get("name") or "exec_command"),
+                                        summarize_input(arguments), message.strip(), call_id))
+    return out
+
+
+def post_run(result: RunResult, env: Mapping[str, str]) -> RunResult:
+    """Add the sandbox refusals ``--json`` did not show (see the module doc)."""
+    path = _rollout(env, result.session_id) if result.session_id else None
+    if path is None:
+        return result
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return result
+    return dataclasses.replace(result, denials=result.denials + tuple(sandbox_denials(lines)))
 
 
 def version(binary: str) -> str | None:

@@ -25,9 +25,11 @@ comes back as a ``tool_result`` with ``status: error`` and an error type
 (``tool_not_registered`` for a tool the mode left out, ``policy_violation``,
 ``permission_denied``, ``path_not_in_workspace``): a ``permission_denied`` event.
 Headless runs need a trusted folder: ``--skip-trust`` (the operator chose the
-directory). Gateway: ``GOOGLE_GEMINI_BASE_URL``; with it and ``GEMINI_API_KEY``
-the run selects API-key auth in a private settings file, as 0.61.0 otherwise
-picks a "gateway" auth type it then rejects ("Invalid auth method selected").
+directory). Gateway: ``GOOGLE_GEMINI_BASE_URL``. Gemini CLI 0.61.0 then picks
+a "gateway" auth type that its own check rejects ("Invalid auth method
+selected", exit 41) unless the user's settings select one: set
+``security.auth.selectedType: gemini-api-key`` in ``~/.gemini/settings.json``
+(docs/providers.md). Animus does not write that file for the operator.
 """
 
 from __future__ import annotations
@@ -92,7 +94,6 @@ def _rule(tool: str, decision: str) -> str:
 
 def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
     args = ["--skip-trust", "--approval-mode", _APPROVAL[permissions.mode]]
-    extra_env: dict[str, str] = {}
     rules = [_rule(t, "allow") for t in permissions.allow_tools]
     rules += [_rule(t, "deny") for t in permissions.deny_tools]
     if permissions.mode == "edit" and "run_shell_command" not in permissions.deny_tools:
@@ -102,11 +103,7 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path)
         policy = scratch / "animus-policy.toml"
         policy.write_text("\n".join(rules), encoding="utf-8")
         args += ["--policy", str(policy)]
-    if env.get("GOOGLE_GEMINI_BASE_URL") and env.get("GEMINI_API_KEY"):
-        settings = scratch / "settings.json"
-        settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
-        extra_env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(settings)
-    return Launch(tuple(args), extra_env)
+    return Launch(tuple(args))
 
 
 def build_argv(
