@@ -143,7 +143,7 @@ class ScriptedModels:
             return name, None
         step = script.steps[min(index, len(script.steps) - 1)]
         if isinstance(step, Hold):
-            if index in script.held:
+            if index in script.held or self._gates[step.gate].is_set():
                 return name, step.then
             script.held.add(index)
             return name, step

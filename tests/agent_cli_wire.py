@@ -69,9 +69,9 @@ def tool_results(vendor: str, body: dict[str, Any]) -> int:
                    if isinstance(i, dict) and str(i.get("type", "")).endswith("call_output"))
     if vendor == "chat":
         return sum(1 for m in body.get("messages") or [] if m.get("role") == "tool")
-    if vendor == "gemini":
-        return sum(1 for c in body.get("contents") or [] for p in c.get("parts") or []
-                   if isinstance(p, dict) and "functionResponse" in p)
+    if vendor == "gemini":  # distinct ids: 0.61.0 repeats a tool response in a resumed history
+        return len({json.dumps(p["functionResponse"].get("id") or i) for c in body.get("contents") or []
+                    for i, p in enumerate(c.get("parts") or []) if isinstance(p, dict) and "functionResponse" in p})
     return 0
 
 
