@@ -8,7 +8,8 @@ Chat Completions SSE (``/v1/chat/completions``, opencode) and Gemini
 ``streamGenerateContent?alt=sse``.
 
 A test registers a *script* and puts its marker (``[script:<name>]``) in the
-prompt. The step a request gets is the number of tool results already in
+prompt (the last marker in a conversation counts: a resumed history holds the
+earlier prompts too). The step a request gets is the number of tool results already in
 its conversation: step 0 answers the prompt, step 1 answers the first tool
 result, and so on, so a resumed conversation (the history replayed) picks up
 where the script left off. Requests without tools (a CLI's own side calls,
@@ -133,7 +134,7 @@ class ScriptedModels:
         """Which script and step answer this request; (None, None) for a side call."""
         text = json.dumps(body)
         names = _MARKER.findall(text)
-        name = names[0] if names else None
+        name = names[-1] if names else None  # the latest prompt (a resumed history holds earlier ones)
         scripted = wire.has_tools(vendor, body) and name is not None
         index = wire.tool_results(vendor, body) if scripted else None
         with self._lock:
