@@ -18,7 +18,8 @@ methods, so the workflow runner never knows which vendor it talks to:
 While a run goes, its events go on the bus (category ``agent``), tagged with
 the caller's workflow_id / run_id / phase: ``agent_run_started`` first (the
 daemon counts ``agent_runs_total`` from it), then ``agent_text``,
-``agent_tool_call``, ``agent_tool_result``, ``agent_usage``,
+``agent_tool_call``, ``agent_tool_result``, ``agent_permission_denied`` (a tool use the
+agent's permissions refused: tool, input summary, the CLI's message), ``agent_usage``,
 ``agent_rate_limited``, and ``agent_run_finished`` last.
 
 Process ownership: ``run_cli`` runs in the handler thread that owns the run
