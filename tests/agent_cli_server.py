@@ -30,7 +30,7 @@ from typing import Any
 
 import agent_cli_wire as wire
 
-__all__ = ["Hold", "Recorded", "Say", "ScriptedModels", "Shell", "WriteFile"]
+__all__ = ["Fail", "Hold", "Recorded", "Say", "ScriptedModels", "Shell", "WriteFile"]
 
 _MARKER = re.compile(r"\[script:([A-Za-z0-9_.-]+)\]")
 
@@ -58,6 +58,13 @@ class Say:
 
 
 @dataclass(frozen=True)
+class Fail:
+    """Answer with the vendor's rate-limit error: HTTP 429, its error body, ``Retry-After``."""
+
+    retry_after: int = 30
+
+
+@dataclass(frozen=True)
 class Hold:
     """The first request at this step is held open until ``release(gate)``; later ones get ``then``."""
 
@@ -65,7 +72,7 @@ class Hold:
     then: Shell | WriteFile | Say
 
 
-Step = Shell | WriteFile | Say | Hold
+Step = Shell | WriteFile | Say | Fail | Hold
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,10 @@ def _handler(models: ScriptedModels) -> type[BaseHTTPRequestHandler]:
                 models.wait_gate(step.gate, 120)
                 self.close_connection = True
                 return  # the CLI was killed meanwhile; nothing to answer
+            if isinstance(step, Fail):
+                self._json(429, wire.rate_limit_body(vendor, step.retry_after),
+                           {"retry-after": str(step.retry_after)})
+                return
             events = wire.stream(vendor, body, step if step is not None else Say("ok"))
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -204,9 +215,11 @@ def _handler(models: ScriptedModels) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        def _json(self, status: int, data: dict[str, Any]) -> None:
+        def _json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             out = json.dumps(data).encode()
             self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(out)))
             self.end_headers()

@@ -96,6 +96,20 @@ def plain_reply(vendor: str, body: dict[str, Any], text: str) -> dict[str, Any]:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
 
+def rate_limit_body(vendor: str, retry_after: int) -> dict[str, Any]:
+    """Each vendor's documented 429 error body."""
+    if vendor == "anthropic":
+        return {"type": "error", "error": {"type": "rate_limit_error",
+                                           "message": "Number of requests has exceeded your rate limit."}}
+    if vendor == "gemini":
+        return {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+                          "message": f"You exceeded your current quota. Please retry in {retry_after}s.",
+                          "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                       "retryDelay": f"{retry_after}s"}]}}
+    return {"error": {"message": f"Rate limit reached for requests. Please try again in {retry_after}s.",
+                      "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+
+
 def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 

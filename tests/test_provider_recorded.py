@@ -84,3 +84,13 @@ def test_resumed_run_keeps_the_session(vendor: str) -> None:
     _, resumed = replay(vendor, "resume")
     assert resumed.ok and resumed.session_id == first.session_id
     assert decide(resumed.final_text, allow_missing_decision=False)["reason"] == "resumed"
+
+
+@pytest.mark.parametrize("vendor", ["claude", "codex", "opencode"])  # Gemini retries for minutes
+def test_rate_limited_run_parks_instead_of_failing(vendor: str) -> None:
+    """Every model call answered 429 with the vendor's body: the run is rate limited, not an error."""
+    _, result = replay(vendor, "rate_limit")
+    assert result.rate_limit is not None and result.error is None, result
+    assert "429" in result.rate_limit.message or "rate limit" in result.rate_limit.message.lower()
+    if vendor == "opencode":  # it passes the Retry-After header on
+        assert result.rate_limit.reset_at is not None
