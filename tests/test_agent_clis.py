@@ -25,7 +25,7 @@ import pytest
 
 import agent_cli_support as clis
 from agent_cli_server import Hold, Say, ScriptedModels, Shell
-from animus.supervision.process import wait_gone
+from animus.process.handle import wait_gone
 from animus.testing import wait_until
 from conftest import FAST_RESTART, Env, alive
 

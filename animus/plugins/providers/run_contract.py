@@ -25,8 +25,6 @@ fix (the reference's "explain empty edits"), never as a silent success.
 from __future__ import annotations
 
 import json
-import os
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from animus.plugins.providers.events import (
 from animus.plugins.providers.verdict import VerdictError, decide, verdict_instructions
 from animus.plugin_runtime import protocol as p
 from animus.errors import InvalidInput
+from animus.state.files import atomic_json
 from animus.workflow.permissions import AgentPermissions, parse_permissions
 
 __all__ = [
@@ -238,18 +237,7 @@ def record_session_id(path: Path, session_id: str) -> None:
     if not isinstance(data, dict):
         data = {}
     data["session_id"] = session_id
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_json(path, data)
 
 
 def _clip(value: Any, limit: int = TOOL_OUTPUT_LIMIT) -> Any:
