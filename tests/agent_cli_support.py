@@ -71,14 +71,14 @@ def cli_environment(base: dict[str, str], server_url: str, home: Path) -> dict[s
     }
 
 
-# What a daemon's CLI plugins must be given beyond their manifests' env_required.
-PLUGIN_ENV: list[str] = []
-
-
 def plugins_config(**extra: object) -> dict[str, object]:
-    """``plugins:`` for ``.animus/config.yaml``: each CLI provider on its installed binary."""
-    return {v: {"config": {"binary": str(binary(v)), "timeout": 120, **extra}, "env": PLUGIN_ENV}
-            for v in VENDORS}
+    """``plugins:`` for ``.animus/config.yaml``: each CLI provider on its installed binary.
+
+    No ``env`` passthrough on purpose: every variable above reaches the plugins
+    because their manifests declare it (``env_required``), as an operator's
+    gateway settings must.
+    """
+    return {v: {"config": {"binary": str(binary(v)), "timeout": 120, **extra}} for v in VENDORS}
 
 
 def version_of(vendor: str) -> str:
