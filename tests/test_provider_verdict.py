@@ -180,3 +180,22 @@ def test_not_a_rate_limit() -> None:
         "HTTP 503 Service Unavailable"
     )
     assert not looks_retryable("Invalid API key")
+
+
+def test_contract_accepts_defaulted_fields_unless_it_needs_more() -> None:
+    """Issue 14: a block without confidence/risk is accepted, unless the phase's contract asks for more."""
+    from animus.workflow.agent_phase import apply_contract
+    from animus.workflow.model import DecisionContract, Risk
+
+    raw = {k: v for k, v in GOOD.items() if k not in ("confidence", "risk")}
+    decided = extract_verdict(fenced(raw))
+    assert decided is not None
+    kept = apply_contract(dict(decided), DecisionContract())  # defaults: min 0.6, max medium
+    assert kept["verdict"] == "advance"
+    strict = apply_contract(dict(decided), DecisionContract(min_confidence=0.9))
+    assert strict["verdict"] == "rework"
+    assert strict["reason"] == "decision rejected by contract: no confidence given (default 0.8) < 0.9"
+    low = apply_contract(dict(decided), DecisionContract(max_risk=Risk.LOW))
+    assert low["reason"] == "decision rejected by contract: no risk given (default medium) above low"
+    given = apply_contract(dict(GOOD, confidence=0.5), DecisionContract())
+    assert given["reason"] == "decision rejected by contract: confidence 0.5 < 0.6"

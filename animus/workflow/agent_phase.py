@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import AnimusError, NotFound, Unavailable
-from animus.workflow.model import PhaseDefinition, WorkflowConfig
+from animus.workflow.model import DecisionContract, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Parked
 from animus.workflow.run_context import RunContext
 
-__all__ = ["call_agent", "cancel_agent", "build_prompt"]
+__all__ = ["apply_contract", "call_agent", "cancel_agent", "build_prompt"]
 
 UNAVAILABLE_RETRIES = 3
 
@@ -102,26 +102,31 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
         result = _call_provider(ctx, fallback, "agent/run", params, phase)
         result["provider"] = fallback
     ctx.in_flight.agent_key = None
-    contract = phase.decision_contract
+    return apply_contract(result, phase.decision_contract)
+
+
+def apply_contract(result: dict[str, Any], contract: DecisionContract) -> dict[str, Any]:
+    """The phase's decision contract over the provider's decision: an advance it does not trust is rework.
+
+    A block without confidence/risk carries the provider's documented defaults
+    (0.8, medium; listed in ``defaulted``): good enough unless the contract asks
+    for more, and then the reason says which value was missing.
+    """
     verdict = result.get("verdict") or "fail"
     if result.get("error") and verdict == "fail":
         result["reason"] = str(result["error"])
-    # a block without confidence/risk carries the provider's documented defaults (0.8, medium), good
-    # enough unless this phase's contract asks for more: then say what was missing
     defaulted = result.get("defaulted") or []
     confidence = result.get("confidence")
     if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
         result["verdict"] = "rework"
-        given = "no confidence given (default " if "confidence" in defaulted else "confidence "
-        result["reason"] = (f"decision rejected by contract: {given}{confidence}{')' if 'confidence' in defaulted else ''}"
-                            f" < {contract.min_confidence}")
+        given = f"no confidence given (default {confidence})" if "confidence" in defaulted else f"confidence {confidence}"
+        result["reason"] = f"decision rejected by contract: {given} < {contract.min_confidence}"
     risks = ("low", "medium", "high")
     risk = result.get("risk")
     if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
         result["verdict"] = "rework"
-        given = "no risk given (default " if "risk" in defaulted else "risk "
-        result["reason"] = (f"decision rejected by contract: {given}{risk}{')' if 'risk' in defaulted else ''}"
-                            f" above {contract.max_risk.value}")
+        given = f"no risk given (default {risk})" if "risk" in defaulted else f"risk {risk}"
+        result["reason"] = f"decision rejected by contract: {given} above {contract.max_risk.value}"
     return result
 
 
