@@ -26,19 +26,21 @@ app = typer.Typer(help="The board and the workflows as Model Context Protocol to
 def serve(http: bool = typer.Option(False, "--http", help="Serve streamable HTTP on 127.0.0.1 instead of stdio."),
           port: int = typer.Option(0, "--port", help="Port for --http (0: a free one, printed on stderr).")) -> None:
     def body() -> int:
+        from animus.mcp.listen import bind
+
+        sock = bind(port) if http else None  # first: a busy port fails before the SDK loads
         import anyio
 
         from animus.mcp.link import DaemonLink
         from animus.mcp.run_env import RunEnv
-        from animus.mcp.server import bind, build_server, serve_http, serve_stdio
+        from animus.mcp.server import build_server, serve_http, serve_stdio
 
         link = DaemonLink()
         server = build_server(link, RunEnv.from_environ())
         try:
-            if http:
+            if sock is not None:
                 from animus.plugins.transports.token import ensure_token
 
-                sock = bind(port)
                 root = context.scope().root
                 anyio.run(serve_http, server, sock, ensure_token(root), str(root / "token"))
             else:

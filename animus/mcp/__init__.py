@@ -16,7 +16,8 @@ side by side are harmless.
 - ``comments``: how a comment is kept on a subject (through the backends' update);
 - ``run_env``: "my task" — the run's ids an agent's environment carries;
 - ``link``: the control socket, and the one "daemon not running" error;
-- ``server``: the MCP SDK's server over stdio, or streamable HTTP on 127.0.0.1.
+- ``server``: the MCP SDK's server over stdio, or streamable HTTP on 127.0.0.1;
+- ``listen``: the ``--http`` socket, bound before the SDK loads.
 
 Nothing here is imported by the CLI until ``animus mcp serve`` runs: the
 SDK (pydantic, starlette) costs about a second to import.

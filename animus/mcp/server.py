@@ -92,19 +92,6 @@ async def serve_stdio(server: Server[Any]) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-def bind(port: int) -> socket.socket:
-    """The listening socket on 127.0.0.1, bound before serving: a busy port is one clear error."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        raise InvalidInput(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
-                           fix="choose another --port, or --port 0 for a free one") from None
-    sock.listen(128)
-    return sock
-
-
 async def serve_http(server: Server[Any], sock: socket.socket, token: str, token_file: str) -> None:
     import uvicorn
 
