@@ -8,6 +8,7 @@ The expected shapes are the ones the pinned CLIs define: Claude Code's
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -87,6 +88,12 @@ def test_bind_makes_animus_the_runs_own_server() -> None:
         bind(parse_agent_servers([{"animus": {"tools": ["nope_"]}}], {}, "a"), RUN)
     bare = bind((McpServer("animus"),), RunBinding("/r", "py"))[0]
     assert dict(bare.env) == {} and bare.tools == ()
+
+
+def test_servers_cross_the_wire_unchanged() -> None:
+    unbound = parse_agent_servers(["animus", "github", "docs"], parse_servers(TOP), "a")
+    for server in (*unbound, *servers()):
+        assert McpServer.from_wire(json.loads(json.dumps(server.to_wire()))) == server
 
 
 def test_claude_mcp_config_and_allowed_tools() -> None:

@@ -65,7 +65,8 @@ async def call_tool(tools: dict[str, Tool], link: DaemonLink, run: RunEnv, name:
         return error_result(exc)
     except Exception as exc:  # a bug: reported like the CLI reports one, the server keeps serving
         return error_result(Internal(f"{type(exc).__name__}: {exc}", fix="report this with the output of animus doctor"))
-    return types.CallToolResult(content=[_text(result)], structured_content=json.loads(_text(result).text))
+    text = _text(result)
+    return types.CallToolResult(content=[text], structured_content=json.loads(text.text))  # JSON-safe copy
 
 
 def build_server(link: DaemonLink, run: RunEnv) -> Server[Any]:

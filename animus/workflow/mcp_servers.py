@@ -78,6 +78,18 @@ class McpServer:
     def builtin(self) -> bool:
         return self.name == ANIMUS
 
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data for ``agent/run`` params (msgpack/JSON); ``from_wire`` reads it back."""
+        return {"name": self.name, "command": self.command, "args": list(self.args), "transport": self.transport.value,
+                "url": self.url, "env": dict(self.env), "headers": dict(self.headers), "tools": list(self.tools),
+                "config": dict(self.config)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> McpServer:
+        return cls(str(data["name"]), data.get("command"), tuple(data.get("args") or ()),
+                   Transport(data.get("transport") or "stdio"), data.get("url"), dict(data.get("env") or {}),
+                   dict(data.get("headers") or {}), tuple(data.get("tools") or ()), dict(data.get("config") or {}))
+
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
