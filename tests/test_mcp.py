@@ -194,13 +194,15 @@ def test_my_task_and_my_run_need_no_id(mcp: Mcp, board: Env, mine: dict[str, str
     events = mcp.ok("workflow_events")["events"]
     assert events and all(e["workflow_id"] == mine["workflow"] for e in events)
     assert any("hello-from-mcp-run" in str(e) for e in events)
+    again = mcp.ok("workflow_run")
+    assert (again["subject_id"], again["trigger_source"]) == (mine["task"], "mcp") and again["id"] != mine["workflow"]
 
 
 def test_workflows_run_list_get_with_phases_and_usage(mcp: Mcp, board: Env) -> None:
     task = mcp.ok("subject_create", {"title": "run me over MCP"})["subject"]["id"]
     started = mcp.ok("workflow_run", {"task_id": task, "workflow_ref": "hello"})
     wf_id = started["workflow_id"]
-    assert started["subject_id"] == task
+    assert (started["subject_id"], started["trigger_source"]) == (task, "mcp")
     done = wait_until(lambda: (w := mcp.ok("workflow_get", {"id": wf_id})["workflow"])["status"] == "completed" and w,
                       timeout=30, what=f"{wf_id} to complete")
     assert [(p["phase"], p["status"], p["attempts"]) for p in done["phases"]] == [("hello", "completed", 1)]

@@ -36,7 +36,7 @@ async def workflow_run(call: Call) -> dict[str, Any]:
     title = call.opt("title")
     task_id = call.opt("task_id") or (None if title else call.run.task(call.tool, None, "task_id"))
     result = await call.link.call("workflow/run", {"task_id": task_id, "workflow_ref": call.opt("workflow_ref"),
-                                                   "title": title}, timeout=30)
+                                                   "title": title, "trigger_source": "mcp"}, timeout=30)
     return {"schema": "animus.workflow.run.v1", **result}
 
 
