@@ -255,9 +255,11 @@ def test_http_needs_the_token_and_a_busy_port_is_one_error(board: Env, mcp: Mcp)
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()
-        url = re.search(r"(http://127\.0\.0\.1:\d+/mcp)", line)
-        assert url, line
+        for line in proc.stderr:  # the first line that names the URL (the pytest timeout is the deadline)
+            url = re.search(r"(http://127\.0\.0\.1:\d+/mcp)", line)
+            if url:
+                break
+        assert url, "animus mcp serve --http exited without naming its URL"
         token_file = Path(re.search(r"the token in (\S+)>", line).group(1))  # type: ignore[union-attr]
         init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
