@@ -11,7 +11,8 @@
     supervisor: {intensity: 50, period: 10}
     ready_timeout: 10            # seconds a child has to acknowledge its start
     drain_timeout: 60            # daemon stop: how long a running phase may take to finish
-    bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers
+    bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers (CURVE;
+                                 # a non-loopback one needs allow_non_loopback: true)
     plugins:                     # per plugin: extra env to pass, config to send
       oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
     runners: {backend: local}    # or ray: see animus/workflow/ray_config.py, docs/ray.md
@@ -31,7 +32,7 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.supervision.spec import Backoff, SpecError
-from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
+from animus.workflow.remote.ray_config import RunnersConfigError, is_loopback_host, parse_runners
 
 __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
@@ -103,6 +104,9 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     for ep in tcp:
         if not str(ep).startswith("tcp://"):
             raise _fail(path, "bus.tcp", f"expected tcp://host:port, got {ep!r}")
+        if not is_loopback_host(str(ep)[len("tcp://"):]) and bus.get("allow_non_loopback") is not True:
+            raise _fail(path, "bus.tcp", f"{ep} listens beyond this machine; set bus.allow_non_loopback: true "
+                                         "to allow it (clients then need a CURVE key: docs/security.md)")
     try:
         runners = parse_runners(raw.get("runners"))
     except RunnersConfigError as exc:

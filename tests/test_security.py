@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 import yaml
+import zmq
 
-from conftest import Env
+from animus.bus.codec import pack
+from animus.testing import wait_until
+from conftest import FAST_RESTART, Env
 
 
 def _plugin_folder(root: Path, name: str) -> Path:
@@ -35,3 +46,204 @@ def test_a_manifest_name_cannot_point_outside_the_plugins_folder(env: Env, tmp_p
     assert sorted(p.name for p in (env.home / "plugins").iterdir()) in ([], [".plugins.lock"])
     assert not (env.home / "plugins" / "plugins.yaml").exists() or "victim" not in \
         (env.home / "plugins" / "plugins.yaml").read_text()
+
+
+# -- finding 2: one malformed frame must not silence the control plane -------------------
+
+def _endpoint(env: Env, name: str) -> str:
+    from animus.state.scope import Scope
+
+    root = Path(env.call("daemon/status")["state_root"])
+    return Scope(project_root=env.project.resolve(), name=root.name, home=env.home, root=root).endpoint(name)
+
+
+def _counters(env: Env) -> dict[str, float]:
+    return env.call("daemon/metrics")["counters"]  # type: ignore[no-any-return]
+
+
+def test_a_bad_reply_id_on_the_tree_socket_leaves_the_control_plane_answering(daemon: Env) -> None:
+    pid = daemon.call("daemon/status")["pid"]
+    intruder = zmq.Context.instance().socket(zmq.DEALER)
+    intruder.setsockopt(zmq.IDENTITY, b"intruder")
+    intruder.setsockopt(zmq.LINGER, 1000)
+    intruder.connect(_endpoint(daemon, "tree"))
+    try:
+        for bad in ([1, 2], {"a": 1}, 1.5, "7", None, True, b"\x01"):
+            intruder.send(pack({"type": "reply", "id": bad}))
+        intruder.send(pack({"type": "tree", "children": "not a list"}))
+        intruder.send_multipart([b"two", b"frames"])
+    finally:
+        intruder.close()
+    wait_until(lambda: sum(v for k, v in _counters(daemon).items() if k.startswith("tree_frames_malformed_total"))
+               >= 8, timeout=10, what="the bad tree frames to be counted")
+    # health asks every child supervisor over the tree socket: its reader must still be alive
+    health = daemon.call("daemon/health", timeout=10)
+    assert [row for row in health["plugins"] if row.get("source") == "supervisor"] == []
+    out = daemon.run("daemon", "health", "--json", timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert daemon.call("daemon/status", timeout=5)["pid"] == pid
+
+
+def test_control_requests_of_the_wrong_shape_answer_invalid_input(daemon: Env) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(_endpoint(daemon, "control"))
+    try:
+        sent = [b"\xc1garbage", pack({"id": [1], "method": "daemon/status"}),
+                pack({"id": 5, "method": "daemon/logs", "params": {"limit": "many"}}),
+                pack({"id": 6, "method": "daemon/logs", "params": [1, 2]}),
+                pack({"id": 7, "method": "plugin/call", "params": {"name": "x", "method": "y", "timeout": "soon"}})]
+        for frame in sent:
+            sock.send(frame)
+        replies = []
+        while len(replies) < len(sent) and sock.poll(10_000):
+            replies.append(msgpack.unpackb(sock.recv(), raw=False))
+    finally:
+        sock.close()
+    assert len(replies) == len(sent), "every frame gets an answer"
+    assert all(r["error"]["code"] == "invalid_input" for r in replies), replies
+    assert sorted(r["id"] for r in replies if r["id"] is not None) == [5, 6, 7]
+    assert "limit" in next(r for r in replies if r["id"] == 5)["error"]["message"]
+
+
+def test_a_crashing_daemon_task_is_logged_restarted_then_given_up() -> None:
+    from animus.supervision.tasks import TaskOwner
+    from animus.testing import FakeClock
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    gave_up: list[str] = []
+    runs = {"flaky": 0, "broken": 0}
+
+    class Log:
+        def __getattr__(self, level: str) -> Any:
+            return lambda msg, **kw: events.append((f"log.{level}", {"msg": msg, **kw}))
+
+    async def main() -> None:
+        owner = TaskOwner(Log(), lambda kind, level, data: events.append((kind, data)),
+                          lambda name, reason: gave_up.append(name), intensity=3, period=10, clock=FakeClock())
+        done = asyncio.Event()
+
+        async def flaky() -> None:
+            runs["flaky"] += 1
+            if runs["flaky"] < 3:
+                raise TypeError("unhashable type: 'list'")
+            done.set()
+            await asyncio.Event().wait()
+
+        async def broken() -> None:
+            runs["broken"] += 1
+            raise KeyError("boom")
+
+        owner.start("flaky", flaky)
+        owner.start("broken", broken)
+        await asyncio.wait_for(done.wait(), 5)
+        for _ in range(50):
+            if gave_up:
+                break
+            await asyncio.sleep(0.01)
+        await owner.close()
+
+    asyncio.run(main())
+    assert runs["flaky"] == 3 and gave_up == ["broken"] and runs["broken"] == 4
+    crashed = [data for kind, data in events if kind == "task_crashed"]
+    assert {"task": "flaky", "reason": "TypeError: unhashable type: 'list'"} in crashed
+    assert any(kind == "log.error" and data.get("task") == "broken" for kind, data in events)
+
+
+# -- finding 5: the network bus inputs are CURVE servers that check who sends what ----------
+
+@pytest.fixture
+def tcp_daemon(env: Env) -> Env:
+    env.write_config({"restart": FAST_RESTART, "ready_timeout": 5, "bus": {"tcp": ["tcp://127.0.0.1:*"]}})
+    env.start("--skip-preflight")
+    return env
+
+
+def _tcp_input(env: Env) -> str:
+    log = Path(env.call("daemon/status")["state_root"]) / "logs" / "events.jsonl"
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["kind"] == "daemon_startup":
+            return next(ep for ep in event["data"]["bus_in"] if ep.startswith("tcp://"))
+    raise AssertionError("no daemon_startup event")
+
+
+def _logged(env: Env, pred: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    log = Path(env.call("daemon/status")["state_root"]) / "logs" / "events.jsonl"
+    return [e for e in map(json.loads, log.read_text().splitlines()) if pred(e)]
+
+
+def _raw_pub(endpoint: str, keys: Any = None) -> zmq.Socket[Any]:
+    from animus.bus.curve import secure_client
+
+    sock = zmq.Context.instance().socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        secure_client(sock, endpoint, keys)
+    sock.connect(endpoint)
+    return sock
+
+
+def test_tcp_bus_input_refuses_strangers_spoofed_sources_and_oversized_frames(tcp_daemon: Env) -> None:
+    from animus.bus.curve import ClientKeys
+    from animus.bus.envelope import make_event
+
+    env = tcp_daemon
+    endpoint = _tcp_input(env)
+    server_key = (Path(env.call("daemon/status")["state_root"]) / "keys" / "daemon.key").read_text().strip()
+    spoof = make_event("runner/wf-1:1", 1, time.time(), "workflow", "workflow_completed", "info", {})
+    # a stranger with no key, and one with a key the daemon never saw: no handshake, nothing delivered
+    plain = _raw_pub(endpoint)
+    stranger = _raw_pub(endpoint, ClientKeys.new(server_key))
+    for sock in (plain, stranger):
+        assert not sock.poll(1000), "a stranger got the broker's subscription"
+        sock.close()
+
+    def refused() -> bool:
+        c = _counters(env)
+        failed = sum(v for k, v in c.items() if k.startswith("tcp_handshakes_refused_total{domain=animus-bus,reason=")
+                     and "unknown_key" not in k)
+        return failed >= 2 and c.get("tcp_handshakes_refused_total{domain=animus-bus,reason=unknown_key}", 0) >= 1
+
+    wait_until(refused, timeout=10, what="both refused handshakes to be counted")
+    # an authorized client may publish only as remote/<its name>
+    out = subprocess.run([sys.executable, "-m", "animus.bus.curve", "new-client", "ci"], cwd=env.project,
+                         env=env.env, capture_output=True, text=True, timeout=30, check=True)
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines())
+    keys = ClientKeys(*(exported[name].strip("'") for name in ("ANIMUS_CURVE_SERVER_KEY",
+                                                                   "ANIMUS_CURVE_PUBLIC_KEY", "ANIMUS_CURVE_SECRET_KEY")))
+    client = _raw_pub(endpoint, keys)
+    try:
+        assert client.poll(10_000), "an authorized client got no subscription"
+        client.recv()
+        client.send_multipart([b"workflow", pack(spoof)])  # as a runner: refused
+        client.send_multipart([b"workflow", pack({**spoof, "src": "remote/ci:1", "seq": 1})])  # its own name
+        client.send_multipart([b"fuzz", b"x" * (2 * 1024 * 1024)])  # oversized: the connection is dropped
+        wait_until(lambda: _counters(env).get("bus_tcp_disconnects_total", 0) >= 1, timeout=10,
+                   what="the oversized frame to drop its connection")
+        good = make_event("remote/ci:1", 2, time.time(), "fuzz", "after_oversize")
+        client.send_multipart([b"fuzz", pack(good)])  # queued until the client has reconnected
+        wait_until(lambda: _logged(env, lambda e: e["kind"] == "after_oversize"), timeout=10,
+                   what="the client's good event after its reconnect")
+    finally:
+        client.close()
+    c = _counters(env)
+    assert c.get("bus_events_refused_total{reason=src}", 0) >= 1
+    assert c.get("workflow_runs_total{status=completed}", 0) == 0  # neither the spoof nor remote/ci moved it
+    assert not _logged(env, lambda e: e["src"] == "runner/wf-1:1")
+    assert _logged(env, lambda e: e["src"] == "remote/ci:1" and e["kind"] == "workflow_completed")
+    assert not _logged(env, lambda e: len(json.dumps(e)) > 1024 * 1024)
+
+
+def test_a_non_loopback_bus_input_needs_the_explicit_setting(env: Env) -> None:
+    env.write_config({"bus": {"tcp": ["tcp://0.0.0.0:5570"]}})
+    out = env.run("daemon", "start", "--skip-preflight")
+    assert out.returncode == 2, out.stderr
+    assert "bus.allow_non_loopback: true" in out.stderr and len(out.stderr.strip().splitlines()) <= 2
+    from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
+
+    with pytest.raises(RunnersConfigError) as err:
+        parse_runners({"backend": "ray", "ray": {"daemon_address": "10.0.0.2"}})
+    assert err.value.key == "runners.ray.daemon_address" and "allow_non_loopback: true" in err.value.message
+    assert parse_runners({"backend": "ray", "ray": {"daemon_address": "10.0.0.2", "allow_non_loopback": True}})

@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 from animus.bus.codec import new_packer
+from animus.bus.curve import ClientKeys, secure_client
 from animus.bus.envelope import make_event
 
 __all__ = ["Publisher", "BusUnavailable"]
@@ -36,7 +37,7 @@ class BusUnavailable(RuntimeError):
 
 class Publisher:
     def __init__(self, endpoint: str, src: str, context: zmq.Context[Any] | None = None,
-                 hwm: int = 200_000) -> None:
+                 hwm: int = 200_000, curve: ClientKeys | None = None) -> None:
         self.endpoint = endpoint
         self.src = src
         self.seq = 0
@@ -48,6 +49,7 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
         sock.setsockopt(zmq.LINGER, 3000)
+        secure_client(sock, endpoint, curve)  # tcp:// only: the daemon's CURVE keys (a remote runner)
         sock.connect(endpoint)
         self._sock = sock
         self._ready = False

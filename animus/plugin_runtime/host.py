@@ -20,7 +20,7 @@ import zmq
 import zmq.asyncio
 
 from animus import __version__
-from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.codec import MAX_FRAME_BYTES, CodecError, pack, unpack
 from animus.errors import Unavailable
 from animus.plugin_runtime import protocol as p
 
@@ -62,6 +62,7 @@ class PluginHost:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self.sock.bind(endpoint)
         self.endpoint = endpoint
         self.on_ready = on_ready
@@ -79,6 +80,8 @@ class PluginHost:
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
+        self._dropped_said = 0.0
+        self._dropped_reported = 0
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,39 +93,59 @@ class PluginHost:
         while True:
             ident, *frames = await self.sock.recv_multipart()
             try:
-                child, pid_text = ident.decode().rsplit(":", 1)
-                pid = int(pid_text)
-            except (ValueError, UnicodeDecodeError):
-                self.malformed += 1  # not a plugin's routing id: nobody to answer
-                continue
-            if len(frames) != 1:  # e.g. a REQ socket's empty delimiter: one frame per message
-                self._malformed(child, pid, f"sent a message of {len(frames)} frames, not one "
-                                            f"msgpack frame (use a DEALER socket)")
-                continue
-            raw = frames[0]
-            try:
-                msg = unpack(raw)
-            except CodecError as exc:
-                why = exc.reason if "exceeds" in exc.reason else f"first bytes {exc.raw[:16]!r}"
-                self._malformed(child, pid, f"sent a frame that is not valid msgpack ({why})")
-                continue
-            if not isinstance(msg, dict):
-                self._malformed(child, pid, f"sent a {type(msg).__name__}, not a JSON-RPC message object")
-                continue
-            if msg.get("method") == "$/ready":
-                self.peers[child] = (ident, pid)
-                self.ready.discard(child)
-                if self.on_connect is not None:
-                    self.on_connect(child, pid)
-                task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif "id" in msg and ("result" in msg or "error" in msg):
-                entry = self._pending.pop(msg["id"], None) if isinstance(msg["id"], int) else None
-                if entry is not None and not entry[1].done():
-                    entry[1].set_result(msg)
-            elif "method" in msg and self.on_notification is not None:
-                self.on_notification(child, str(msg["method"]), msg.get("params") or {})
+                self._frame(ident, frames)
+            except Exception as exc:  # the one reader must outlive any frame: count it, go on
+                self._dropped(f"{type(exc).__name__}")
+
+    def _frame(self, ident: bytes, frames: list[bytes]) -> None:
+        try:
+            child, pid_text = ident.decode().rsplit(":", 1)
+            pid = int(pid_text)
+        except (ValueError, UnicodeDecodeError):
+            self._dropped("routing id")  # not a plugin's routing id: nobody to answer
+            return
+        if len(frames) != 1:  # e.g. a REQ socket's empty delimiter: one frame per message
+            self._malformed(child, pid, f"sent a message of {len(frames)} frames, not one "
+                                        f"msgpack frame (use a DEALER socket)")
+            return
+        raw = frames[0]
+        try:
+            msg = unpack(raw)
+        except CodecError as exc:
+            why = exc.reason if "exceeds" in exc.reason else f"first bytes {exc.raw[:16]!r}"
+            self._malformed(child, pid, f"sent a frame that is not valid msgpack ({why})")
+            return
+        if not isinstance(msg, dict):
+            self._malformed(child, pid, f"sent a {type(msg).__name__}, not a JSON-RPC message object")
+            return
+        method, params = msg.get("method"), msg.get("params")
+        if "method" in msg and (type(method) is not str or (params is not None and type(params) is not dict)):
+            self._malformed(child, pid, "sent a message whose method is not a string or whose params are not a map")
+            return
+        if method == "$/ready":
+            self.peers[child] = (ident, pid)
+            self.ready.discard(child)
+            if self.on_connect is not None:
+                self.on_connect(child, pid)
+            task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif "id" in msg and ("result" in msg or "error" in msg):
+            entry = self._pending.pop(msg["id"], None) if type(msg["id"]) is int else None
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(msg)
+        elif isinstance(method, str) and self.on_notification is not None:
+            self.on_notification(child, method, params or {})
+
+    def _dropped(self, why: str) -> None:
+        """Count a frame nobody can be told about; say so on the bus at most once a second."""
+        self.malformed += 1
+        now = time.monotonic()
+        if now - self._dropped_said >= 1.0:
+            self._dropped_said = now
+            self.emit("plugin_frames_dropped", "warn", {"count": self.malformed - self._dropped_reported,
+                                                        "endpoint": self.endpoint, "last_reason": why})
+            self._dropped_reported = self.malformed
 
     def _malformed(self, child: str, pid: int, what: str) -> None:
         """A frame we cannot read: its reply id is lost, so fail what the plugin owes us.
@@ -130,9 +153,10 @@ class PluginHost:
         Waiting for the timeout instead would report a plugin that answers
         garbage as a hung one.
         """
-        self.malformed += 1
         if self.peers.get(child, (b"", -1))[1] != pid:
-            return  # a stale process of a plugin that was already replaced
+            self._dropped(what[:80])  # a stale process of a replaced plugin, or no plugin at all
+            return
+        self.malformed += 1
         error = PluginProtocolError(f"plugin {child} {what}")
         self.emit("plugin_malformed_frame", "warn", {"child": child, "pid": pid, "error": str(error)})
         for req_id, (owner, fut) in list(self._pending.items()):

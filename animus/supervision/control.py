@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from animus.bus.eventlog import read_tail
+from animus.bus.frames import param_float, param_int, param_str
 from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.registry import Registry
@@ -91,7 +92,8 @@ class ControlApi:
         root = self.root
         names = [n for n, rec in (root.sup.children.items() if root.sup else []) if rec.spec.role != "workflow"]
         results = await asyncio.gather(
-            *(root.ask(n, "health", {"timeout": float(params.get("timeout", 3))}, timeout=6) for n in names),
+            *(root.ask(n, "health", {"timeout": param_float(params, "timeout", 3, 0.1, 60, "daemon/health")},
+                       timeout=6) for n in names),
             return_exceptions=True,
         )
         rows: list[dict[str, Any]] = []
@@ -118,10 +120,10 @@ class ControlApi:
 
     async def logs(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
-            return read_tail(self.root.scope.events_log, int(params.get("limit", 100)),
-                             params.get("level"), params.get("cat"), params.get("workflow_id"),
-                             params.get("search"))
+            return read_tail(self.root.scope.events_log, limit, *filters)
 
+        limit = param_int(params, "limit", 100, 1, 100_000, "daemon/logs")
+        filters = [param_str(params, key, "daemon/logs") for key in ("level", "cat", "workflow_id", "search")]
         return await asyncio.get_running_loop().run_in_executor(None, read)
 
     async def bus_sync(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +152,7 @@ class ControlApi:
         method = str(params.get("method") or "")
         if not name or not method:
             raise InvalidInput("plugin/call needs name and method")
-        timeout = float(params.get("timeout", 30))
+        timeout = param_float(params, "timeout", 30, 0.1, 3600, "plugin/call")
         sup = self._supervisor_of(name)
         reply: dict[str, Any] = await self.root.ask(
             sup, "call", {"plugin": name, "method": method, "params": params.get("params") or {},
@@ -187,7 +189,8 @@ class ControlApi:
         try:
             reply = await self.plugin_call({"name": plugin, "method": f"{kind}/{verb}",
                                             "params": params.get("params") or {},
-                                            "timeout": float(params.get("timeout", 15))})
+                                            "timeout": param_float(params, "timeout", 15, 0.1, 3600,
+                                                                   "subject/call")})
         except Unavailable as exc:
             raise Unavailable(f"Subject backend unavailable: {exc.message}",
                               fix=exc.fix or "animus daemon health") from None
@@ -199,7 +202,8 @@ class ControlApi:
     # -- workflows -----------------------------------------------------------
     def _workflow(self, verb: str) -> Any:
         async def forward(params: dict[str, Any]) -> Any:
-            return await self.root.ask("workflows", verb, params, timeout=float(params.get("timeout", 15)))
+            timeout = param_float(params, "timeout", 15, 0.1, 3600, f"workflow/{verb}")
+            return await self.root.ask("workflows", verb, params, timeout=timeout)
 
         return forward
 

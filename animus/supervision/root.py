@@ -25,7 +25,6 @@ import fcntl
 import itertools
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -37,7 +36,8 @@ import zmq.asyncio
 
 from animus import __version__
 from animus.bus.broker import Broker
-from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.codec import MAX_FRAME_BYTES, CodecError, pack, unpack
+from animus.bus.frames import FrameError, reply_id, subtree
 from animus.bus.metrics import Metrics
 from animus.bus.publisher import Publisher
 from animus.bus.rpc import serve_request
@@ -47,7 +47,9 @@ from animus.logs import configure, get_logger
 from animus.state.scope import Scope
 from animus.process import handle as process
 from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
+from animus.supervision.edge import RemoteEdge
 from animus.supervision.supervisor import ChildState, Supervisor
+from animus.supervision.tasks import TaskOwner
 from animus.state.files import atomic_write
 
 __all__ = ["Root", "ROLES", "run_daemon"]
@@ -83,7 +85,9 @@ class Root:
         self.api: Any = None
         self.runner_token: str | None = None  # remote runners' token for the tcp control socket
         self.control_tcp: zmq.asyncio.Socket | None = None
+        self.edge: RemoteEdge | None = None  # what listens on tcp:// (bus.tcp, ray runners)
         self.remote_endpoints: dict[str, str] = {}
+        self.task_failure: str | None = None  # a receive loop that kept crashing (exit 1)
         if self.config.runners.get("backend") == "ray":
             from animus.workflow.remote.ray_config import require_ray
 
@@ -126,7 +130,8 @@ class Root:
                 "pool_size": self.config.pool_size, "interval_secs": self.config.interval_secs,
                 "drain_timeout": self.config.drain_timeout, "scheduler_kinds": list(self.config.scheduler_kinds),
                 "autonomous": bool(self.options.get("autonomous")), "runners": self.config.runners,
-                "remote": dict(self.remote_endpoints, token=self.runner_token) if self.runner_token else {},
+                # endpoints only: the token and keys reach the supervisor in its environment
+                "remote": dict(self.remote_endpoints),
             }
         else:
             cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
@@ -139,6 +144,8 @@ class Root:
         path = self.scope.state_dir / "supervisors" / f"{name}.json"
         atomic_write(path, json.dumps(cfg, indent=1).encode(), 0o600)
         env = dict(os.environ)
+        if role is None and self.edge is not None:
+            env.update(self.edge.runner_env())  # secrets at spawn, never in the config file
         return process.spawn([sys.executable, "-m", "animus.supervision.child", str(path)], env,
                              self.scope.project_root)
 
@@ -170,33 +177,44 @@ class Root:
     # -- tree socket ---------------------------------------------------------
     async def serve_tree(self) -> None:
         while True:
-            ident, raw = await self.tree.recv_multipart()
+            ident, *frames = await self.tree.recv_multipart()
             try:
-                msg = unpack(raw)
-            except CodecError:
-                self.metrics.inc("tree_frames_malformed_total")
-                continue
-            if not isinstance(msg, dict) or self.sup is None:
-                continue
-            name = ident.decode(errors="replace")
-            rec = self.sup.children.get(name)
-            kind = msg.get("type")
-            if kind == "ready" and rec is not None:
-                rec.info["children"] = msg.get("children", [])
-                rec.info["worker_create_times"] = _create_times(rec.info["children"])
-                self.sup.child_ready(name, int(msg.get("pid", 0)) or None)
-                self._record_pids()
-            elif kind == "tree" and rec is not None:
-                rec.info["children"] = msg.get("children", [])
-                rec.info["worker_create_times"] = _create_times(rec.info["children"])
-                for child in rec.info["children"]:
+                self._tree_frame(ident, frames)
+            except FrameError as exc:  # checked at the edge: counted, dropped, never fatal
+                self.metrics.inc("tree_frames_malformed_total", reason=exc.reason[:40])
+
+    def _tree_frame(self, ident: bytes, frames: list[bytes]) -> None:
+        if len(frames) != 1:
+            raise FrameError("wrong frame count")
+        try:
+            msg = unpack(frames[0])
+        except CodecError:
+            raise FrameError("not msgpack") from None
+        if not isinstance(msg, dict):
+            raise FrameError("not a map")
+        if self.sup is None:
+            return
+        name = ident.decode(errors="replace")
+        rec = self.sup.children.get(name)
+        kind = msg.get("type")
+        if kind in ("ready", "tree") and rec is not None:
+            children = subtree(msg.get("children", []))
+            pid = msg.get("pid", 0)
+            if kind == "ready" and type(pid) is not int:
+                raise FrameError("ready pid is not an integer")
+            rec.info["children"] = children
+            rec.info["worker_create_times"] = _create_times(children)
+            if kind == "ready":
+                self.sup.child_ready(name, int(pid) or None)
+            else:
+                for child in children:
                     if child.get("state") == "disabled":
                         self.disabled.setdefault(name, set()).add(child["name"])
-                self._record_pids()
-            elif kind == "reply":
-                fut = self.pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
+            self._record_pids()
+        elif kind == "reply":
+            fut = self.pending.pop(reply_id(msg), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
 
     async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
         """Send a request to a child supervisor and wait for its reply."""
@@ -223,7 +241,8 @@ class Root:
         finally:
             self.pending.pop(req_id, None)
         if "error" in reply:
-            raise from_dict(reply["error"])
+            err = reply["error"]
+            raise from_dict(err) if isinstance(err, dict) else Unavailable(f"{supervisor} sent a malformed error")
         return reply.get("result")
 
     # -- control socket ------------------------------------------------------
@@ -253,21 +272,9 @@ class Root:
                 continue
             asyncio.get_running_loop().create_task(answer(frames[0], frames[1]))
 
-    def bind_remote_runners(self) -> None:
-        """For the ray backend: the bus input and a token-guarded control socket
-        on tcp:// at ``runners.ray.daemon_address`` (ephemeral ports, recorded
-        in the workflows supervisor's config, which hands them to its runners)."""
-        assert self.broker is not None
-        address = self.config.runners["ray"]["daemon_address"]
-        self.runner_token = secrets.token_urlsafe(32)
-        self.control_tcp = self.actx.socket(zmq.ROUTER)
-        self.control_tcp.setsockopt(zmq.LINGER, 0)
-        self.control_tcp.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)  # read before the token is checked
-        self.control_tcp.bind(f"tcp://{address}:*")
-        self.remote_endpoints = {
-            "bus_endpoint": self.broker.bound_in[-1],
-            "control_endpoint": self.control_tcp.getsockopt_string(zmq.LAST_ENDPOINT),
-        }
+    def _task_gave_up(self, name: str, reason: str) -> None:
+        self.task_failure = f"{name}: {reason}"
+        self.stopping.set()
 
     def _malformed_control(self, reason: str) -> None:
         self.metrics.inc("control_requests_malformed_total")
@@ -304,32 +311,41 @@ class Root:
         for stale in run_dir.iterdir():
             stale.unlink(missing_ok=True)
         remote = self.config.runners.get("backend") == "ray"
-        runner_bus = [f"tcp://{self.config.runners['ray']['daemon_address']}:*"] if remote else []
-        self.broker = Broker(self.ctx, [self.endpoint("bus.in"), *self.config.bus_tcp, *runner_bus],
-                             [self.endpoint("bus.out")], self.scope.events_log, self.metrics)
+        self.broker = Broker(self.ctx, [self.endpoint("bus.in")], [self.endpoint("bus.out")],
+                             self.scope.events_log, self.metrics)
         self.broker.start()
-        if remote:
-            self.bind_remote_runners()
+        if self.config.bus_tcp or remote:
+            self.edge = RemoteEdge(self.ctx, self.actx, self.scope.root, self.metrics, list(self.config.bus_tcp),
+                                   self.broker.internal_endpoint,
+                                   self.config.runners["ray"]["daemon_address"] if remote else None)
+            self.runner_token, self.control_tcp = self.edge.token, self.edge.control
+            self.remote_endpoints = self.edge.remote_endpoints
         self.bus = Publisher(self.endpoint("bus.in"), f"daemon/root:{os.getpid()}", self.ctx)
         self.bus.wait_ready(5)
         self.control = self.actx.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.LINGER, 0)
+        self.control.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # bigger could never be decoded anyway
         self.control.bind(self.endpoint("control"))
         self.tree = self.actx.socket(zmq.ROUTER)
         self.tree.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.tree.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.tree.setsockopt(zmq.LINGER, 0)
+        self.tree.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self.tree.bind(self.endpoint("tree"))
         self.metrics.gauge_sources["root"] = self._gauges
         self.emit("daemon_startup", "info", {
             "pid": os.getpid(), "version": __version__, "state_root": str(self.scope.root),
             "project_root": str(self.scope.project_root), "autonomous": bool(self.options.get("autonomous")),
-            "bus_in": self.broker.bound_in, "log_repaired_bytes": self.broker.log.repaired_bytes,
+            "bus_in": self.broker.bound_in + (self.edge.gate.bound if self.edge else []), "log_repaired_bytes": self.broker.log.repaired_bytes,
         }, cat="daemon")
         self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
-        tasks = [loop.create_task(self.serve_tree()), loop.create_task(self.serve_control())]
+        self.tasks = TaskOwner(self.log, lambda kind, level, data: self.emit(kind, level, data, cat="daemon"),
+                               self._task_gave_up)
+        self.tasks.start("serve_tree", self.serve_tree)
+        self.tasks.start("serve_control", self.serve_control)
         if self.control_tcp is not None:
-            tasks.append(loop.create_task(self.serve_control(self.control_tcp, remote=True)))
+            tcp = self.control_tcp
+            self.tasks.start("serve_control_tcp", lambda: self.serve_control(tcp, remote=True))
         self.sup = self.build_tree()
         await self.sup.start()
         self._record_pids()
@@ -346,16 +362,19 @@ class Root:
         if self.sup.escalated.is_set():
             code = 1
             self.log.error("root restart intensity exceeded; daemon exits", reason=self.sup.escalation_reason)
+        elif self.task_failure is not None:
+            code = 1  # a receive loop kept dying: exit loudly rather than run without it
         self.log.info("daemon stopping")
         await self.sup.shutdown()
         self.emit("daemon_shutdown", "info", {"pid": os.getpid(), "exit_code": code}, cat="daemon")
-        for task in (*tasks, escalated, stop):
+        await self.tasks.close()
+        for task in (escalated, stop):
             task.cancel()
         await self._wait_logged(self.bus.src, self.bus.seq)
         self.bus.close(linger_ms=0)
         self.control.close(linger=0)
-        if self.control_tcp is not None:
-            self.control_tcp.close(linger=0)
+        if self.edge is not None:
+            self.edge.close()
         self.tree.close(linger=0)
         self.broker.stop()
         self.ctx.destroy(linger=0)

@@ -24,7 +24,7 @@ class WorkflowSettings:
     drain_timeout: float = 60.0
     scheduler_kinds: tuple[str, ...] = ("task",)
     runners: dict[str, Any] = field(default_factory=dict)
-    remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints and token
+    remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints (the token: environment)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> WorkflowSettings:

@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from animus import __version__
+from animus.bus.curve import ClientKeys
 from animus.errors import Conflict
+from animus.supervision.edge import ENV_RUNNER_TOKEN
 from animus.supervision.exit_reason import ExitReason
 from animus.workflow.config import COMPILED_FILE
 from animus.workflow.launcher import LauncherHooks
@@ -85,7 +87,9 @@ class RayBackend:
         self.settings = settings
         remote = settings.remote
         self.cfg = cfg
-        self.remote = remote  # bus_endpoint, control_endpoint, token
+        # bus_endpoint, control_endpoint; the token and CURVE keys come in our environment (never a file)
+        self.remote = {**remote, "token": remote.get("token") or os.environ.get(ENV_RUNNER_TOKEN, "")}
+        self.curve = ClientKeys.from_env()
         self.clock = clock
         self.runs: dict[str, RemoteRun] = {}
         self.done: dict[str, asyncio.Event] = {}  # by run ("<wf>.<n>"): set once its end is handed on
@@ -145,7 +149,8 @@ class RayBackend:
         return {
             "wf_id": wf["id"], "run": run, "version": __version__, "scope": state_root.name,
             "bus_endpoint": self.remote["bus_endpoint"], "control_endpoint": self.remote["control_endpoint"],
-            "token": self.remote["token"], "heartbeat_secs": self.cfg.heartbeat_secs,
+            "token": self.remote["token"], "curve": self.curve.to_dict() if self.curve else None,
+            "heartbeat_secs": self.cfg.heartbeat_secs,
             "heartbeat_timeout_secs": self.cfg.heartbeat_timeout_secs, "work_dir": self.cfg.work_dir,
             "repository": self.cfg.repository or _git_out(self.settings.project_root, "remote", "get-url", "origin")
             or str(self.settings.project_root),

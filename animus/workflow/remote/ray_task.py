@@ -128,12 +128,14 @@ def _signal_group(pid: int, sig: int) -> None:
 def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
     """The Ray task body (module-level, so Ray ships it by reference: the node has animus installed)."""
     from animus import __version__
+    from animus.bus.curve import ClientKeys
     from animus.bus.rpc import ControlClient
     from animus.errors import AnimusError
 
     node = _this_node()
+    curve = ClientKeys(**spec["curve"]) if spec.get("curve") else None
     control = ControlClient(spec["control_endpoint"], timeout=max(2.0, spec["heartbeat_secs"] * 2),
-                            token=spec["token"])
+                            token=spec["token"], curve=curve)
 
     def report(op: str, **data: Any) -> dict[str, Any]:
         reply = control.call("workflow/runner", {"op": op, "wf_id": spec["wf_id"], "run": spec["run"], **data})
@@ -166,6 +168,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path) -> subprocess.Popen[bytes]:
+    from animus.bus.curve import ClientKeys
     from animus.plugin_runtime import protocol as p
     from animus.process.handle import PARENT_PID_ENV, set_parent_death_signal
     from animus.workflow.remote import store as rs
@@ -177,6 +180,8 @@ def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, st
                 rs.ENV_NODE: node_label(node), rs.ENV_DAEMON_STATE: spec["daemon_state_root"],
                 rs.ENV_DAEMON_PROJECT: spec["daemon_project_root"], PARENT_PID_ENV: str(os.getpid()),
                 "ANIMUS_REPOSITORY": spec["repository"], "ANIMUS_BRANCH": spec["branch"]})
+    if spec.get("curve"):
+        env.update(ClientKeys(**spec["curve"]).to_env())  # the runner's bus and control are CURVE clients
     return subprocess.Popen([sys.executable, "-m", "animus.workflow.runner", spec["wf_id"]], cwd=worktree, env=env,
                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=set_parent_death_signal)
 
