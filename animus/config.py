@@ -17,6 +17,7 @@
       oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
     runners: {backend: local}    # or ray: see animus/workflow/ray_config.py, docs/ray.md
     transport: {host: 127.0.0.1, port: 7878}
+    commands: {env: [CARGO_HOME]}   # passed to every command phase beyond the safe base
 
 Every key is optional. A bad file stops the daemon with one line naming the
 key and what is wrong.
@@ -38,7 +39,7 @@ __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
 CONFIG_FILE = ".animus/config.yaml"
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
-          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout"}
+          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout", "commands"}
 
 
 def truthy(value: str | None) -> bool:
@@ -60,6 +61,7 @@ class DaemonConfig:
     runners: dict[str, Any] = field(default_factory=lambda: {"backend": "local"})
     transport: dict[str, Any] = field(default_factory=dict)
     scheduler_kinds: tuple[str, ...] = ("task",)
+    command_env: tuple[str, ...] = ()  # passed from the runner's environment to every command phase
     raw: dict[str, Any] = field(default_factory=dict)
 
     def plugin_env(self, name: str) -> list[str]:
@@ -111,6 +113,11 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         runners = parse_runners(raw.get("runners"))
     except RunnersConfigError as exc:
         raise _fail(path, exc.key, exc.message) from None
+    commands = raw.get("commands") or {}
+    names = commands.get("env") if isinstance(commands, dict) else None
+    if not isinstance(commands, dict) or not isinstance(names or [], list) or \
+            not all(isinstance(n, str) and n.isidentifier() for n in names or []):
+        raise _fail(path, "commands.env", "expected a list of environment variable names")
     return DaemonConfig(
         pool_size=pool,
         interval_secs=float(raw.get("interval_secs", 5.0)),
@@ -124,5 +131,6 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         runners=dict(runners),
         transport=dict(raw.get("transport") or {}),
         scheduler_kinds=tuple(str(k) for k in ((raw.get("scheduler") or {}).get("kinds") or ["task"])),
+        command_env=tuple(names or ()),
         raw=raw,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import zmq
 
 from animus.bus.codec import pack
 from animus.testing import wait_until
-from conftest import FAST_RESTART, Env
+from conftest import ANIMUS, FAST_RESTART, Env
 
 
 def _plugin_folder(root: Path, name: str) -> Path:
@@ -247,3 +248,73 @@ def test_a_non_loopback_bus_input_needs_the_explicit_setting(env: Env) -> None:
         parse_runners({"backend": "ray", "ray": {"daemon_address": "10.0.0.2"}})
     assert err.value.key == "runners.ray.daemon_address" and "allow_non_loopback: true" in err.value.message
     assert parse_runners({"backend": "ray", "ray": {"daemon_address": "10.0.0.2", "allow_non_loopback": True}})
+
+
+# -- finding 6: secrets stay in environments, never on disk or on the bus --------------------
+
+SENTINELS = {"ANTHROPIC_API_KEY": "sk-ant-sentinel-0001",  # sensitive in the claude manifest (and by its name)
+             "ACME_ACCOUNT": "acme-sentinel-0002",  # sensitive only because a manifest says so
+             "DEPLOY_TOKEN": "deploy-sentinel-0003"}  # sensitive by its name; the workflow uses it
+LEAKY = """
+phases:
+  deploy:
+    mode: command
+    idempotency: idempotent
+    command:
+      program: sh
+      args: [-c, "env > {envfile}; echo deploying with $DEPLOY; echo arg=${DEPLOY_TOKEN}"]
+      env: {DEPLOY: "${DEPLOY_TOKEN}"}
+workflows:
+  - id: leaky
+    phases: [deploy]
+default_workflow_ref: leaky
+"""
+
+
+def _leaky_plugin(env: Env) -> Path:
+    """A provider that dies printing its secrets on stderr (which becomes last_error)."""
+    folder = env.home.parent / "leaky"
+    folder.mkdir()
+    run = folder / "run.sh"
+    run.write_text('#!/bin/sh\necho "fatal: login $ACME_ACCOUNT / $ANTHROPIC_API_KEY refused" >&2\nexit 3\n')
+    run.chmod(0o755)
+    (folder / "animus-plugin.yaml").write_text(yaml.safe_dump({
+        "name": "leaky", "role": "provider", "version": "0.0.1", "command": [str(run)],
+        "env_required": [{"name": "ACME_ACCOUNT", "sensitive": True}, {"name": "ANTHROPIC_API_KEY", "sensitive": True}]}))
+    return folder
+
+
+def test_a_secret_in_the_environment_never_reaches_animus_home_or_the_bus(env: Env, tmp_path: Path) -> None:
+    env.env.update(SENTINELS)
+    envfile = tmp_path / "command.env"
+    env.write_config({"restart": FAST_RESTART, "interval_secs": 0.2})
+    env.write_workflows(LEAKY.replace("{envfile}", str(envfile)))
+    env.run("plugin", "install-defaults", "--include-subjects", check=True)
+    env.run("plugin", "install", str(_leaky_plugin(env)), check=True)
+    env.start()
+    stream = subprocess.Popen([*ANIMUS, "daemon", "stream", "--json"], cwd=env.project, env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert stream.stderr is not None and "streaming events" in stream.stderr.readline()
+        tid = env.json("subject", "create", "--title", "deploy", "--status", "ready")["subject"]["id"]
+        wf = env.json("workflow", "run", "--task-id", tid, "--workflow", "leaky")["workflow_id"]
+        wait_until(lambda: env.call("workflow/get", {"id": wf})["status"] == "completed", timeout=30,
+                   what="the deploy workflow to complete")
+        wait_until(lambda: (env.node("leaky") or {}).get("state") == "disabled", timeout=30,
+                   what="the leaky plugin to spend its restart budget")
+        logged = (Path(env.status()["state_root"]) / "logs" / "events.jsonl").read_text()
+        env.run("daemon", "stop", check=True)
+    finally:
+        stream.send_signal(signal.SIGINT)
+        streamed = stream.communicate(timeout=20)[0]
+    # the command got its declared secret, and nothing it did not ask for
+    command_env = dict(line.split("=", 1) for line in envfile.read_text().splitlines() if "=" in line)
+    assert command_env["DEPLOY"] == SENTINELS["DEPLOY_TOKEN"]
+    assert "ANTHROPIC_API_KEY" not in command_env and "ACME_ACCOUNT" not in command_env
+    # what it printed, and what the leaky plugin printed, arrived masked
+    assert "deploying with [REDACTED:DEPLOY_TOKEN]" in streamed and "arg=[REDACTED:DEPLOY_TOKEN]" in streamed
+    assert "[REDACTED:ACME_ACCOUNT]" in logged and "[REDACTED:ANTHROPIC_API_KEY]" in logged
+    for value in SENTINELS.values():
+        assert value not in streamed, value
+        leaks = [str(p) for p in env.home.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
+        assert leaks == [], f"{value} written to {leaks}"

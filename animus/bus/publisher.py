@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 from animus.bus.codec import new_packer
+from animus.redact import active
 from animus.bus.curve import ClientKeys, secure_client
 from animus.bus.envelope import make_event
 
@@ -53,6 +54,7 @@ class Publisher:
         sock.connect(endpoint)
         self._sock = sock
         self._ready = False
+        self._redact = active()
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
         """Wait for the broker's subscription (the handshake)."""
@@ -78,6 +80,8 @@ class Publisher:
             if not self._ready and not self.wait_ready():
                 raise BusUnavailable(f"no bus broker answered at {self.endpoint}")
             seq = self.seq + 1
+            if self._redact:
+                data = self._redact.value(data)  # secret values never reach the bus
             event = make_event(self.src, seq, time.time(), cat, kind, level, data,
                                workflow_id, run_id, phase)
             body = self._pack(event)  # may raise (data msgpack cannot hold): no seq used up

@@ -460,8 +460,13 @@ def read_pid(scope: Scope) -> int | None:
 
 def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = None) -> int:
     """Run the daemon in this process until it is told to stop."""
-    configure("daemon")
+    from animus.plugin_runtime.plugin_specs import declared_sensitive
+    from animus.redact import ENV_SENSITIVE
+
     scope.ensure()
+    # names (never values) of the plugins' sensitive variables: we and every process we start redact them
+    os.environ[ENV_SENSITIVE] = ",".join(declared_sensitive(scope))
+    configure("daemon")
     lock_fd = acquire_lock(scope)
     reaped = _reap_leftovers(scope)
     create_time = psutil.Process().create_time()

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from animus import redact
 from animus.bus.publisher import Publisher
 from animus.plugin_runtime import protocol as p
 from animus.state.files import atomic_json

@@ -341,7 +341,8 @@ class RayBackend:
                              node_id=run.node.get("node_id"), worker_pid=run.worker_pid,
                              message=f"runner started on node {label}")
             self.hooks.changed()
-            return {"stop": "kill" if run.stop else None}
+            # the secrets its config refers to: over the CURVE channel, into the runner's environment
+            return {"stop": "kill" if run.stop else None, "secrets": self._secrets()}
         if op == "heartbeat":
             if params.get("runner_pid") and params["runner_pid"] != run.runner_pid:
                 run.runner_pid = params["runner_pid"]
@@ -350,6 +351,16 @@ class RayBackend:
         if op == "exited":
             return {"cleanup": self.hooks.store.get(wf_id)["status"] in TERMINAL}
         return {"stop": None}
+
+    def _secrets(self) -> dict[str, str]:
+        """Values of the secret variables the compiled config refers to (animus.redact)."""
+        from animus.redact import references
+
+        try:
+            text = (self.settings.state_root / "state" / COMPILED_FILE).read_text()
+        except OSError:
+            return {}
+        return {name: os.environ[name] for name in sorted(references(text)) if name in os.environ}
 
     # -- status --------------------------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:

@@ -142,7 +142,8 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
         return dict(reply or {})
 
     try:
-        if report("started", node=node, worker_pid=os.getpid()).get("stop") == "kill":
+        started = report("started", node=node, worker_pid=os.getpid())
+        if started.get("stop") == "kill":
             return {"fenced": True, "node": node}
         root = Path(os.path.expanduser(spec["work_dir"])) / spec["scope"]
         try:
@@ -154,7 +155,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
             (state_root / "state" / spec["config_name"]).write_bytes(spec["config"])
         except (SetupError, OSError) as exc:
             return {"setup_error": str(exc), "node": node}
-        proc = _start_runner(spec, node, worktree, state_root)
+        proc = _start_runner(spec, node, worktree, state_root, dict(started.get("secrets") or {}))
         code, why = _supervise(proc, spec, report)
         out: dict[str, Any] = {"exit_code": code, "node": node, "runner_pid": proc.pid, "why": why}
         try:
@@ -167,7 +168,8 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
         control.close()
 
 
-def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path) -> subprocess.Popen[bytes]:
+def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path,
+                  secrets: dict[str, str]) -> subprocess.Popen[bytes]:
     from animus.bus.curve import ClientKeys
     from animus.plugin_runtime import protocol as p
     from animus.process.handle import PARENT_PID_ENV, set_parent_death_signal
@@ -182,6 +184,7 @@ def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, st
                 "ANIMUS_REPOSITORY": spec["repository"], "ANIMUS_BRANCH": spec["branch"]})
     if spec.get("curve"):
         env.update(ClientKeys(**spec["curve"]).to_env())  # the runner's bus and control are CURVE clients
+    env.update({str(k): str(v) for k, v in secrets.items()})  # from the daemon, never in the Ray spec
     return subprocess.Popen([sys.executable, "-m", "animus.workflow.runner", spec["wf_id"]], cwd=worktree, env=env,
                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=set_parent_death_signal)
 
