@@ -5,21 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgpack
+import psutil
 import pytest
 import yaml
 import zmq
 
 from animus.bus.codec import pack
 from animus.testing import wait_until
+from animus.plugins.triggers.signature import sign, sign_standard
 from conftest import ANIMUS, FAST_RESTART, Env
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "transports"))
+from daemon_env import Transport, daemon_env, transport  # noqa: E402
 
 
 def _plugin_folder(root: Path, name: str) -> Path:
@@ -318,3 +325,117 @@ def test_a_secret_in_the_environment_never_reaches_animus_home_or_the_bus(env: E
         assert value not in streamed, value
         leaks = [str(p) for p in env.home.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
         assert leaks == [], f"{value} written to {leaks}"
+
+
+# -- finding 3: the webhook reads at most its limit and starts one run per delivery ----------
+
+HOOK_SECRET = "hook-secret-for-tests"
+HOOKS = f"""
+phases:
+  note: {{mode: command, idempotency: idempotent, command: {{program: "true"}}}}
+workflows:
+  - id: note
+    phases: [note]
+default_workflow_ref: note
+triggers:
+  - {{id: hook, type: webhook, config: {{secret: {HOOK_SECRET}}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Env, Transport, Transport]]:
+    with daemon_env(tmp_path_factory.mktemp("hooks"), ["webhook", "transport-http", "transport-graphql"],
+                    HOOKS) as env:
+        with transport(env) as http, transport(env, "transport-graphql") as graphql:
+            yield env, http, graphql
+
+
+def _runs_by_webhook(env: Env) -> list[dict[str, Any]]:
+    return [w for w in env.call("workflow/list", {"limit": 200}) if w["trigger_source"] == "webhook"]
+
+
+def test_a_chunked_oversized_webhook_is_cut_off_while_it_streams(hooks: tuple[Env, Transport, Transport]) -> None:
+    env, http, _ = hooks
+    proc = psutil.Process(http.pid)
+    before = proc.memory_info().rss
+    host, port = http.url.removeprefix("http://").rsplit(":", 1)
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"POST /webhooks/hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (1 << 16, b"a" * (1 << 16))
+        try:
+            while sent < 64 << 20:  # 64 MiB unless the server hangs up first
+                conn.sendall(chunk)
+                sent += 1 << 16
+        except OSError:
+            pass  # it stopped reading and closed: the point
+        conn.settimeout(10)
+        reply = b""
+        try:
+            while b"\r\n\r\n" not in reply:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                reply += data
+        except OSError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 413"), (reply[:200], sent)
+    assert proc.memory_info().rss - before < 32 << 20  # it never buffered the body
+    assert _runs_by_webhook(env) == []
+    assert http.get("/api/status").status_code == 200  # and it still serves
+
+
+def test_a_replayed_delivery_starts_one_run(hooks: tuple[Env, Transport, Transport]) -> None:
+    env, http, _ = hooks
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": "replay-1",
+               "X-Hub-Signature-256": sign(HOOK_SECRET, body)}
+    first = httpx.post(f"{http.url}/webhooks/hook", content=body, headers=headers, timeout=15)
+    again = httpx.post(f"{http.url}/webhooks/hook", content=body, headers=headers, timeout=15)
+    assert first.status_code == 202 and first.json()["accepted"] is True, first.text
+    assert again.status_code == 200 and again.json() == {"accepted": False, "duplicate": True, "trigger_id": "hook",
+                                                         "delivery": "replay-1"}
+    wait_until(lambda: len(_runs_by_webhook(env)) == 1, timeout=20, what="the delivery's one run")
+    # the record survives the plugin's restart (it is in the state root, not in memory)
+    env.call("supervisor/restart_child", {"child": "webhook"})
+    wait_until(lambda: env.node("webhook")["state"] == "running", timeout=20, what="the webhook plugin to return")
+    later = wait_until(lambda: (r := httpx.post(f"{http.url}/webhooks/hook", content=body, headers=headers,
+                                                timeout=15)).status_code != 503 and r, timeout=20,
+                       what="the restarted plugin to answer")
+    assert later.status_code == 200 and later.json()["duplicate"] is True
+    assert len(_runs_by_webhook(env)) == 1
+
+
+def test_a_stale_signed_timestamp_and_an_unknown_id_look_like_a_bad_signature(
+        hooks: tuple[Env, Transport, Transport]) -> None:
+    env, http, _ = hooks
+    body = b'{"kind": "ping"}'
+
+    def standard(ts: float, msg_id: str, trigger: str = "hook") -> httpx.Response:
+        stamp = str(int(ts))
+        return httpx.post(f"{http.url}/webhooks/{trigger}", content=body, timeout=15, headers={
+            "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": stamp,
+            "webhook-signature": sign_standard(HOOK_SECRET, msg_id, stamp, body)})
+
+    stale = standard(time.time() - 3600, "msg-stale")
+    bad = httpx.post(f"{http.url}/webhooks/hook", content=body, timeout=15,
+                     headers={"X-Hub-Signature-256": sign("not-the-secret", body)})
+    unknown = httpx.post(f"{http.url}/webhooks/no-such-hook", content=body, timeout=15,
+                         headers={"X-Hub-Signature-256": sign(HOOK_SECRET, body)})
+    assert stale.status_code == bad.status_code == unknown.status_code == 401
+    assert stale.content == bad.content == unknown.content
+    fresh = standard(time.time(), "msg-fresh")
+    assert fresh.status_code == 202, fresh.text
+
+
+def test_authenticated_routes_limit_bodies_and_graphql_limits_depth(hooks: tuple[Env, Transport, Transport]) -> None:
+    _, http, graphql = hooks
+    big = {"title": "x" * (2 << 20)}
+    assert http.post("/api/workflows", big).status_code == 413
+    assert graphql.client.post("/graphql", json={"query": "{ a }", "pad": "x" * (2 << 20)}).status_code == 413
+    nested = "{ status { tree { " + "children { " * 10 + "name" + " }" * 12 + " }"  # Process.children recurses
+    deep = graphql.client.post("/graphql", json={"query": nested})
+    assert deep.status_code == 400 and "deeper than 10" in deep.text, deep.text
+    shallow = graphql.client.post("/graphql", json={"query": "{ status { tree { name children { name } } } }"})
+    assert shallow.status_code == 200 and shallow.json()["data"]["status"]["tree"], shallow.text

@@ -219,6 +219,8 @@ class Runner:
             self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=str(blocked))
             return None
         duration_ms = round((time.monotonic() - started) * 1000, 1)
+        red = redact.active()  # an agent's summary may quote a secret: not into workflow.db
+        reason, tail = red.text(reason), red.text(tail)
         entry = entry_def.phases[index]
         if phase.mode is Mode.COMMAND and verdict == "fail" and "rework" in entry.on_verdict:
             verdict = "rework"  # a failing check sends the work back, as its entry says
