@@ -48,7 +48,8 @@ FAULT = {
 # what its wrapper exports, and what sh/python add themselves
 HOST_VARS = {"ANIMUS_PLUGIN_ID", "ANIMUS_PLUGIN_ENDPOINT", "ANIMUS_BUS_IN", "ANIMUS_BUS_OUT", "ANIMUS_CONTROL",
              "ANIMUS_STATE_ROOT", "ANIMUS_PROJECT_ROOT", "ANIMUS_HOME", "ANIMUS_PARENT_PID",
-             "ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH"}
+             "ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH",
+             "ANIMUS_SENSITIVE_ENV"}  # names (no values) of variables to redact
 WRAPPER_VARS = {"PROBE_MODE", "PROBE_ROLE", "PROBE_KINDS"}
 SHELL_VARS = {"PWD", "OLDPWD", "SHLVL", "_", "LC_CTYPE"}
 
@@ -381,7 +382,7 @@ def test_install_from_folder_reinstall_uninstall(env: Env, tmp_path: Path) -> No
     first = env.run("plugin", "install", str(folder))
     assert first.returncode == 0 and "installed alpha 0.0.1 (provider)" in first.stderr
     entry = registry(env)["plugins"]["alpha"]
-    assert entry["source"] == f"path:{folder.resolve()}" and entry["signature"] == {"status": "unverified"}
+    assert entry["source"] == f"path:{folder.resolve()}" and entry["signature"] == {"status": "unverified", "policy": "warn"}
     assert (env.home / "plugins" / "alpha" / "run.sh").is_file()
     again = env.run("plugin", "install", str(folder))
     assert again.returncode == 0 and "alpha 0.0.1 already installed" in again.stderr

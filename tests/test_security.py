@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -439,3 +442,89 @@ def test_authenticated_routes_limit_bodies_and_graphql_limits_depth(hooks: tuple
     assert deep.status_code == 400 and "deeper than 10" in deep.text, deep.text
     shallow = graphql.client.post("/graphql", json={"query": "{ status { tree { name children { name } } } }"})
     assert shallow.status_code == 200 and shallow.json()["data"]["status"]["tree"], shallow.text
+
+
+# -- finding 4 and the archive checks: what an install refuses ---------------------------------
+
+SIGSTORE = next((p / "shared" / "fixtures" / "sigstore" for p in Path(__file__).resolve().parents[1:4]
+                 if (p / "shared" / "fixtures" / "sigstore").is_dir()), Path("/nonexistent"))
+
+
+def _plugin_tarball(root: Path, version: str = "0.0.1") -> Path:
+    folder = root / f"tarsrc-{version}" / "tarred"
+    folder.mkdir(parents=True)
+    (folder / "run.sh").write_text("#!/bin/sh\nexit 0\n")
+    (folder / "animus-plugin.yaml").write_text(yaml.safe_dump(
+        {"name": "tarred", "role": "provider", "version": version, "command": ["sh", "{plugin_dir}/run.sh"]}))
+    tarball = root / "tarred.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(folder, arcname="tarred")
+    return tarball
+
+
+def _installed(env: Env) -> dict[str, Any]:
+    path = env.home / "plugins" / "plugins.yaml"
+    return (yaml.safe_load(path.read_text()) or {}).get("plugins", {}) if path.exists() else {}
+
+
+@pytest.mark.parametrize("bundle", ["junk", "another-artifact's"])
+def test_an_invalid_bundle_is_refused_even_under_warn(env: Env, tmp_path: Path, bundle: str) -> None:
+    tarball = _plugin_tarball(tmp_path)
+    beside = tarball.with_name(tarball.name + ".sigstore")
+    if bundle == "junk":
+        beside.write_text('{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "junk": true}')
+    else:
+        if not SIGSTORE.is_dir():
+            pytest.skip("sigstore fixtures not found")
+        beside.write_bytes((SIGSTORE / "bundle_v3_github.whl.sigstore").read_bytes())
+    out = env.run("plugin", "install", str(tarball))  # the default policy: warn
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "signature verification failed" in out.stderr and "policy: warn" in out.stderr
+    assert "tarred" not in _installed(env)
+    assert not (env.home / "plugins" / "tarred").exists()
+
+
+def test_update_keeps_the_policy_the_plugin_was_installed_under(env: Env, tmp_path: Path) -> None:
+    tarball = _plugin_tarball(tmp_path, "0.0.1")
+    env.run("plugin", "install", str(tarball), check=True)
+    registry = env.home / "plugins" / "plugins.yaml"
+    data = yaml.safe_load(registry.read_text())
+    assert data["plugins"]["tarred"]["signature"]["policy"] == "warn"
+    data["plugins"]["tarred"]["signature"]["policy"] = "strict"  # as a strict install records it
+    registry.write_text(yaml.safe_dump(data))
+    tarball.unlink()
+    _plugin_tarball(tmp_path / "v2", "0.0.2").rename(tarball)  # a new, unsigned build at the same path
+    for flags in ([], ["--signature-policy", "disabled"]):  # neither the default nor a weaker flag weakens it
+        out = env.run("plugin", "update", "tarred", "--json", *flags)
+        report = json.loads(out.stdout.strip().splitlines()[-1])["plugins"]
+        assert out.returncode == 5 and report[0]["action"] == "failed", out.stdout + out.stderr
+        assert "policy: strict" in report[0]["detail"] or "strict" in report[0]["detail"]
+        assert _installed(env)["tarred"]["version"] == "0.0.1"
+
+
+@pytest.mark.parametrize("kind", ["zip-traversal", "tar-symlink", "tar-traversal"])
+def test_an_archive_cannot_write_outside_the_plugin(env: Env, tmp_path: Path, kind: str) -> None:
+    victim = tmp_path / "victim.txt"
+    archive = tmp_path / ("evil.zip" if kind.startswith("zip") else "evil.tar.gz")
+    manifest = yaml.safe_dump({"name": "evil", "role": "provider", "version": "1", "command": ["true"]})
+    if kind == "zip-traversal":
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("animus-plugin.yaml", manifest)
+            zf.writestr(f"../{'../' * 8}{str(victim).lstrip('/')}", "owned")
+    else:
+        with tarfile.open(archive, "w:gz") as tar:
+            for name, data in (("animus-plugin.yaml", manifest.encode()),):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            info = tarfile.TarInfo("link" if kind == "tar-symlink" else f"../../{victim.name}")
+            if kind == "tar-symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, str(victim)
+                tar.addfile(info)
+            else:
+                info.size = 5
+                tar.addfile(info, io.BytesIO(b"owned"))
+    out = env.run("plugin", "install", str(archive), "--signature-policy", "disabled")
+    assert out.returncode == 2, out.stderr
+    assert "would land outside the plugin folder" in out.stderr and str(archive) in out.stderr
+    assert not victim.exists() and "evil" not in _installed(env)

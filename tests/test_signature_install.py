@@ -17,7 +17,10 @@ import pytest
 
 from conftest import Env
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore"
+# shared/ sits beside the checkout: /work/shared for /work/main, and for a worktree in /work/wt/<name> too
+FIXTURES = next((p / "shared" / "fixtures" / "sigstore" for p in Path(__file__).resolve().parents[1:4]
+                 if (p / "shared" / "fixtures" / "sigstore").is_dir()),
+                Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore")
 WHEEL = FIXTURES / "bundle_v3_github.whl"
 BUNDLE = FIXTURES / "bundle_v3_github.whl.sigstore"
 IDENTITY = r"https://github\.com/trailofbits/rfc8785\.py/\.github/workflows/release\.yml@refs/tags/v.*"

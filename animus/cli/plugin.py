@@ -240,10 +240,11 @@ def update(
     name: Optional[str] = typer.Argument(None),
     tag: Optional[str] = typer.Option(None, "--tag"),
     dry_run: bool = typer.Option(False, "--dry-run"),
-    signature_policy: str = POLICY,
+    signature_policy: Optional[str] = typer.Option(
+        None, "--signature-policy", help="disabled | warn | strict (default: each install's own; never weaker)"),
     as_json: bool = JSON,
 ) -> None:
-    """Update one or all installed plugins from their source."""
+    """Update one or all installed plugins from their source, under each one's signature policy."""
     from animus.plugin_runtime.update import update_plugins
 
     def body() -> int:
