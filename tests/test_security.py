@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -528,3 +529,44 @@ def test_an_archive_cannot_write_outside_the_plugin(env: Env, tmp_path: Path, ki
     assert out.returncode == 2, out.stderr
     assert "would land outside the plugin folder" in out.stderr and str(archive) in out.stderr
     assert not victim.exists() and "evil" not in _installed(env)
+
+
+# -- the Low items -----------------------------------------------------------------------------
+
+def test_daemon_health_probes_a_transport_while_the_daemon_is_down(env: Env) -> None:
+    env.run("plugin", "install", "builtin:transport-http", check=True)
+    out = env.run("daemon", "health", "--json", timeout=60)
+    rows = json.loads(out.stdout.strip().splitlines()[-1])["plugins"]
+    row = next(r for r in rows if r["plugin"] == "transport-http")
+    assert row["source"] == "probe" and "ANIMUS_CONTROL" not in str(row.get("last_error"))
+    assert row["status"] in ("healthy", "degraded"), row
+
+
+def test_the_linear_key_goes_only_over_https_or_to_this_machine() -> None:
+    from animus.errors import InvalidInput
+    from animus.plugins.subjects.linear_client import LinearClient
+
+    for url in ("http://api.example.com/graphql", "ftp://127.0.0.1/x", "http://10.0.0.7:8080/graphql"):
+        with pytest.raises(InvalidInput, match="LINEAR_API_URL"):
+            LinearClient("lin_api_key", base_url=url)
+    LinearClient("lin_api_key", base_url="https://api.linear.app/graphql")
+    LinearClient("lin_api_key", base_url="http://127.0.0.1:9/graphql")
+
+
+def test_the_shared_tmp_socket_folder_must_be_ours(tmp_path: Path) -> None:
+    from animus.errors import Unavailable
+    from animus.state.scope import _owned_private_dir
+
+    mine = _owned_private_dir(tmp_path / "mine")
+    assert mine.is_dir() and (mine.stat().st_mode & 0o777) == 0o700
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "planted").symlink_to(elsewhere)
+    with pytest.raises(Unavailable, match="not a directory owned by you"):
+        _owned_private_dir(tmp_path / "planted")
+    if os.getuid() == 0:  # as root the test can plant a folder owned by someone else
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        os.chown(theirs, 4242, 4242)
+        with pytest.raises(Unavailable, match="not a directory owned by you"):
+            _owned_private_dir(theirs)

@@ -99,7 +99,11 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
                       on_connect=on_connect)
     host.start()
     config = load_daemon_config(scope.project_root)
-    env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint})
+    # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
+    # nothing answers there (transport-http reads ANIMUS_CONTROL at initialize)
+    env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint, p.ENV_CONTROL: scope.endpoint("control"),
+                                             p.ENV_BUS: scope.endpoint("bus.in"),
+                                             "ANIMUS_BUS_OUT": scope.endpoint("bus.out")})
     env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
     child = None
 
