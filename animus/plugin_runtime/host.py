@@ -80,8 +80,10 @@ class PluginHost:
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
+        self.dropped = 0  # frames from no connected plugin: counted, reported as plugin_frames_dropped
         self._dropped_said = 0.0
         self._dropped_reported = 0
+        self._drop_reason = ""
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -130,22 +132,33 @@ class PluginHost:
             task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif not self._current(child, pid):
+            self._dropped("not from a connected plugin")  # only a plugin's own process answers or notifies
         elif "id" in msg and ("result" in msg or "error" in msg):
-            entry = self._pending.pop(msg["id"], None) if type(msg["id"]) is int else None
-            if entry is not None and not entry[1].done():
+            entry = self._pending.get(msg["id"]) if type(msg["id"]) is int else None
+            if entry is None or entry[0] != child:
+                self._dropped("reply to no request of this plugin")
+            elif not entry[1].done():
+                self._pending.pop(msg["id"], None)
                 entry[1].set_result(msg)
         elif isinstance(method, str) and self.on_notification is not None:
             self.on_notification(child, method, params or {})
 
     def _dropped(self, why: str) -> None:
-        """Count a frame nobody can be told about; say so on the bus at most once a second."""
+        """Count a frame nobody can be told about; say so on the bus at most once a second
+        (the heartbeat reports what is left)."""
         self.malformed += 1
+        self.dropped += 1
+        self._drop_reason = why
+        self._report_drops()
+
+    def _report_drops(self) -> None:
         now = time.monotonic()
-        if now - self._dropped_said >= 1.0:
+        if self.dropped > self._dropped_reported and now - self._dropped_said >= 1.0:
             self._dropped_said = now
-            self.emit("plugin_frames_dropped", "warn", {"count": self.malformed - self._dropped_reported,
-                                                        "endpoint": self.endpoint, "last_reason": why})
-            self._dropped_reported = self.malformed
+            self.emit("plugin_frames_dropped", "warn", {"count": self.dropped - self._dropped_reported,
+                                                        "endpoint": self.endpoint, "last_reason": self._drop_reason})
+            self._dropped_reported = self.dropped
 
     def _malformed(self, child: str, pid: int, what: str) -> None:
         """A frame we cannot read: its reply id is lost, so fail what the plugin owes us.
@@ -225,6 +238,7 @@ class PluginHost:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(PING_INTERVAL)
+            self._report_drops()
             live = [c for c in self.ready if c in self.peers]
             results = await asyncio.gather(
                 *(self.request(c, "$/ping", {}, PING_INTERVAL * 1.5) for c in live),
