@@ -336,7 +336,8 @@ class Root:
         self.emit("daemon_startup", "info", {
             "pid": os.getpid(), "version": __version__, "state_root": str(self.scope.root),
             "project_root": str(self.scope.project_root), "autonomous": bool(self.options.get("autonomous")),
-            "bus_in": self.broker.bound_in + (self.edge.gate.bound if self.edge else []), "log_repaired_bytes": self.broker.log.repaired_bytes,
+            "bus_in": self.broker.bound_in + (self.edge.gate.bound if self.edge else []),
+            "log_repaired_bytes": self.broker.log.repaired_bytes,
         }, cat="daemon")
         self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
         self.tasks = TaskOwner(self.log, lambda kind, level, data: self.emit(kind, level, data, cat="daemon"),

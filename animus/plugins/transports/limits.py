@@ -30,7 +30,8 @@ class BodyTooLarge(BaseException):
 
 
 class BodyLimit:
-    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES, by_prefix: Mapping[str, int] | None = None) -> None:
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES,
+                 by_prefix: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.by_prefix = dict(by_prefix or {})
