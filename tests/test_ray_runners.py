@@ -271,7 +271,8 @@ def test_remote_run_end_to_end(ray_env: tuple[Env, Any, Path]) -> None:
     keys = ClientKeys.from_env(psutil.Process(workflows["pid"]).environ())
     assert keys is not None and keys.server in (Path(env.status()["state_root"]) / "keys" / "daemon.key").read_text()
     sup_file = Path(env.status()["state_root"]) / "state" / "supervisors" / "workflows.json"
-    assert keys.secret not in sup_file.read_text() and "token" not in json.loads(sup_file.read_text())["remote"]
+    assert keys.secret not in sup_file.read_text()
+    assert "token" not in json.loads(sup_file.read_text())["service_config"]["remote"]
     client = ControlClient(runners["control_endpoint"], timeout=5, curve=keys)
     with pytest.raises(InvalidInput, match="token"):
         client.call("daemon/status")
