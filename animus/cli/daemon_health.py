@@ -39,14 +39,17 @@ def collect_health() -> dict[str, Any]:
     seen = {r["plugin"] for r in rows}
     rest = [p for p in installed if p.name not in seen]
     if rest:
-        rows += asyncio.run(probe_many(rest, scope, timeout=3.0))
+        from animus.daemon.config import load_daemon_config
+
+        config = load_daemon_config(scope.project_root)
+        rows += asyncio.run(probe_many(rest, scope, timeout=3.0, passthrough=config.plugin_env))
     rows.sort(key=lambda r: (str(r.get("role")), str(r.get("plugin"))))
     return {"daemon": daemon, "plugins": rows, "healthy": all(r.get("status") != "unhealthy" for r in rows)}
 
 
 def _skipped_rows(installed: list[Any], seen: set[str]) -> list[dict[str, Any]]:
     """Rows for plugins whose supervisor the daemon skipped at start (a kill switch)."""
-    from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
+    from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 
     tree = context.call("daemon/status", timeout=10)["tree"]
     # the root marks a supervisor it skipped as stopped, with "skipped: <VAR> is set"

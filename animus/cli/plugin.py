@@ -78,7 +78,7 @@ def info(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     def body() -> int:
         plugin = _installed(name)
         require_env(plugin)
-        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5, passthrough=_passthrough(name)))
         data = {"name": name, "manifest": plugin.manifest.to_dict(), "install": plugin.entry,
                 "binary": " ".join(plugin.manifest.argv()), "initialize": row.get("plugin_info"),
                 "probe": {k: row.get(k) for k in ("status", "last_error", "latency_ms")}}
@@ -109,7 +109,7 @@ def ping(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     def body() -> int:
         plugin = _installed(name)
         require_env(plugin)
-        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5, passthrough=_passthrough(name)))
         ok = row.get("status") != "unhealthy"
         if as_json:
             emit_json("animus.plugin.ping.v1", {"name": name, "ok": ok, "latency_ms": row.get("latency_ms"),
@@ -149,7 +149,8 @@ def call(
                                                  "timeout": timeout}, timeout=timeout + 10)
             reply["via"] = "daemon"
         else:
-            row = asyncio.run(probe(plugin, context.scope(), method, parsed, timeout=timeout))
+            row = asyncio.run(probe(plugin, context.scope(), method, parsed, timeout=timeout,
+                                    passthrough=_passthrough(name)))
             if "result" in row:
                 reply = {"result": row["result"]}
             elif "error" in row:
@@ -299,3 +300,10 @@ def verify(
         return 0
 
     guard(as_json, body)
+
+
+def _passthrough(name: str) -> list[str]:
+    """The variables the operator passes to plugin ``name`` (``plugins.<name>.env`` in config.yaml)."""
+    from animus.daemon.config import load_daemon_config
+
+    return load_daemon_config(context.scope().project_root).plugin_env(name)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
@@ -21,10 +22,11 @@ import zmq.asyncio
 from animus.errors import InvalidInput
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.host import PluginCallError, PluginHost
+from animus.plugin_runtime.plugin_env import plugin_env
 from animus.plugin_runtime.registry import InstalledPlugin
 from animus.process import handle as process
+from animus.process.shutdown import Timeout
 from animus.state.scope import Scope
-from animus.supervision.spec import Timeout
 
 __all__ = ["probe", "probe_many", "require_env", "missing_env_error"]
 
@@ -52,17 +54,15 @@ def missing_env_error(plugin: InstalledPlugin) -> str | None:
 async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/check",
                 params: dict[str, Any] | None = None, timeout: float = 3.0,
                 ctx: zmq.asyncio.Context | None = None,
-                boot_slots: asyncio.Semaphore | None = None) -> dict[str, Any]:
+                boot_slots: asyncio.Semaphore | None = None, passthrough: Sequence[str] = ()) -> dict[str, Any]:
     """Return ``{"status", "result"|"error", "latency_ms", ...}``; never raises for plugin faults.
 
     ``timeout`` bounds the whole probe: spawn, handshake and the request.
     A plugin missing a required env var is not spawned at all. With
     ``boot_slots``, the plugin is spawned only once a slot is free, and holds
-    it until it has connected: see ``probe_many``.
+    it until it has connected: see ``probe_many``. ``passthrough`` names the
+    variables the operator passes to this plugin (``plugins.<name>.env``).
     """
-    from animus.config import load_daemon_config
-    from animus.plugin_runtime.plugin_specs import plugin_env
-
     started = time.monotonic()
     row: dict[str, Any] = {"plugin": plugin.name, "role": plugin.role, "source": "probe"}
     if plugin.manifest is None:
@@ -98,10 +98,9 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
                       configs={plugin.name: plugin.manifest.config}, handshake_timeout=timeout + 1,
                       on_connect=on_connect)
     host.start()
-    config = load_daemon_config(scope.project_root)
     # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
     # nothing answers there (transport-http reads ANIMUS_CONTROL at initialize)
-    env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint, p.ENV_CONTROL: scope.endpoint("control"),
+    env = plugin_env(plugin, scope, passthrough, {p.ENV_ENDPOINT: endpoint, p.ENV_CONTROL: scope.endpoint("control"),
                                              p.ENV_BUS: scope.endpoint("bus.in"),
                                              "ANIMUS_BUS_OUT": scope.endpoint("bus.out")})
     env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
@@ -191,11 +190,12 @@ def boot_concurrency() -> int:
     return max(4, 4 * cores)
 
 
-async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0) -> list[dict[str, Any]]:
+async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0,
+                     passthrough: Callable[[str], Sequence[str]] = lambda name: ()) -> list[dict[str, Any]]:
     ctx = zmq.asyncio.Context()
     slots = asyncio.Semaphore(boot_concurrency())
     try:
-        return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots)
-                                           for pl in plugins)))
+        return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots,
+                                                 passthrough=passthrough(pl.name)) for pl in plugins)))
     finally:
         ctx.destroy(linger=0)

@@ -28,7 +28,8 @@ from animus.workflow.command_env import UnresolvedSecret, command_env, resolve_a
 from animus.workflow.model import CwdMode, PhaseDefinition
 from animus.workflow.run_context import RunContext
 
-__all__ = ["OUTPUT_TAIL", "CommandOutcome", "command_cwd", "run_command", "run_streamed"]
+ENV_COMMAND_ENV = "ANIMUS_COMMAND_ENV"
+__all__ = ["ENV_COMMAND_ENV", "OUTPUT_TAIL", "CommandOutcome", "command_cwd", "run_command", "run_streamed"]
 
 OUTPUT_TAIL = 4000
 
@@ -121,11 +122,7 @@ def run_command(ctx: RunContext, phase: PhaseDefinition, attempt: int) -> Comman
 
 
 def command_passthrough(project_root: Path) -> tuple[str, ...]:
-    """Names every command phase gets from the runner's environment (``commands.env``)."""
-    from animus.config import load_daemon_config
-    from animus.errors import AnimusError
+    """Names every command phase gets from the runner's environment (``commands.env``).
 
-    try:
-        return load_daemon_config(project_root).command_env
-    except AnimusError:
-        return ()  # the daemon refused a bad file at its start; a remote checkout may differ
+    The workflows service hands them to its runners in ``ANIMUS_COMMAND_ENV`` (comma-separated)."""
+    return tuple(n for n in os.environ.get(ENV_COMMAND_ENV, "").split(",") if n)

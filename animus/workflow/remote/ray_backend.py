@@ -157,6 +157,7 @@ class RayBackend:
             "branch": branch or "HEAD", "config_name": COMPILED_FILE,
             "config": (state_root / "state" / COMPILED_FILE).read_bytes(),
             "daemon_state_root": str(state_root), "daemon_project_root": str(self.settings.project_root),
+            "command_env": list(self.settings.command_env),
         }
 
     async def launch(self, wf: dict[str, Any], runs: int) -> None:

@@ -181,6 +181,7 @@ def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, st
                 p.ENV_CONTROL: spec["control_endpoint"], rs.ENV_TOKEN: spec["token"], rs.ENV_RUN: spec["run"],
                 rs.ENV_NODE: node_label(node), rs.ENV_DAEMON_STATE: spec["daemon_state_root"],
                 rs.ENV_DAEMON_PROJECT: spec["daemon_project_root"], PARENT_PID_ENV: str(os.getpid()),
+                "ANIMUS_COMMAND_ENV": ",".join(spec.get("command_env") or ()),
                 "ANIMUS_REPOSITORY": spec["repository"], "ANIMUS_BRANCH": spec["branch"]})
     if spec.get("curve"):
         env.update(ClientKeys(**spec["curve"]).to_env())  # the runner's bus and control are CURVE clients

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from animus.config import DaemonConfig, truthy
-from animus.redact import ENV_SENSITIVE
+from animus.daemon.config import DaemonConfig, truthy
 from animus.plugin_runtime import protocol as p
-from animus.plugin_runtime.registry import InstalledPlugin, Registry
+from animus.plugin_runtime.plugin_env import plugin_env_fixed, plugin_env_names
+from animus.plugin_runtime.registry import Registry
 from animus.state.scope import Scope
 
-__all__ = ["plugin_children", "SUPERVISOR_OF_ROLE", "plugin_env", "declared_sensitive"]
+__all__ = ["plugin_children", "SUPERVISOR_OF_ROLE", "declared_sensitive"]
 
 SUPERVISOR_OF_ROLE = {
     "provider": "providers",
@@ -32,25 +32,6 @@ SUPERVISOR_OF_ROLE = {
 
 
 LOG_STORAGE_SWITCH = "ANIMUS_DAEMON_DISABLE_LOG_STORAGE_PLUGIN"
-
-
-def plugin_env_names(plugin: InstalledPlugin, config: DaemonConfig) -> list[str]:
-    """Names a plugin gets from the environment: declared, safe base, operator passthrough."""
-    assert plugin.manifest is not None
-    names = set(plugin.manifest.plugin_env(dict(os.environ), config.plugin_env(plugin.name)))
-    return sorted(names | {n for n in ("ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH", ENV_SENSITIVE) if n in os.environ})
-
-
-def plugin_env_fixed(plugin: InstalledPlugin, scope: Scope, endpoints: dict[str, str]) -> dict[str, str]:
-    """What the host tells a plugin: its id, the state and project roots, the endpoints (no secrets)."""
-    return {p.ENV_ID: plugin.name, p.ENV_STATE: str(scope.root), p.ENV_PROJECT: str(scope.project_root),
-            "ANIMUS_HOME": str(scope.home), **endpoints}
-
-
-def plugin_env(plugin: InstalledPlugin, scope: Scope, config: DaemonConfig,
-               endpoints: dict[str, str]) -> dict[str, str]:
-    env = {k: os.environ[k] for k in plugin_env_names(plugin, config) if k in os.environ}
-    return env | plugin_env_fixed(plugin, scope, endpoints)
 
 
 def declared_sensitive(scope: Scope) -> list[str]:
@@ -84,7 +65,7 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
             "argv": plugin.manifest.argv(),
             # names only: the child supervisor takes the values from its own environment at
             # spawn, so no secret is ever written to state/supervisors/<role>.json
-            "env_names": plugin_env_names(plugin, config),
+            "env_names": plugin_env_names(plugin, config.plugin_env(plugin.name)),
             "env_set": plugin_env_fixed(plugin, scope, endpoints),
             "cwd": str(scope.project_root),
             "config": {**plugin.manifest.config, **config.plugin_config(plugin.name)},

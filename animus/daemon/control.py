@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from animus.bus.eventlog import read_tail
 from animus.bus.frames import param_float, param_int, param_str
+from animus.daemon.config import DaemonConfig
+from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.registry import Registry
+from animus.supervision.root import ControlHandlers, Root
 
-if TYPE_CHECKING:
-    from animus.supervision.root import Root
-
-__all__ = ["ControlApi", "STATUS_SCHEMA"]
+__all__ = ["ControlApi", "STATUS_SCHEMA", "control_handlers"]
 
 STATUS_SCHEMA = "animus.daemon.status.v1"
 WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats", "triggers", "fire",
@@ -31,9 +30,20 @@ WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject
 REMOTE_METHODS = ("workflow/store", "workflow/runner", "plugin/call")
 
 
+def control_handlers(config: DaemonConfig) -> Any:
+    """The root's control factory: its local and remote handler tables."""
+
+    def build(root: Root) -> ControlHandlers:
+        api = ControlApi(root, config)
+        return api.handlers(), api.remote_handlers()
+
+    return build
+
+
 class ControlApi:
-    def __init__(self, root: Root) -> None:
+    def __init__(self, root: Root, config: DaemonConfig) -> None:
         self.root = root
+        self.config = config
 
     def handlers(self) -> dict[str, Any]:
         table = {
@@ -60,13 +70,13 @@ class ControlApi:
     # -- daemon --------------------------------------------------------------
     async def runners(self) -> dict[str, Any]:
         """The runner backend: ``local``, or Ray with its address, nodes and runs."""
-        backend = self.root.config.runners.get("backend", "local")
+        backend = self.config.runners.get("backend", "local")
         if backend == "local":
             return {"backend": "local"}
         try:
             result: dict[str, Any] = await self.root.ask("workflows", "runners", {}, timeout=5)
         except Exception as exc:  # status must answer while the workflows supervisor is down
-            return {"backend": backend, "address": self.root.config.runners["ray"]["address"],
+            return {"backend": backend, "address": self.config.runners["ray"]["address"],
                     "connected": False, "last_error": str(exc), "nodes": [], "runs": []}
         return result
 
@@ -83,7 +93,7 @@ class ControlApi:
             "state_root": str(root.scope.root),
             "project_root": str(root.scope.project_root),
             "uptime_seconds": round(time.time() - root.started, 3),
-            "autonomous": bool(root.options.get("autonomous")),
+            "autonomous": root.settings.autonomous,
             "tree": tree,
             "runners": await self.runners(),
         }
