@@ -25,7 +25,39 @@ from animus.process.handle import wait_gone
 from animus.testing import WaitTimeout, wait_until
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
+CHECKOUT = Path(__file__).resolve().parents[1]
 FAST_RESTART = {"max_restarts": 5, "initial": 0.05, "factor": 2.0, "cap": 0.4, "healthy_window": 30.0}
+
+
+def shared_dir() -> Path:
+    """``shared/`` beside the checkout, where CI lays it; from a git worktree, beside
+    the main checkout it belongs to (``git rev-parse --git-common-dir``)."""
+    beside = CHECKOUT.parent / "shared"
+    if beside.is_dir():
+        return beside
+    common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=CHECKOUT,
+                            capture_output=True, text=True)
+    if common.returncode == 0 and common.stdout.strip():
+        main = Path(common.stdout.strip()).parent.parent / "shared"
+        if main.is_dir():
+            return main
+    return beside
+
+
+SIGSTORE_FIXTURES = shared_dir() / "fixtures" / "sigstore"
+
+
+@pytest.fixture(autouse=True)
+def _needs_shared(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.needs_shared(path, ...)``: skip, saying why, where ``shared/`` is not
+    beside the checkout; under CI (``CI`` set) it always is, so fail instead."""
+    missing = [str(a) for m in request.node.iter_markers("needs_shared") for a in m.args if not Path(a).exists()]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} not found (CI lays shared/ beside the checkout: ../shared)"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 @dataclass

@@ -27,17 +27,14 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from conftest import ANIMUS, FAST_RESTART, Env, alive
+from conftest import ANIMUS, FAST_RESTART, SIGSTORE_FIXTURES, Env, alive
 
 from animus.state.scope import Scope, scope_name
 from animus.testing import wait_until
 from animus.plugin_runtime.install import DEFAULT_SETS, builtin_catalog, install
 from animus.plugin_runtime.manifest import BASE_ENV
 
-SIGSTORE = next((p / "shared" / "fixtures" / "sigstore" for p in Path(__file__).resolve().parents[1:4]
-                 if (p / "shared" / "fixtures" / "sigstore").is_dir()),
-                Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore")  # from a worktree too
-BUNDLE = SIGSTORE / "bundle_v3_github.whl.sigstore"
+BUNDLE = SIGSTORE_FIXTURES / "bundle_v3_github.whl.sigstore"
 MISBEHAVING = ("crashy", "hangy", "garbage", "needsenv", "wrongproto")
 # what each one's last_error must say, daemon up and down alike
 FAULT = {
@@ -425,8 +422,17 @@ def test_install_tarball_under_each_signature_policy(env: Env, tmp_path: Path) -
     disabled = env.json("plugin", "install", str(tarball), "--force", "--signature-policy", "disabled")
     assert disabled["installed"]["signature"]["status"] == "skipped"
     assert env.run("plugin", "ping", "--name", "beta").returncode == 0  # the unpacked copy runs
-    if not BUNDLE.is_file():
-        pytest.skip(f"no sigstore fixture bundle in {SIGSTORE}")
+    assert leftovers(env) == []
+
+
+@pytest.mark.needs_shared(BUNDLE)
+def test_install_tarball_with_another_artifacts_bundle(env: Env, tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "src", "beta")
+    tarball = tmp_path / "beta-0.0.1.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(folder, arcname="beta")
+    disabled = env.json("plugin", "install", str(tarball), "--signature-policy", "disabled")
+    assert disabled["installed"]["signature"]["status"] == "skipped"
     # a real Sigstore bundle, but for another artifact: verification fails on the digest
     (tmp_path / "beta-0.0.1.tar.gz.bundle").write_bytes(BUNDLE.read_bytes())
     refused = env.run("plugin", "install", str(tarball), "--force", "--signature-policy", "strict")
