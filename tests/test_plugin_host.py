@@ -14,11 +14,13 @@ daemon-up tests, in ``project``; the daemon-down tests use a second project
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,12 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+import zmq
+import zmq.asyncio
 from conftest import ANIMUS, FAST_RESTART, SIGSTORE_FIXTURES, Env, alive
 
+from animus.bus.codec import pack, unpack
+from animus.plugin_runtime.host import PluginHost
 from animus.state.scope import Scope, scope_name
 from animus.testing import wait_until
 from animus.plugin_runtime.install import DEFAULT_SETS, builtin_catalog, install
@@ -543,3 +549,46 @@ def test_preflight_exit_codes_text_and_json(env: Env) -> None:
     broken = env.run("daemon", "preflight")
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: plugin discovery failed: ") and len(broken.stderr.splitlines()) == 1
+
+
+# -- the host's side of a plugin exit ----------------------------------------------------------
+
+
+def test_a_reply_sent_just_before_the_exit_still_answers_the_call(tmp_path: Path) -> None:
+    """The exit of a plugin and its last reply race to the host's event loop, and the
+    exit may be handled first in the very iteration that brings the reply (a stopped
+    provider answers its pending run, then exits): the call must get that reply."""
+    async def scenario() -> Any:
+        ctx = zmq.asyncio.Context()
+        endpoint = f"ipc://{tmp_path / 'plugins.sock'}"
+        host = PluginHost(ctx, endpoint, lambda *_: True, lambda *_: None, lambda *_: None, handshake_timeout=60)
+        host.start()
+        plugin_ctx = zmq.Context()
+        plugin = plugin_ctx.socket(zmq.DEALER)  # a plugin's socket, driven by hand
+        plugin.setsockopt(zmq.IDENTITY, b"late:4242")
+        plugin.connect(endpoint)
+        try:
+            plugin.send(pack({"jsonrpc": "2.0", "method": "$/ready", "params": {"pid": 4242, "name": "late"}}))
+            await asyncio.wait_for(_until(lambda: "late" in host.peers), 10)
+            call = asyncio.get_running_loop().create_task(host.request("late", "agent/run", {}, timeout=30))
+            while True:  # skip the handshake's initialize; answer the run
+                await asyncio.wait_for(_until(lambda: plugin.poll(0)), 10)
+                msg = unpack(plugin.recv())
+                if msg.get("method") == "agent/run":
+                    break
+            plugin.send(pack({"jsonrpc": "2.0", "id": msg["id"], "result": {"verdict": "fail"}}))
+            time.sleep(0.2)  # the loop is blocked: the reply waits in the host's socket, unread
+            host.forget("late")  # ... and the exit is handled first
+            return await asyncio.wait_for(call, 10)
+        finally:
+            plugin.close(linger=0)
+            plugin_ctx.term()
+            host.close()
+            ctx.term()
+
+    assert asyncio.run(scenario()) == {"verdict": "fail"}
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)

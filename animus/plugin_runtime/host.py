@@ -29,6 +29,10 @@ __all__ = ["PluginHost", "PluginCallError", "PluginProtocolError"]
 HANDSHAKE_TIMEOUT = float(os.environ.get("ANIMUS_HANDSHAKE_TIMEOUT", "5"))
 PING_INTERVAL = float(os.environ.get("ANIMUS_PING_INTERVAL", "2"))
 PING_MISSES = 3
+# A plugin's last replies and its exit race to the host's event loop (the exit may be
+# handled first in the very iteration that brings the replies): what it still owes
+# fails this long after its exit, unless answered in the meantime.
+REPLY_GRACE = 0.5
 
 
 class PluginCallError(Exception):
@@ -264,11 +268,21 @@ class PluginHost:
         return peer is not None and peer[1] == pid
 
     def forget(self, child: str) -> None:
-        """The child exited: fail its pending requests at once."""
+        """The child exited: fail what it still owes once the replies it sent are read."""
         self.ready.discard(child)
         self.peers.pop(child, None)
-        for req_id, (owner, fut) in list(self._pending.items()):
-            if owner == child and not fut.done():
+        owed = {req_id: fut for req_id, (owner, fut) in self._pending.items() if owner == child and not fut.done()}
+        if owed:
+            task = asyncio.get_running_loop().create_task(self._fail_owed(child, owed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fail_owed(self, child: str, owed: dict[int, asyncio.Future[Any]]) -> None:
+        deadline = time.monotonic() + REPLY_GRACE
+        while time.monotonic() < deadline and not all(fut.done() for fut in owed.values()):
+            await asyncio.sleep(0.01)
+        for req_id, fut in owed.items():
+            if not fut.done():
                 fut.set_exception(Unavailable(f"plugin {child} exited while handling the request"))
                 self._pending.pop(req_id, None)
 
