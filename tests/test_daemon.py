@@ -54,7 +54,7 @@ def test_stale_pidfile_of_dead_daemon_is_cleaned(env: Env) -> None:
     started = env.start("--skip-preflight")
     pids = env.tree_pids()
     os.kill(started["pid"], signal.SIGKILL)
-    wait_until(lambda: not alive(pids | {started["pid"]}), timeout=3, what="the tree to die with its root")
+    wait_until(lambda: not alive(pids | {started["pid"]}), timeout=15, what="the tree to die with its root")
     again = env.run("daemon", "start", "--skip-preflight", "--json")
     assert again.returncode == 0, again.stderr
     assert "removed the stale pidfile" in again.stderr
@@ -145,7 +145,7 @@ def test_killed_worker_is_replaced_and_grandchildren_die_with_it(daemon: Env) ->
     new = wait_until(lambda: (n := daemon.node("worker")) and n["state"] == "running" and n["pid"] != old
                      and n["pid"], timeout=3, what="worker replaced")
     assert new != old
-    wait_until(lambda: not alive({grandchild}), timeout=3, what="the killed worker's grandchild to die")
+    wait_until(lambda: not alive({grandchild}), timeout=15, what="the killed worker's grandchild to die")
 
 
 def test_killed_child_supervisor_takes_workers_grandchildren_with_it(daemon: Env) -> None:
@@ -157,5 +157,5 @@ def test_killed_child_supervisor_takes_workers_grandchildren_with_it(daemon: Env
     providers = daemon.node("providers")
     assert providers is not None
     os.kill(providers["pid"], signal.SIGKILL)
-    wait_until(lambda: not alive({grandchild}), timeout=3, what="the grandchild to die with its supervisor")
+    wait_until(lambda: not alive({grandchild}), timeout=15, what="the grandchild to die with its supervisor")
     wait_until(lambda: (n := daemon.node("worker")) and n["state"] == "running", timeout=10, what="worker back")

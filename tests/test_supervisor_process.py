@@ -139,7 +139,7 @@ class Harness:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
-        wait_until(lambda: not alive(self.all_pids()), timeout=3, what="every child to be gone")
+        wait_until(lambda: not alive(self.all_pids()), timeout=15, what="every child to be gone")
 
 
 @pytest.fixture
@@ -172,15 +172,13 @@ def test_ordered_start_then_reverse_order_shutdown_term_timeout_kill(harnesses: 
     assert all(h.state(c) is ChildState.RUNNING for c in order)
     pids = {c: h.pid(c) for c in order}
 
-    t0 = time.monotonic()
     h.call(h.sup.shutdown())
     exits = h.of("child_exited")
     assert [d["child"] for _, d in exits] == list(reversed(order))
     by_child = {d["child"]: (t, d) for t, d in exits}
     assert all(d["requested"] and d["pid"] == pids[c] for c, (_, d) in by_child.items())
-    # BrutalKill: SIGKILL at once, no grace period
+    # BrutalKill: SIGKILL at once, no grace period (the child would have died of a SIGTERM)
     assert by_child["brutal"][1]["signal"] == signal.SIGKILL
-    assert by_child["brutal"][0] - t0 < 0.4
     # ignores SIGTERM: killed once its 0.5 s shutdown timeout ran out, and only then
     # did the next child (b) get its SIGTERM
     assert by_child["stubborn"][1]["signal"] == signal.SIGKILL
@@ -229,7 +227,7 @@ def test_restart_intensity_exceeded_escalates(harnesses: list[Harness]) -> None:
         h.wait_running("a", not_pid=old)
     assert not h.sup.escalated.is_set()
     os.kill(h.pid("a"), signal.SIGKILL)
-    wait_until(h.sup.escalated.is_set, 3, what="the supervisor to escalate")
+    wait_until(h.sup.escalated.is_set, 15, what="the supervisor to escalate")
     (_, esc), = h.of("supervisor_escalated")
     assert esc == {"supervisor": "test", "reason": "more than 2 restarts in 10.0s"}
     assert h.sup.escalation_reason == esc["reason"]
@@ -273,7 +271,7 @@ def test_terminate_reaches_a_grandchild_that_left_the_process_group(harnesses: l
     grandchild = int(h.of("child_stderr", child="parent")[0][1]["line"].split()[1])
     assert alive({grandchild})
     h.call(h.sup.stop_child("parent"))
-    wait_until(lambda: not alive({grandchild}), 2, what="the escaped grandchild to die with its parent")
+    wait_until(lambda: not alive({grandchild}), 15, what="the escaped grandchild to die with its parent")
     assert h.state("parent") is ChildState.STOPPED and h.sup.children["parent"].restarts == 0
 
 
@@ -294,7 +292,7 @@ def test_child_exits_on_its_own_when_its_supervisor_is_killed() -> None:
             assert alive({worker})
             owner.kill()
             owner.wait(5)
-            wait_until(lambda: not alive({worker}), 2, what="the worker of a killed supervisor to exit")
+            wait_until(lambda: not alive({worker}), 15, what="the worker of a killed supervisor to exit")
         finally:
             owner.kill()
 
@@ -305,11 +303,10 @@ def test_a_stopped_child_gets_its_sigterm_without_waiting_for_the_timeout(harnes
     h.call(h.sup.start())
     pid = h.pid("frozen")
     os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 2, what="the child to be stopped")
+    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 15, what="the child to be stopped")
     assert h.state("frozen") is ChildState.RUNNING  # a stop is not an exit
-    t0 = time.monotonic()
     h.call(h.sup.stop_child("frozen"))
     (_, exited), = h.of("child_exited", child="frozen")
+    # died of the SIGTERM: had it waited for the 3 s timeout, the SIGKILL would have killed it
     assert exited["signal"] == signal.SIGTERM and exited["requested"]
-    assert time.monotonic() - t0 < 1.0
     assert h.sup.children["frozen"].restarts == 0

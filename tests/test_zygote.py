@@ -72,7 +72,7 @@ def test_killed_zygote_takes_its_workers_and_they_come_back(env: Env) -> None:
     pid = running_pid(env, "forked")
     zygote = psutil.Process(pid).parent()
     zygote.kill()
-    wait_until(lambda: not alive({pid}), timeout=3, what="the worker to die with its zygote")
+    wait_until(lambda: not alive({pid}), timeout=15, what="the worker to die with its zygote")
     new = running_pid(env, "forked", not_pid=pid)
     assert "animus.supervision.zygote" in parent_cmdline(new)
     assert psutil.Process(new).parent().pid != zygote.pid  # a new zygote
