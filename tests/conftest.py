@@ -122,10 +122,16 @@ class Env:
             client.close()
 
     def status(self) -> dict[str, Any]:
+        """What the operator sees: ``animus daemon status --json`` (a CLI process)."""
         return self.json("daemon", "status")  # type: ignore[no-any-return]
 
+    def tree(self) -> list[dict[str, Any]]:
+        """The same tree over the control socket (what ``daemon status`` prints), cheap
+        enough to poll: a CLI process per poll costs a core on a loaded machine."""
+        return self.call("daemon/status")["tree"]  # type: ignore[no-any-return]
+
     def node(self, name: str) -> dict[str, Any] | None:
-        for sup in self.status()["tree"]:
+        for sup in self.tree():
             if sup["name"] == name:
                 return sup  # type: ignore[no-any-return]
             for child in sup.get("children", []):
@@ -140,7 +146,7 @@ class Env:
 
     def tree_pids(self) -> set[int]:
         pids = set()
-        for sup in self.status()["tree"]:
+        for sup in self.tree():
             if sup.get("pid"):
                 pids.add(sup["pid"])
             for child in sup.get("children", []):
@@ -208,3 +214,18 @@ def daemon(env: Env) -> Env:
     env.write_config({"restart": FAST_RESTART, "ready_timeout": 5})
     env.start("--skip-preflight")
     return env
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup`` (``make test``): tests spread one by one over the
+    workers, except a module that shares a daemon or a cluster between its tests (a
+    module- or session-scoped fixture of its own): its tests stay on one worker, so
+    that what they share is started once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = [d for defs in info.name2fixturedefs.values() for d in defs
+                  if d.scope in ("module", "package", "session") and d.baseid]  # ours, not pytest's own
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
