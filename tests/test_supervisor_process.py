@@ -35,7 +35,7 @@ from animus.supervision.spec import (
     Timeout,
 )
 from animus.supervision.supervisor import ChildState, Supervisor
-from animus.testing import wait_until
+from animus.testing import check_sequence_matches, wait_until
 
 T = TypeVar("T")
 
@@ -216,6 +216,11 @@ def test_strategy_restarts_the_right_siblings(harnesses: list[Harness], strategy
     assert [cid for t, cid, _ in h.spawns if t >= t0] == restarted
     assert {c: h.sup.children[c].restarts for c in "abc"} == {c: int(c == "b") for c in "abc"}
     assert set(after.values()).isdisjoint(before.values())
+    # and as one sequence: every stop of the plan before its first start
+    with h.lock:
+        seq = [(k, d["child"]) for t, k, d in h.events if t >= t0 and k in ("child_exited", "child_started")]
+    check_sequence_matches(seq, [("child_exited", "b"), *[("child_exited", c) for c in reversed(restarted) if c != "b"],
+                                 *[("child_started", c) for c in restarted]])
 
 
 def test_restart_intensity_exceeded_escalates(harnesses: list[Harness]) -> None:
