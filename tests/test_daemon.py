@@ -95,7 +95,7 @@ def test_crashing_plugin_restarts_five_times_then_disabled(env: Env) -> None:
 
 
 def test_control_plane_answers_fast_during_crash_loop(env: Env) -> None:
-    env.write_config({"restart": {**FAST_RESTART, "initial": 0.2, "cap": 1.0}})
+    env.write_config({"restart": {**FAST_RESTART, "initial": 0.3, "cap": 1.5}})  # a loop of ~5 s
     env.install_probe("crashy", mode="crash_on_init")
     env.start("--skip-preflight")
     # the control plane keeps answering while the worker crash-loops: the answers show
@@ -109,9 +109,10 @@ def test_control_plane_answers_fast_during_crash_loop(env: Env) -> None:
 
     def answered_through_the_loop() -> bool:
         state, restarts = crashy()
-        assert state != "disabled" or len(seen) >= 3, f"only saw restarts {sorted(seen)} before it was disabled"
-        seen.add(restarts)
-        return len(seen) >= 3
+        assert state != "disabled" or len(seen) >= 2, f"only saw restarts {sorted(seen)} before it was disabled"
+        if state != "disabled":
+            seen.add(restarts)
+        return len(seen) >= 2
 
     wait_until(answered_through_the_loop, timeout=60, what="status answers through the crash loop")
     assert env.node("crashy") is not None  # and the operator's CLI sees it too
