@@ -41,8 +41,12 @@ def wait_until(
 
     An ``AssertionError`` raised by the predicate propagates at once; any
     other exception means "not yet" and is named in the timeout message.
+    Polls every ``interval`` seconds at first, then less often (up to every
+    0.1 s, or ``interval`` if longer): a long wait must not eat the CPU that
+    the thing waited for needs, on a machine running many tests at once.
     """
     deadline = time.monotonic() + timeout
+    delay, slowest = interval, max(interval, 0.1)
     last_error: Exception | None = None
     while True:
         try:
@@ -56,7 +60,8 @@ def wait_until(
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise WaitTimeout(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(interval)
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, slowest)
 
 
 class FakeClock:
