@@ -39,8 +39,8 @@ from animus.testing import check_sequence_matches, wait_until
 
 T = TypeVar("T")
 
-# modes, comma separated: hang (never acknowledge), ignore_sigterm, escape (start a
-# grandchild in a session of its own and report its pid)
+# modes, comma separated: hang (never acknowledge), late (acknowledge after 1 s),
+# ignore_sigterm, escape (start a grandchild in a session of its own and report its pid)
 CHILD = r"""
 import os, signal, subprocess, sys, time
 modes = set(sys.argv[1].split(","))
@@ -49,6 +49,8 @@ if "ignore_sigterm" in modes:
 if "escape" in modes:
     gc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     print(f"grandchild {gc.pid}", file=sys.stderr, flush=True)
+if "late" in modes:
+    time.sleep(1.0)
 if "hang" not in modes:
     print(f"ready {os.getpid()}", file=sys.stderr, flush=True)
 while True:
@@ -315,3 +317,19 @@ def test_a_stopped_child_gets_its_sigterm_without_waiting_for_the_timeout(harnes
     # died of the SIGTERM: had it waited for the 3 s timeout, the SIGKILL would have killed it
     assert exited["signal"] == signal.SIGTERM and exited["requested"]
     assert h.sup.children["frozen"].restarts == 0
+
+
+def test_a_child_acknowledged_after_its_start_timed_out_is_not_reported_started(harnesses: list[Harness]) -> None:
+    """Its start failed (no acknowledgement in time) and it is being stopped: an
+    acknowledgement arriving meanwhile must not mark it running (a pid reported as
+    started and then killed by its own supervisor is what chaos tests trip over)."""
+    once = Backoff(max_restarts=1, initial=0.05, cap=0.05, healthy_window=30.0)
+    h = make(harnesses, SupervisorFlags(), [child("late", "late,ignore_sigterm", shutdown=Timeout(3.0), backoff=once)],
+             ready_timeout=0.5)
+    h.call(h.sup.start())
+    first = h.spawns[0][2]
+    assert h.of("child_start_timeout", child="late")[0][1]["pid"] == first
+    wait_until(lambda: h.of("child_exited", child="late", pid=first), 15, what="the timed-out child to be killed")
+    acknowledged = [line for _, d in h.of("child_stderr", child="late") if (line := d["line"]) == f"ready {first}"]
+    assert acknowledged, "the child acknowledged (late) before it was killed"
+    assert not h.of("child_started", child="late", pid=first)
