@@ -221,6 +221,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers, except a module that shares a daemon or a cluster between its tests (a
     module- or session-scoped fixture of its own): its tests stay on one worker, so
     that what they share is started once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
