@@ -592,3 +592,34 @@ def test_a_reply_sent_just_before_the_exit_still_answers_the_call(tmp_path: Path
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+def test_a_plugin_gone_before_its_handshake_is_not_failed_for_the_handshake(tmp_path: Path) -> None:
+    """A plugin that announced itself and died at once (a crash at start): the host's
+    initialize finds no one to reach. That is the exit's to report, with the plugin's own
+    reason (its stderr), not a "handshake failed: not reachable" that hides it."""
+    failed: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        endpoint = f"ipc://{tmp_path / 'plugins.sock'}"
+        host = PluginHost(ctx, endpoint, lambda *_: True, lambda child, why: failed.append((child, why)),
+                          lambda *_: None, handshake_timeout=60)
+        host.start()
+        plugin_ctx = zmq.Context()
+        plugin = plugin_ctx.socket(zmq.DEALER)
+        plugin.setsockopt(zmq.IDENTITY, b"crashy:4343")
+        plugin.connect(endpoint)
+        try:
+            plugin.send(pack({"jsonrpc": "2.0", "method": "$/ready", "params": {"pid": 4343, "name": "crashy"}}))
+            plugin.close(linger=1000)  # ... and it dies
+            time.sleep(0.3)  # the loop is blocked: the announcement and the disconnect both arrive
+            await asyncio.wait_for(_until(lambda: "crashy" in host.peers), 10)
+            await asyncio.sleep(0.5)  # the handshake's initialize has found no one by now
+        finally:
+            plugin_ctx.term()
+            host.close()
+            ctx.term()
+
+    asyncio.run(scenario())
+    assert failed == []

@@ -50,6 +50,10 @@ class PluginProtocolError(Unavailable):
     """The plugin broke the wire protocol (a frame that is not a msgpack map)."""
 
 
+class PluginGone(Unavailable):
+    """The plugin's socket is gone (it disconnected, most likely it exited)."""
+
+
 class PluginHost:
     def __init__(
         self,
@@ -188,7 +192,7 @@ class PluginHost:
         try:
             await self.sock.send_multipart([peer[0], pack(msg)])
         except zmq.ZMQError as exc:  # EHOSTUNREACH: it went away
-            raise Unavailable(f"plugin {child} is not reachable: {exc}") from None
+            raise PluginGone(f"plugin {child} is not reachable: {exc}") from None
 
     async def request(self, child: str, method: str, params: Any, timeout: float) -> Any:
         """Send a request and return its result; raise PluginCallError or Unavailable."""
@@ -227,8 +231,11 @@ class PluginHost:
                                  f"protocol {p.PROTOCOL_VERSION.split('.')[0]}.x")
             await self.notify(child, "initialized", {})
         except (PluginCallError, Unavailable, ValueError) as exc:
-            if not self._current(child, pid):
-                return  # that process already exited (and may be replaced): its supervisor knows
+            if not self._current(child, pid) or isinstance(exc, PluginGone):
+                # that process already exited (and may be replaced), or is on its way out: its
+                # exit, with its own reason, is what its supervisor reports (a hung one that
+                # only disconnected is caught by the supervisor's ready timeout)
+                return
             error = f"handshake failed: {exc}"
             self.emit("plugin_handshake_failed", "error", {"child": child, "pid": pid, "error": error})
             self.on_failed(child, error)
