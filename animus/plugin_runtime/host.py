@@ -86,6 +86,7 @@ class PluginHost:
         self.misses: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._leaving: set[tuple[str, int]] = set()  # exited processes whose last replies may still come
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
         self.dropped = 0  # frames from no connected plugin: counted, reported as plugin_frames_dropped
@@ -140,7 +141,7 @@ class PluginHost:
             task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif not self._current(child, pid):
+        elif not self._current(child, pid) and not ("id" in msg and (child, pid) in self._leaving):
             self._dropped("not from a connected plugin")  # only a plugin's own process answers or notifies
         elif "id" in msg and ("result" in msg or "error" in msg):
             entry = self._pending.get(msg["id"]) if type(msg["id"]) is int else None
@@ -277,17 +278,23 @@ class PluginHost:
     def forget(self, child: str) -> None:
         """The child exited: fail what it still owes once the replies it sent are read."""
         self.ready.discard(child)
-        self.peers.pop(child, None)
+        peer = self.peers.pop(child, None)
         owed = {req_id: fut for req_id, (owner, fut) in self._pending.items() if owner == child and not fut.done()}
         if owed:
-            task = asyncio.get_running_loop().create_task(self._fail_owed(child, owed))
+            leaving = (child, peer[1]) if peer is not None else None
+            if leaving is not None:
+                self._leaving.add(leaving)  # its replies, and only replies, are still taken
+            task = asyncio.get_running_loop().create_task(self._fail_owed(child, owed, leaving))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _fail_owed(self, child: str, owed: dict[int, asyncio.Future[Any]]) -> None:
+    async def _fail_owed(self, child: str, owed: dict[int, asyncio.Future[Any]],
+                         leaving: tuple[str, int] | None) -> None:
         deadline = time.monotonic() + REPLY_GRACE
         while time.monotonic() < deadline and not all(fut.done() for fut in owed.values()):
             await asyncio.sleep(0.01)
+        if leaving is not None:
+            self._leaving.discard(leaving)
         for req_id, fut in owed.items():
             if not fut.done():
                 fut.set_exception(Unavailable(f"plugin {child} exited while handling the request"))
