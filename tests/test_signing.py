@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SIGSTORE_FIXTURES
 
 from animus.errors import InvalidInput
 from animus.plugin_runtime.signing import (
@@ -38,10 +39,7 @@ from animus.plugin_runtime.trusted_signers import (
     load_trusted_signers,
 )
 
-# shared/ sits beside the checkout: /work/shared for /work/main, and for a worktree in /work/wt/<name> too
-FIXTURES = next((p / "shared" / "fixtures" / "sigstore" for p in Path(__file__).resolve().parents[1:4]
-                 if (p / "shared" / "fixtures" / "sigstore").is_dir()),
-                Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore")
+FIXTURES = SIGSTORE_FIXTURES
 ARTIFACT = FIXTURES / "bundle_v3_github.whl"
 BUNDLE = FIXTURES / "bundle_v3_github.whl.sigstore"
 SAN = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
@@ -50,10 +48,7 @@ IDENTITY = (
 )
 ISSUER = "https://token.actions.githubusercontent.com"
 
-needs_fixtures = pytest.mark.skipif(
-    not BUNDLE.is_file() or not ARTIFACT.is_file(),
-    reason=f"real sigstore fixtures not found in {FIXTURES} (shared/fixtures is not checked out)",
-)
+needs_fixtures = pytest.mark.needs_shared(ARTIFACT, BUNDLE)
 
 
 @pytest.fixture(autouse=True)

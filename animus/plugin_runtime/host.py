@@ -29,6 +29,10 @@ __all__ = ["PluginHost", "PluginCallError", "PluginProtocolError"]
 HANDSHAKE_TIMEOUT = float(os.environ.get("ANIMUS_HANDSHAKE_TIMEOUT", "5"))
 PING_INTERVAL = float(os.environ.get("ANIMUS_PING_INTERVAL", "2"))
 PING_MISSES = 3
+# A plugin's last replies and its exit race to the host's event loop (the exit may be
+# handled first in the very iteration that brings the replies): what it still owes
+# fails this long after its exit, unless answered in the meantime.
+REPLY_GRACE = 0.5
 
 
 class PluginCallError(Exception):
@@ -44,6 +48,10 @@ class PluginCallError(Exception):
 
 class PluginProtocolError(Unavailable):
     """The plugin broke the wire protocol (a frame that is not a msgpack map)."""
+
+
+class PluginGone(Unavailable):
+    """The plugin's socket is gone (it disconnected, most likely it exited)."""
 
 
 class PluginHost:
@@ -78,6 +86,7 @@ class PluginHost:
         self.misses: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._leaving: set[tuple[str, int]] = set()  # exited processes whose last replies may still come
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
         self.dropped = 0  # frames from no connected plugin: counted, reported as plugin_frames_dropped
@@ -132,7 +141,7 @@ class PluginHost:
             task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif not self._current(child, pid):
+        elif not self._current(child, pid) and not ("id" in msg and (child, pid) in self._leaving):
             self._dropped("not from a connected plugin")  # only a plugin's own process answers or notifies
         elif "id" in msg and ("result" in msg or "error" in msg):
             entry = self._pending.get(msg["id"]) if type(msg["id"]) is int else None
@@ -184,7 +193,7 @@ class PluginHost:
         try:
             await self.sock.send_multipart([peer[0], pack(msg)])
         except zmq.ZMQError as exc:  # EHOSTUNREACH: it went away
-            raise Unavailable(f"plugin {child} is not reachable: {exc}") from None
+            raise PluginGone(f"plugin {child} is not reachable: {exc}") from None
 
     async def request(self, child: str, method: str, params: Any, timeout: float) -> Any:
         """Send a request and return its result; raise PluginCallError or Unavailable."""
@@ -223,8 +232,11 @@ class PluginHost:
                                  f"protocol {p.PROTOCOL_VERSION.split('.')[0]}.x")
             await self.notify(child, "initialized", {})
         except (PluginCallError, Unavailable, ValueError) as exc:
-            if not self._current(child, pid):
-                return  # that process already exited (and may be replaced): its supervisor knows
+            if not self._current(child, pid) or isinstance(exc, PluginGone):
+                # that process already exited (and may be replaced), or is on its way out: its
+                # exit, with its own reason, is what its supervisor reports (a hung one that
+                # only disconnected is caught by the supervisor's ready timeout)
+                return
             error = f"handshake failed: {exc}"
             self.emit("plugin_handshake_failed", "error", {"child": child, "pid": pid, "error": error})
             self.on_failed(child, error)
@@ -264,11 +276,27 @@ class PluginHost:
         return peer is not None and peer[1] == pid
 
     def forget(self, child: str) -> None:
-        """The child exited: fail its pending requests at once."""
+        """The child exited: fail what it still owes once the replies it sent are read."""
         self.ready.discard(child)
-        self.peers.pop(child, None)
-        for req_id, (owner, fut) in list(self._pending.items()):
-            if owner == child and not fut.done():
+        peer = self.peers.pop(child, None)
+        owed = {req_id: fut for req_id, (owner, fut) in self._pending.items() if owner == child and not fut.done()}
+        if owed:
+            leaving = (child, peer[1]) if peer is not None else None
+            if leaving is not None:
+                self._leaving.add(leaving)  # its replies, and only replies, are still taken
+            task = asyncio.get_running_loop().create_task(self._fail_owed(child, owed, leaving))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fail_owed(self, child: str, owed: dict[int, asyncio.Future[Any]],
+                         leaving: tuple[str, int] | None) -> None:
+        deadline = time.monotonic() + REPLY_GRACE
+        while time.monotonic() < deadline and not all(fut.done() for fut in owed.values()):
+            await asyncio.sleep(0.01)
+        if leaving is not None:
+            self._leaving.discard(leaving)
+        for req_id, fut in owed.items():
+            if not fut.done():
                 fut.set_exception(Unavailable(f"plugin {child} exited while handling the request"))
                 self._pending.pop(req_id, None)
 
