@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import InvalidInput
+from animus.workflow.git_settings import GitSettings
 
 __all__ = ["WorkflowSettings"]
 
@@ -25,6 +26,7 @@ class WorkflowSettings:
     scheduler_kinds: tuple[str, ...] = ("task",)
     runners: dict[str, Any] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints (the token: environment)
+    git: GitSettings = field(default_factory=GitSettings)  # worktrees block, delivery flags
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> WorkflowSettings:
@@ -36,6 +38,7 @@ class WorkflowSettings:
                 autonomous=bool(raw.get("autonomous")), drain_timeout=float(raw.get("drain_timeout", 60)),
                 scheduler_kinds=tuple(raw.get("scheduler_kinds") or ("task",)),
                 runners=dict(raw.get("runners") or {}), remote=dict(raw.get("remote") or {}),
+                git=GitSettings.from_plain(raw.get("git")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidInput(f"workflows service config: {type(exc).__name__}: {exc}",
