@@ -132,6 +132,7 @@ class Root:
                 "autonomous": bool(self.options.get("autonomous")), "runners": self.config.runners,
                 # endpoints only: the token and keys reach the supervisor in its environment
                 "remote": dict(self.remote_endpoints),
+                "git": dict(self.options.get("git") or {}, worktrees=self.config.raw.get("worktrees")),
             }
         else:
             cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
