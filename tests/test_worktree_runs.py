@@ -37,8 +37,15 @@ def git(env: Env, *args: str, cwd: Path | None = None, check: bool = True) -> st
     return out.stdout.strip()
 
 
+def in_git(env: Env, rev: str, repo: Path | None = None) -> bool:
+    """Whether ``rev`` (``branch:path``) names an object in the repository."""
+    return subprocess.run(["git", "-C", str(repo or env.project), "cat-file", "-e", rev], env=env.env,
+                          capture_output=True, check=False).returncode == 0
+
+
 def setup_project(env: Env, tmp: Path, workflows: str, **config: Any) -> None:
-    """The operator's repository: ``main`` checked out, a first commit with the Animus config in it."""
+    """The operator's repository: ``main`` checked out, a first commit with the Animus config in it
+    (and ``.env``, untracked and ignored, which a fresh worktree lacks)."""
     gitconfig = tmp / "gitconfig"
     gitconfig.write_text("[user]\n\tname = Operator\n\temail = operator@example.com\n")
     env.env.update({"GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"})
@@ -47,6 +54,8 @@ def setup_project(env: Env, tmp: Path, workflows: str, **config: Any) -> None:
     git(env, "symbolic-ref", "HEAD", "refs/heads/main")
     (env.project / "app.txt").write_text("original\n")
     (env.project / "README.md").write_text("the operator's project\n")
+    (env.project / ".gitignore").write_text(".env\n")
+    (env.project / ".env").write_text("SECRET=1\n")
     env.write_config({"restart": FAST_RESTART, "pool_size": 2, "interval_secs": 0.2, **config})
     env.write_workflows(workflows)
     git(env, "add", "-A")
@@ -216,7 +225,7 @@ workflows:
     phases: [feature]
     post_success:
       merge: {{create_pr: {{repository: acme/widgets, api_base: "{gh.url}"}}}}
-""")
+""", worktrees={"copy": [".env"], "setup": "echo set up with $(cat .env)"})
         origin = tmp_path / "origin.git"
         subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True, env=env.env)
         git(env, "remote", "add", "origin", str(origin))
@@ -235,6 +244,11 @@ workflows:
         assert git(env, "rev-parse", "main") == main_before
         branch = blocked["worktree"]["branch"]
         assert git(env, "show", f"{branch}:feature-{wf}.txt") == wf  # the run's work, committed on its branch
+        # the worktree got .env and ran the set-up command, its output as phase output; .env is never committed
+        setup = [e["data"]["line"] for e in events(env, "phase_output", wf) if e["phase"] == "worktree-setup"]
+        assert setup == ["set up with SECRET=1"]
+        assert (Path(blocked["worktree"]["path"]) / ".env").read_text() == "SECRET=1\n"
+        assert not in_git(env, f"{branch}:.env") and in_git(env, f"{branch}:feature-{wf}.txt")
         assert [e["data"]["reason"] for e in events(env, "merge_blocked", wf)] == ["dirty_checkout"]
         git(env, "stash")
         env.run("workflow", "resume", wf, "--force", check=True)
@@ -261,8 +275,7 @@ workflows:
         done = settle(env, wf, "completed")
         branch = done["worktree"]["branch"]
         assert branch == "animus/TASK-003"
-        assert subprocess.run(["git", "-C", str(origin), "cat-file", "-e", f"{branch}:feature-{wf}.txt"],
-                              env=env.env, check=False).returncode == 0
+        assert in_git(env, f"{branch}:feature-{wf}.txt", origin)
         posts = [r for r in gh.requests if r["method"] == "POST"]
         assert len(posts) == 1 and posts[0]["path"] == "/api/v3/repos/acme/widgets/pulls"
         sent = posts[0]["json"]
