@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from animus.errors import AnimusError
+from animus.errors import AnimusError, InvalidInput
 from animus.git import MergeSpec, PullRequest, commit_all, merge_branch, push_and_open_pr, remove_after_success
 from animus.git.provision import provisioned_paths
 from animus.git.repo import changed_paths, rev_parse
@@ -47,14 +47,15 @@ def deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition,
             settings: GitSettings, record: Callable[..., None]) -> str | None:
     """Deliver the run (see the module doc): None when done, else the one-line blocked reason."""
     wt = placement.worktree
-    if wt is None:
-        record(delivery={"state": "done"})
+    if wt is None:  # the project root, or a worktree already delivered and removed (a crash after it)
+        record(delivery=dict(wf.get("delivery") or {}, state="done"))
         return None
     merge = effective_merge(definition.merge, settings.flags)
     out: dict[str, Any] = {"state": "done", "branch": wt.branch}
     try:
         if merge is not None:
             _deliver(ctx, wf, definition, placement, merge, settings, out)
+            record(delivery=out | {"state": "pending"})  # what is done so far, should cleanup be cut short
         _cleanup(ctx, definition, placement, merge, settings, record)
     except (AnimusError, OSError) as exc:
         reason = exc.one_line() if isinstance(exc, AnimusError) else f"delivery failed: {exc}"
@@ -110,12 +111,21 @@ def _pr_text(wf: dict[str, Any], definition: WorkflowDefinition, wf_id: str, bra
 
 
 def _onto_task(ctx: RunContext, wf: dict[str, Any], pr: PullRequest, branch: str) -> None:
-    """The pull request's number, URL and branch, onto the task's custom fields (a merge of keys)."""
+    """The pull request's number, URL and branch, onto the task's custom fields (a merge of keys).
+
+    A backend that is down blocks the delivery (resuming retries it); one that
+    has no custom fields (Linear) refuses for good: the run keeps them, a
+    warning says so."""
     if not (wf.get("subject_id") and wf.get("subject_kind")):
         return
     fields = {"custom": {"pr_number": pr.number, "pr_url": pr.url, "branch": branch}}
-    ctx.control().call("subject/call", {"kind": wf["subject_kind"], "verb": "update",
-                                        "params": {"id": wf["subject_id"], "fields": fields}}, timeout=15)
+    try:
+        ctx.control().call("subject/call", {"kind": wf["subject_kind"], "verb": "update",
+                                            "params": {"id": wf["subject_id"], "fields": fields}}, timeout=15)
+    except InvalidInput as exc:
+        ctx.publish("workflow", "task_fields_not_stored", "warn", subject_id=wf["subject_id"], error=exc.message,
+                    message=f"pull request #{pr.number} is on the run, but {wf['subject_id']} cannot store it: "
+                            f"{exc.message}")
 
 
 def leftovers(path: Any) -> list[str]:

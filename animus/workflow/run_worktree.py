@@ -90,6 +90,9 @@ def place(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, c
         return _prepare(ctx, wf, definition, settings, project_worktrees(top, state_root), record)
     except AnimusError as exc:
         raise Blocked(exc.one_line()) from None
+    except OSError as exc:  # the disk, permissions: say so instead of crashing the runner again and again
+        raise Blocked(f"cannot prepare the run's worktree: {exc} (fix: check {state_root / 'worktrees'}, "
+                      f"then animus workflow resume {ctx.wf_id})") from None
 
 
 def _prepare(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, settings: GitSettings,
