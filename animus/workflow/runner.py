@@ -14,6 +14,11 @@ workflow ``pending`` so the next start carries on. Anything else that kills
 a runner is a crash, which the workflows supervisor recovers by the phase's
 idempotency annotation.
 
+Before its first phase a run gets its place to work (``run_worktree``: its
+own git worktree, or the project root); once every phase is done (recorded
+with the last phase's result) its work is delivered (``deliver``), and a
+delivery that blocks or crashes is retried alone, never the phases.
+
 Started as ``python -m animus.workflow.runner <workflow id>`` with the
 ``ANIMUS_*`` environment set by the workflows supervisor.
 """
