@@ -33,13 +33,14 @@ from animus.errors import AnimusError
 from animus.git import Worktree, Worktrees, is_git_repo, mark_setup_done, provision, run_uses_worktree, setup_done
 from animus.git.repo import rev_parse, top_level
 from animus.git.spec import WorktreeMode, WorktreeSpec
-from animus.workflow.command_phase import run_streamed
+from animus.workflow.command_env import command_env
+from animus.workflow.command_phase import command_passthrough, run_streamed
 from animus.workflow.git_settings import GitSettings, effective_merge, project_worktrees
 from animus.workflow.model import WorkflowConfig, WorkflowDefinition
 from animus.workflow.outcomes import Blocked
 from animus.workflow.run_context import RunContext
 
-__all__ = ["SETUP_PHASE", "TEARDOWN_PHASE", "Placement", "place", "run_hook", "task_label"]
+__all__ = ["SETUP_PHASE", "TEARDOWN_PHASE", "Placement", "hook_env", "place", "run_hook", "task_label"]
 
 SETUP_PHASE = "worktree-setup"  # the phase name the setup command's output is streamed under
 TEARDOWN_PHASE = "worktree-teardown"
@@ -143,10 +144,15 @@ def _shown(argv: Sequence[str]) -> str:
     return argv[2] if len(argv) == 3 and argv[:2] == ("sh", "-c") else shlex.join(argv)
 
 
+def hook_env(project_root: Path, animus: dict[str, str]) -> dict[str, str]:
+    """A set-up or teardown command's environment: a command phase's (safe base + ``commands.env``)."""
+    return command_env(os.environ, {}, command_passthrough(project_root), animus)
+
+
 def run_hook(ctx: RunContext, argv: Sequence[str], cwd: Path, timeout: float, phase: str) -> tuple[int, str]:
     """Run the worktree's setup or teardown command, streamed as ``phase``'s output: (0, "") or (code, why)."""
-    env = dict(os.environ) | {"ANIMUS_WORKFLOW_ID": ctx.wf_id, "ANIMUS_TASK_ROOT": str(cwd),
-                              "ANIMUS_PROJECT_ROOT": str(ctx.project_root)}
+    env = hook_env(ctx.project_root, {"ANIMUS_WORKFLOW_ID": ctx.wf_id, "ANIMUS_TASK_ROOT": str(cwd),
+                                      "ANIMUS_PROJECT_ROOT": str(ctx.project_root)})
     try:
         code, tail = run_streamed(ctx, argv, cwd, env, timeout, ctx.run_dir / f"{phase}.log", phase)
     except OSError as exc:

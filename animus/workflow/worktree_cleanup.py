@@ -34,6 +34,7 @@ from animus.workflow.config import read_compiled
 from animus.workflow.deliver import leftovers
 from animus.workflow.git_settings import DeliveryFlags, effective_merge, project_worktrees
 from animus.workflow.model import WorkflowConfig
+from animus.workflow.run_worktree import hook_env
 from animus.workflow.settings import WorkflowSettings
 from animus.workflow.store import WorkflowStore
 
@@ -106,7 +107,9 @@ def sweep(settings: WorkflowSettings) -> CleanupReport:
         teardown = settings.git.setup.teardown
         for wf_id, path in paths.items():
             if teardown and wf_id not in keep:
-                why = _teardown(list(teardown), path, settings.git.setup.teardown_timeout_secs,
+                env = hook_env(root, {"ANIMUS_WORKFLOW_ID": wf_id, "ANIMUS_TASK_ROOT": str(path),
+                                      "ANIMUS_PROJECT_ROOT": str(root)})
+                why = _teardown(list(teardown), path, env, settings.git.setup.teardown_timeout_secs,
                                 settings.state_root / "runs" / wf_id / "worktree-teardown.log")
                 if why:
                     report.kept[wf_id] = f"the teardown command {why}; run it there, then git worktree remove {path}"
@@ -117,13 +120,14 @@ def sweep(settings: WorkflowSettings) -> CleanupReport:
     return report
 
 
-def _teardown(argv: list[str], cwd: Path, timeout: float, log: Path) -> str | None:
+def _teardown(argv: list[str], cwd: Path, env: dict[str, str], timeout: float, log: Path) -> str | None:
     """Run the teardown command, its output to ``log``; None when it succeeded, else why not."""
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(log, "ab") as out:
-            code = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False, start_new_session=True).returncode
+            code = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=timeout, check=False,
+                                  start_new_session=True).returncode
     except subprocess.TimeoutExpired:
         return f"timed out after {timeout:g}s (output in {log})"
     except OSError as exc:
