@@ -26,6 +26,8 @@ reason with its fix; ``merge_blocked`` carries the stable reason word.
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +37,7 @@ from animus.git.provision import provisioned_paths
 from animus.git.repo import changed_paths, rev_parse
 from animus.workflow.git_settings import GitSettings, effective_merge
 from animus.workflow.model import WorkflowDefinition
+from animus.workflow.remote.ray_config import is_loopback_host
 from animus.workflow.run_context import RunContext
 from animus.workflow.run_worktree import TEARDOWN_PHASE, Placement, run_hook, task_label
 
@@ -89,6 +92,7 @@ def _deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition
                     commit=done.merged, already_merged=done.already_merged, message=what)
     if merge.create_pr:
         spec = merge.create_pr
+        _check_api_base(spec.api_base or os.environ.get("GITHUB_API_URL"), ctx.wf_id)
         title, body = _pr_text(wf, definition, ctx.wf_id, wt.branch)
         pr = push_and_open_pr(wt.path, wt.branch, base=merge.target_branch, title=title, body=body,
                               remote=spec.remote, repository=spec.repository, api_base=spec.api_base, draft=spec.draft)
@@ -97,6 +101,15 @@ def _deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition
                     base=merge.target_branch, created=pr.created,
                     message=f"pull request #{pr.number} {'opened' if pr.created else 'already open'}: {pr.url}")
         _onto_task(ctx, wf, pr, wt.branch)
+
+
+def _check_api_base(api: str | None, wf_id: str) -> None:
+    """The token goes over https only (plain http to a loopback test server excepted)."""
+    parsed = urllib.parse.urlsplit(api or "")
+    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname or ""):
+        raise InvalidInput(f"the GitHub API base {api} is plain http: the token would cross the network "
+                           "unencrypted", fix="use https:// in create_pr.api_base (or GITHUB_API_URL), then "
+                                              f"animus workflow resume {wf_id} --force")
 
 
 def _pr_text(wf: dict[str, Any], definition: WorkflowDefinition, wf_id: str, branch: str) -> tuple[str, str]:
