@@ -163,7 +163,7 @@ class Runner:
                 if outcome is None:
                     return 0  # parked, blocked or cancelled: state already written
                 if isinstance(outcome, transitions.Fail):
-                    self._end("failed", outcome.reason)
+                    self._announce("failed", outcome.reason)  # recorded with the phase's result
                     return 0
         except Cancelled:
             self._cancelled()
@@ -282,6 +282,9 @@ class Runner:
                            "rework": dict(step.rework_counts), "feedback": step.feedback}
             elif isinstance(step, transitions.Complete):  # with the last result, so no phase runs again for it
                 fields["delivery"] = {"state": "pending"}
+            else:  # the workflow fails with this result: one step, so a crash cannot make it run again
+                fields |= {"status": "failed", "failure_reason": step.reason, "completed_at": time.time(),
+                           "waiting": None}
             self.store.update(self.wf_id, c, **fields)
             self.store.checkpoint(c, self.wf_id, "phase_completed", phase.id)
         self.write_session(session_file, phase.id, {"provider": provider, "session_id": session_id, "status": status})
@@ -309,6 +312,9 @@ class Runner:
     # -- endings -------------------------------------------------------------
     def _end(self, status: str, reason: str | None) -> None:
         self.store.set_status(self.wf_id, status, reason, waiting=None)
+        self._announce(status, reason)
+
+    def _announce(self, status: str, reason: str | None) -> None:
         kind = f"workflow_{status}"
         self.publish("workflow", kind, "info" if status == "completed" else "error",
                      reason=reason, message=f"workflow {status}" + (f": {reason}" if reason else ""))
