@@ -271,12 +271,14 @@ class ChildSupervisor:
         return bool(parent) and os.getppid() != parent
 
     def _kill_everything(self) -> None:
-        """SIGKILL every worker's process group: nothing outlives its owner."""
+        """SIGKILL every worker's process group, and what the service owns: nothing outlives its owner."""
         leaders = {}
         for rec in self.sup.children.values():
             if rec.proc is not None:
                 leaders[rec.proc.pid] = rec.proc.create_time
         process.kill_groups(leaders)
+        if self.service is not None:
+            self.service.abandon()
 
     async def _watch_parent(self) -> None:
         while True:

@@ -87,6 +87,10 @@ class ChildService(Protocol):
 
     async def stop(self) -> None: ...
 
+    def abandon(self) -> None:
+        """The supervisor is dying with no time for ``stop`` (its root is gone): kill at once
+        what the service owns beyond the workers' process groups (the supervisor kills those)."""
+
     def extra_children(self) -> list[dict[str, Any]]: ...
 
 

@@ -6,8 +6,10 @@ ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
 ``phase_output`` events on the bus (each line, up to 4 000 characters), and
 the tail kept on the attempt. A command runs in its own process group with a
 parent-death signal, so a cancel, a timeout or the runner's death takes its
-whole tree with it. ``cwd_mode`` chooses where it runs: ``project_root``,
-``task_root`` (the run's worktree) or ``path`` (relative to the project root).
+whole tree with it (``command_group``: what it left in its group when it
+ended, or when its runner died, is killed). ``cwd_mode`` chooses where it
+runs: ``project_root``, ``task_root`` (the run's worktree) or ``path``
+(relative to the project root).
 ``run_streamed`` is also what runs a worktree's setup and teardown commands.
 """
 
@@ -24,6 +26,7 @@ from typing import BinaryIO
 
 from animus import redact
 from animus.process.pdeathsig import preexec_parent_death
+from animus.workflow import command_group
 from animus.workflow.command_env import UnresolvedSecret, command_env, resolve_argv
 from animus.workflow.model import CwdMode, PhaseDefinition
 from animus.workflow.run_context import RunContext
@@ -62,6 +65,7 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                  preexec_fn=preexec_parent_death)
         ctx.in_flight.child = child
+        command_group.record(ctx.run_dir, child)
         stream = child.stdout
         assert stream is not None
         deadline = time.monotonic() + timeout
@@ -81,12 +85,13 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
                     return None, tail
             if buf:
                 tail = _emit(ctx, phase, buf, tail, "", log)
-            return child.wait(), tail
+            return command_group.finish(child), tail
         except BaseException:
             ctx.in_flight.kill_child()
             raise
         finally:
             ctx.in_flight.child = None
+            command_group.clear(ctx.run_dir)
 
 
 def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str, log: BinaryIO) -> str:

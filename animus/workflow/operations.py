@@ -1,6 +1,7 @@
 """What happens to a run from outside it: a runner's end, and the operator's decisions.
 
-- a runner ended: a cancel requested meanwhile ends the workflow
+- a runner ended: what its command left behind is killed (``command_group``);
+  a cancel requested meanwhile ends the workflow
   ``cancelled``; a run still marked ``running`` crashed and is recovered by
   its phase's idempotency annotation (``recovery``); either way the outcome is
   projected onto its task and the queue refilled;
@@ -19,6 +20,7 @@ from typing import Any
 
 from animus.errors import Conflict, InvalidInput, NotFound
 from animus.supervision.exit_reason import ExitReason
+from animus.workflow import command_group
 from animus.workflow.events import WorkflowEvents
 from animus.workflow.launcher import RunnerLauncher
 from animus.workflow.projection import Projector
@@ -43,6 +45,10 @@ class Operations:
 
     # -- runner exits --------------------------------------------------------
     def runner_exited(self, wf_id: str, reason: ExitReason, detail: str | None = None) -> None:
+        killed = command_group.sweep(self.state_root / "runs" / wf_id)  # a dead runner's command leftovers
+        if killed:
+            self.events.workflow("command_leftovers_killed", "warn", wf_id, killed=killed,
+                                 message=f"killed {killed} process(es) its runner's command left behind")
         try:
             wf = self.store.get(wf_id)
         except NotFound:

@@ -30,7 +30,7 @@ class InFlight:
 
     def kill_child(self) -> None:
         child = self.child
-        if child is not None and child.poll() is None:
+        if child is not None and child.returncode is None:  # not reaped: its group id is still its own
             stop_group(child, 0)
 
 

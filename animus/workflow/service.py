@@ -14,7 +14,8 @@ thing, and hands each only the collaborators it needs:
   takes ``ready`` tasks by priority and age);
 - ``WorkflowApi``: the ``workflow/*`` control methods over all of them.
 
-At start, runs left ``running`` by a previous daemon are recovered first;
+At start, what the commands of a killed predecessor's runners left behind is
+killed (``command_group``) and runs left ``running`` are recovered first;
 then, before the first queued run starts, the worktrees of runs that are over
 are swept (``worktree_cleanup``; ``daemon start --no-startup-cleanup`` skips it).
 """
@@ -29,6 +30,7 @@ from animus.bus.rpc import AsyncControlClient
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.service import Handler, ServiceContext
 from animus.workflow.api import ApiParts, WorkflowApi
+from animus.workflow import command_group
 from animus.workflow.config import read_compiled
 from animus.workflow.events import WorkflowEvents
 from animus.workflow.intake import Intake
@@ -91,7 +93,13 @@ class WorkflowService:
     def extra_children(self) -> list[dict[str, Any]]:
         return self.launcher.snapshot()
 
+    def abandon(self) -> None:
+        """The supervisor is dying with no time to stop (its root is gone): kill what the
+        runners' commands left behind, which is outside the runners' process groups."""
+        command_group.sweep_all(self.settings.state_root / "runs")
+
     async def start(self) -> None:
+        command_group.sweep_all(self.settings.state_root / "runs")  # a killed predecessor's runners' commands
         for wf in self.store.by_status("running"):
             recover(self.store, wf, self.settings.state_root, self.events.emit, at_start=True)
         await self.launcher.start()

@@ -1,0 +1,79 @@
+"""A command phase's process group: nothing it started outlives the phase, its runner or its daemon.
+
+A command runs in a session of its own, so that a daemon stop's SIGTERM to
+the runner's group lets the phase finish (the drain). That also puts it out
+of reach of the tree's rule that a dead worker's process group dies with it:
+a runner SIGKILLed mid-command used to leave the command's background
+processes running for good (found by ``bench/soak.py``). So:
+
+- when the command's leader has exited, whatever is left in its group is
+  killed before the leader is reaped (its pid, the group's id, is still
+  reserved then: the signal cannot reach anyone else) — ``finish``;
+- while it runs, the group is recorded in ``runs/<id>/command.json``
+  (leader pid and create time); whoever sees the runner die kills what is
+  left of it — the workflows service when a runner exits, when it starts
+  (after its supervisor or the daemon was killed), and when it is abandoned
+  by a dying supervisor — ``sweep``. Only processes of that group created
+  after its leader are killed (``kill_groups``): never a reused group id's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from animus.process.handle import kill_groups, signal_group
+from animus.state.files import atomic_json
+
+__all__ = ["RECORD", "finish", "record", "clear", "sweep", "sweep_all"]
+
+RECORD = "command.json"
+
+
+def record(run_dir: Path, child: subprocess.Popen[bytes]) -> None:
+    try:
+        created = psutil.Process(child.pid).create_time()  # not reaped yet: a zombie still has one
+    except psutil.Error:
+        return
+    atomic_json(run_dir / RECORD, {"pid": child.pid, "create_time": created})
+
+
+def clear(run_dir: Path) -> None:
+    (run_dir / RECORD).unlink(missing_ok=True)
+
+
+def finish(child: subprocess.Popen[bytes]) -> int:
+    """Wait for the leader to exit, kill what is left in its group, then reap it."""
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        return child.wait()  # already reaped
+    signal_group(child.pid, signal.SIGKILL)
+    return child.wait()
+
+
+def sweep(run_dir: Path) -> int:
+    """Kill what a dead runner's command left behind; return how many processes."""
+    path = run_dir / RECORD
+    try:
+        data = json.loads(path.read_text())
+        leader = {int(data["pid"]): float(data["create_time"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    killed = kill_groups(leader)
+    path.unlink(missing_ok=True)
+    return killed
+
+
+def sweep_all(runs_dir: Path) -> int:
+    """``sweep`` every run's record (at a start: no runner of ours is alive yet)."""
+    try:
+        dirs = [d for d in runs_dir.iterdir() if (d / RECORD).exists()]
+    except OSError:
+        return 0
+    return sum(sweep(d) for d in dirs)
