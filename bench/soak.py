@@ -1,0 +1,205 @@
+"""Soak: thousands of real kills over the whole daemon tree, then count what was lost.
+
+    python bench/soak.py [--kills N] [--daemon-kills M] [--minutes T] [--seed S] [--json] [--keep]
+
+A real daemon in a throwaway ANIMUS_HOME runs a mixed workload (command and
+agent workflows with idempotent, side-effecting and unannotated phases, each
+phase appending ``<workflow> <phase> <attempt>`` to a ledger outside Animus;
+agent phases through the provider stand-ins; subject writes through four
+backends; a ``daemon stream`` subscriber) while the chaos SIGKILLs plugin
+workers of every role, zygotes, child supervisors, workflow runners, provider
+CLIs, command phases and their children, freezes some with SIGSTOP/SIGCONT,
+crash-loops sacrificial probes into their restart budget, and SIGKILLs the
+daemon itself mid-phase (then ``daemon start``). The chaos stops after N kills
+and M daemon kills, or after T minutes, whichever comes first (daemon kills
+are spread over the run). Then every blocked run is resolved with ``workflow
+resume --force`` until all complete, the daemon is stopped, and the losses
+are counted (``_soak/checks.py``): each must be 0.
+
+``--seed`` replays the schedule's choices (the machine's timing still varies).
+The last line is the verdict; with ``--json`` it is one JSON object (schema
+``animus.soak.v1``) whose ``ok`` says whether every loss count is zero.
+Exit status 0 when it is, 1 when not, 2 when the soak could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _soak import checks, setup  # noqa: E402
+from _soak.budget import replay  # noqa: E402
+from _soak.chaos import Chaos, Plan  # noqa: E402
+from _soak.events import LiveState, LogFollower, epoch, read_events  # noqa: E402
+from _soak.workload import Feeder, Resolver, Resume, Stream, SubjectWriter, db_rows  # noqa: E402
+
+LOSSES = ("lost_workflows", "duplicate_side_effects", "orphans", "budget_mismatches", "lost_events",
+          "lost_records", "duplicate_records")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kills", type=int, default=None, help="SIGKILLs over the tree (default 300 without --minutes)")
+    ap.add_argument("--daemon-kills", type=int, default=3, help="SIGKILLs of the daemon itself, each restarted")
+    ap.add_argument("--minutes", type=float, default=None, help="stop the chaos after this long")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--json", action="store_true", help="the last line is a JSON summary")
+    ap.add_argument("--keep", action="store_true", help="keep the soak's directory (kept anyway on a loss)")
+    args = ap.parse_args(argv)
+    if args.kills is None and args.minutes is None:
+        args.kills = 300
+    return args
+
+
+def resolve_all(soak: setup.SoakEnv, resumes: list[Resume], deadline: float) -> None:
+    """Let every run settle, then resume the blocked ones (``workflow resume --force``, the
+    operator's command) until none is left blocked or the deadline passes."""
+    while time.monotonic() < deadline:
+        active = db_rows(soak, "SELECT COUNT(*) FROM workflows WHERE status IN ('pending','running')")
+        if active and active[0][0]:
+            time.sleep(0.5)
+            continue
+        blocked = [r["id"] for r in db_rows(soak, "SELECT id FROM workflows WHERE status='blocked'")]
+        if not blocked:
+            # and every outcome projected onto its task (the projector retries on its tick)
+            if not db_rows(soak, "SELECT id FROM workflows WHERE status IN ('completed','failed','cancelled') "
+                                 "AND subject_id IS NOT NULL AND (projected IS NULL OR projected != status)"):
+                return
+            time.sleep(0.5)
+            continue
+        for wf in blocked:
+            sent = time.time()
+            out = soak.cli("workflow", "resume", wf, "--force")
+            resumes.append(Resume(wf, sent, "ok" if out.returncode == 0 else
+                                  "doubt" if out.returncode == 5 else "refused"))
+
+
+def stored_subjects(soak: setup.SoakEnv) -> dict[str, list[dict[str, Any]]]:
+    from animus.bus.rpc import ControlClient
+
+    client = ControlClient(soak.endpoint("control"), timeout=60)
+    try:
+        return {kind: client.call("subject/call", {"kind": kind, "verb": "list", "params": {}})
+                for kind in ("task", "requirement", "sqlite.task", "md.task")}
+    finally:
+        client.close()
+
+
+def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    rng = random.Random(seed)
+    began = time.monotonic()
+    setup.start_daemon(soak)
+    state = LiveState(setup.RESTART["healthy_window"])
+    follower = LogFollower(soak.state_root / "logs" / "events.jsonl")
+    stream = Stream(soak, soak.tmp / "stream.jsonl")
+    stream.start()
+    feeder, writer, resolver = Feeder(soak, rng.randrange(1 << 30)), SubjectWriter(soak, rng.randrange(1 << 30)), \
+        Resolver(soak, rng.randrange(1 << 30))
+    for worker in (feeder, writer, resolver):
+        worker.start()
+    chaos = Chaos(soak, state, follower, rng, Plan(args.kills, args.daemon_kills, args.minutes), stream.ensure)
+    chaos.up_since = stream.live_since[0]
+    try:
+        chaos.run()
+    finally:
+        chaos.release()
+        for worker in (feeder, writer, resolver):
+            worker.stop()
+    chaos_minutes = chaos.elapsed() / 60
+    resumes = list(resolver.resumes)
+    resolve_all(soak, resumes, time.monotonic() + 300)
+    stored = stored_subjects(soak)
+    stopped = time.time()
+    out = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180)
+    chaos.close_lifetime(stopped)
+    chaos.finish_watches()
+    stream.finish()
+    follower.close()
+    orphans = list(chaos.tally.orphans)
+    deadline = time.monotonic() + 10
+    while (left := checks.scan_orphans(soak)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans += [f"{o} alive after the final daemon stop" for o in left]
+    checks.kill_marked(soak)
+
+    log = soak.state_root / "logs" / "events.jsonl"
+    dups, ledger_stats = checks.duplicate_side_effects(soak, resumes)
+    lost_wf, statuses = checks.lost_workflows(soak, feeder.accepted)
+    lost_subj, dup_records = checks.subject_records(writer.writes, stored)
+    lost_ev_records = checks.event_records(soak, read_events(log), stored["task"])
+    lost_ev, stream_stats = checks.lost_events(read_events(log), stream.out, chaos.tally.lifetimes)
+    died = {f"supervisor/{e['data']['child']}:{e['data']['pid']}": epoch(e["ts"]) for e in read_events(log)
+            if e["kind"] == "child_exited" and (e.get("data") or {}).get("supervisor") == "root"}
+    died.update(chaos.tally.root_deaths)
+    budget = replay(read_events(log), setup.RESTART, setup.SUPERVISOR, died)
+    t = chaos.tally
+    summary: dict[str, Any] = {
+        "schema": "animus.soak.v1", "seed": seed,
+        "kills": sum(t.kills.values()), "daemon_kills": t.daemon_kills,
+        "side_effecting_kills": t.side_effecting_kills,
+        "workflows": len(db_rows(soak, "SELECT id FROM workflows")),
+        "lost_workflows": lost_wf.count, "duplicate_side_effects": dups.count, "orphans": len(orphans),
+        "budget_mismatches": len(budget.mismatches), "lost_events": lost_ev.count,
+        "lost_records": lost_subj.count + lost_ev_records.count, "duplicate_records": dup_records.count,
+        "stops": sum(t.stops.values()), "crash_loops": t.crash_loops,
+        "kills_by_kind": dict(t.kills), "stops_by_kind": dict(t.stops),
+        "forced_resumes": sum(1 for r in resumes if r.outcome == "ok"),
+        "workflow_statuses": statuses, "ledger": ledger_stats, "stream": stream_stats,
+        "budget": {"decisions": budget.decisions, "restarts": budget.restarts, "disabled": budget.disabled,
+                   "escalations": budget.escalations},
+        "subject_writes": sum(1 for w in writer.writes if w.ok),
+        "client_errors": {type(w).__name__: dict(w.errors.most_common(5)) for w in (feeder, writer, resolver)}, "daemon_stop_exit": out.returncode,
+        "chaos_minutes": round(chaos_minutes, 2), "minutes": round((time.monotonic() - began) / 60, 2),
+        "timing": {k: round(v, 1) for k, v in t.timing.items()},
+        "kills_per_minute": round(sum(t.kills.values()) / max(chaos_minutes, 1e-9), 1),
+    }
+    details = {"lost_workflows": lost_wf.details, "duplicate_side_effects": dups.details, "orphans": orphans[:20],
+               "budget_mismatches": budget.mismatches[:20], "lost_events": lost_ev.details,
+               "lost_records": lost_subj.details + lost_ev_records.details, "duplicate_records": dup_records.details}
+    return summary, details
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    print(f"soak: seed {seed}", file=sys.stderr, flush=True)
+    soak = setup.prepare()
+    try:
+        summary, details = soak_run(soak, args, seed)
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        checks.kill_marked(soak)
+        print(f"soak: could not run (seed {seed}): {type(exc).__name__}: {exc}; kept {soak.tmp}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"schema": "animus.soak.v1", "seed": seed, "ok": False, "error": str(exc)}))
+        return 2
+    ok = all(summary[k] == 0 for k in LOSSES)
+    summary["ok"] = ok
+    for key in LOSSES:
+        for line in details[key]:
+            print(f"{key}: {line}")
+    if ok and not args.keep:
+        setup.cleanup(soak)
+    else:
+        print(f"soak: kept {soak.tmp}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(json.dumps(summary, indent=2))
+        losses = ", ".join(f"{k}={summary[k]}" for k in LOSSES)
+        print(f"soak seed {seed}: {summary['kills']} kills, {summary['daemon_kills']} daemon kills, "
+              f"{summary['workflows']} workflows: " + ("every loss is zero" if ok else f"LOSSES: {losses}"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
