@@ -102,11 +102,15 @@ def status(as_json: bool = JSON) -> None:
 
 
 @app.command()
-def health(as_json: bool = JSON) -> None:
-    """Per-plugin health; exits non-zero on any Unhealthy row. Probes one-shot when the daemon is down."""
+def health(
+    strict: bool = typer.Option(False, "--strict", help="Fail on any row that is not Healthy (Unconfigured too)."),
+    as_json: bool = JSON,
+) -> None:
+    """Per-plugin health; exits 5 on any Unhealthy row (an unused, unconfigured plugin is Unconfigured,
+    not a failure). Probes one-shot when the daemon is down."""
     from animus.cli.daemon_health import health_command
 
-    guard(as_json, lambda: health_command(as_json))
+    guard(as_json, lambda: health_command(as_json, strict))
 
 
 @app.command()

@@ -69,7 +69,8 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
         return row | {"status": "unhealthy", "last_error": plugin.error, "latency_ms": 0.0}
     missing = missing_env_error(plugin)
     if missing:
-        return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0}
+        return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0,
+                      "missing_env": plugin.manifest.missing_env()}
     ctx = ctx or zmq.asyncio.Context.instance()
     sock_dir = tempfile.mkdtemp(prefix="animus-probe-")
     os.chmod(sock_dir, 0o700)
@@ -99,6 +100,8 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
                       on_connect=on_connect)
     host.start()
     config = load_daemon_config(scope.project_root)
+    # as under the daemon: the manifest's config, then the project's plugins.<name>.config over it
+    host.configs[plugin.name] = {**plugin.manifest.config, **config.plugin_config(plugin.name)}
     env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint})
     env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
     child = None
@@ -137,6 +140,7 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
                 if isinstance(result, dict) and result.get("status") in ("healthy", "degraded", "unhealthy"):
                     row["status"] = result["status"]
                     row["last_error"] = result.get("last_error")
+                    row["answered"] = True  # the plugin itself judged its health
                 else:
                     row["status"] = "unhealthy"
                     row["last_error"] = f"health/check returned garbage: {result!r}"[:300]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from animus.bus.eventlog import read_tail
 from animus.errors import InvalidInput, NotFound, Unavailable
+from animus.plugin_runtime.health_rows import complete_rows
 from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.registry import Registry
 
@@ -101,6 +102,7 @@ class ControlApi:
                              "last_error": str(res), "source": "supervisor"})
             else:
                 rows.extend(res)
+        rows = complete_rows(rows, Registry(root.scope.plugins_dir), dict(root.skipped))
         return {"schema": "animus.daemon.health.v1", "daemon": {"status": "healthy", "pid": os.getpid(),
                 "uptime_seconds": round(time.time() - root.started, 3)}, "plugins": rows}
 
