@@ -33,5 +33,4 @@ def test_a_manifest_name_cannot_point_outside_the_plugins_folder(env: Env, tmp_p
     assert "plugin name" in out.stderr and "fix:" in out.stderr and len(out.stderr.strip().splitlines()) <= 2
     assert (victim / "precious.txt").read_text() == "keep me"
     assert sorted(p.name for p in (env.home / "plugins").iterdir()) in ([], [".plugins.lock"])
-    assert not (env.home / "plugins" / "plugins.yaml").exists() or "victim" not in \
-        (env.home / "plugins" / "plugins.yaml").read_text()
+    assert not (env.home / "plugins.yaml").exists() or "victim" not in (env.home / "plugins.yaml").read_text()

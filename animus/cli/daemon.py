@@ -1,9 +1,9 @@
-"""animus daemon: start, stop, status, health, metrics, stream, logs, preflight.
+"""animus daemon: start, stop, status, health, metrics, stream, logs, preflight, backup, restore.
 
 Control methods: daemon/status, daemon/health, daemon/metrics, daemon/stop,
 daemon/logs, bus/sync. ``start`` and ``stop`` are CLI-local (they start and
 signal the process); ``logs`` and ``health`` fall back to files and one-shot
-probes when the daemon is down.
+probes when the daemon is down; ``backup`` and ``restore`` work on files.
 """
 
 from __future__ import annotations
@@ -221,3 +221,27 @@ def stop_child(name: str = typer.Option(..., "--name", help="A plugin or a child
 def start_child(name: str = typer.Option(..., "--name", help="A plugin or a child supervisor."), as_json: bool = JSON) -> None:
     """Start (or restart) one child that an operator stopped."""
     _child_op("supervisor/restart_child", name, as_json)
+
+
+@app.command()
+def backup(
+    dest: Optional[str] = typer.Option(None, "--dest", help="Folder for the archive (default $ANIMUS_HOME/backups)."),
+    as_json: bool = JSON,
+) -> None:
+    """One archive of workflow.db (SQLite online backup), logs/, state/, runs/, .animus/ and the plugins;
+    the daemon may keep running (schema animus.daemon.backup.v1)."""
+    from animus.cli.daemon_backup import backup_command
+
+    guard(as_json, lambda: backup_command(dest, as_json))
+
+
+@app.command()
+def restore(
+    archive: str = typer.Argument(..., help="An archive written by animus daemon backup."),
+    as_json: bool = JSON,
+) -> None:
+    """Restore a backup into this ANIMUS_HOME and project (daemon stopped; checksums verified first;
+    all or nothing)."""
+    from animus.cli.daemon_backup import restore_command
+
+    guard(as_json, lambda: restore_command(archive, as_json))

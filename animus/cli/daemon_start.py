@@ -62,6 +62,12 @@ def running_pid(scope: Scope) -> int | None:
 def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
     from animus.plugin_runtime.preflight import preflight, render_preflight
 
+    if auto_install:  # plugins recorded but missing (after a restore) come back from their sources
+        from animus.plugin_runtime.reinstall import reinstall_missing
+
+        _done, failed = reinstall_missing(scope, progress=err)
+        for line in failed:
+            err(f"warning: could not reinstall {line}")
     report = preflight(scope)
     if not report["ok"] and auto_install:
         from animus.plugin_runtime.install import install_defaults
@@ -77,6 +83,9 @@ def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
 
 def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_install: bool,
                  as_json: bool) -> int:
+    from animus.cli.daemon_backup import finish_interrupted_restore
+
+    finish_interrupted_restore(context.scope())
     scope = context.scope().ensure()
     if scope.warning:
         err(f"warning: {scope.warning}")
