@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from animus.errors import AnimusError
 from animus.plugin_runtime.subject_router import SubjectRouter
 
-__all__ = ["references", "classify", "fix_of", "ALWAYS_REFERENCED_ROLES"]
+TYPE_CHECKING = False  # typing costs a CLI call ~2.5 ms to import; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
+__all__ = ["references", "classify", "fix_of", "ALWAYS_REFERENCED_ROLES", "NOT_RUNNING"]
+
+NOT_RUNNING = "not running"  # the daemon's row for an installed plugin no supervisor runs: probe it
 # roles that serve from the moment they are installed: nothing else needs to point at them
 ALWAYS_REFERENCED_ROLES = ("transport", "web-ui", "log-storage")
 _FIX = re.compile(r"\((?:fix|install): ([^()]*(?:\([^()]*\)[^()]*)*)\)")

@@ -154,6 +154,8 @@ class ChildSupervisor:
                                             float(params.get("timeout", 30)))
         except PluginCallError as exc:
             return {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
+        if params.get("with_info"):  # plugin info: what the plugin said at initialize
+            return {"result": value, "plugin_info": self.sup.children[plugin].info.get("plugin_info")}
         return {"result": value}
 
     async def health(self, params: dict[str, Any]) -> list[dict[str, Any]]:
