@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _bytecode import compile_package
 from _daemon import running_daemon
 
 TARGET = 2.0
@@ -102,21 +103,11 @@ def _install_defaults(project: Path, env: dict[str, str]) -> None:
                     "--include-triggers", "--json"], env=env, cwd=project, capture_output=True, check=True)
 
 
-def _bytecode() -> str:
-    """Compile the package first, as an installed animus is: an environment with
-    PYTHONDONTWRITEBYTECODE would otherwise compile every module on every run."""
-    import compileall
-
-    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "animus"), quiet=1)
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    return "bytecode compiled"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=15)
     a = ap.parse_args()
-    note = _bytecode()
+    note = compile_package()
     run = _cli()
     print(f"cli latency: {len(COMMANDS)} commands, {a.runs} rounds; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {note}")

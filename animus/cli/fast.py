@@ -41,6 +41,9 @@ class Command:
 
 _WF_VERB = {"--id": "id", "--phase": "phase", "--note": "note"}
 COMMANDS: dict[tuple[str, str], Command] = {
+    ("daemon", "start"): Command("animus.cli.daemon_start:start_daemon", flags={
+        "--foreground": "foreground", "--autonomous": "autonomous", "--skip-preflight": "skip_preflight",
+        "--auto-install": "auto_install"}),
     ("daemon", "status"): Command("animus.cli.daemon_cmds:status"),
     ("daemon", "health"): Command("animus.cli.daemon_health:health_command", flags={"--strict": "strict"}),
     ("daemon", "metrics"): Command("animus.cli.daemon_cmds:metrics", {"--format": "fmt", "--interval-secs": "interval_secs"},

@@ -33,6 +33,7 @@ from animus.supervision.child_config import ChildConfig
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.launcher import Launcher, preload_modules
 from animus.supervision.service import ChildService, DynamicChildren, ServiceContext, ServiceFactory, load_service
+from animus.supervision.spec import Strategy
 from animus.supervision.supervisor import ChildState, Supervisor
 from animus.tasks import Nursery
 
@@ -245,7 +246,8 @@ class ChildSupervisor:
     async def _serve(self) -> int:
         self.tasks.spawn(self._serve_root(), name="serve_root")
         self.tasks.spawn(self._watch_parent(), name="watch_parent")
-        await self.sup.start()
+        independent = self.sup.flags.strategy is Strategy.ONE_FOR_ONE  # no child needs another up first
+        await self.sup.start({} if independent else None)
         if self.service is not None:
             await self.service.start()
         await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))

@@ -60,6 +60,8 @@ ROLES = (
     ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
     ("transports", "transport", None),
 )
+# child supervisors start at once, but triggers after workflows, which their first event needs
+START_AFTER = {"triggers": ("workflows",)}
 
 
 class Root:
@@ -331,7 +333,7 @@ class Root:
         if self.control_tcp is not None:
             tasks.append(loop.create_task(self.serve_control(self.control_tcp, remote=True)))
         self.sup = self.build_tree()
-        await self.sup.start()
+        await self.sup.start(START_AFTER)
         self._record_pids()
         self.emit("daemon_ready", "info", {"tree": [c["name"] for c in self.sup.snapshot()]}, cat="daemon")
         self.log.info("daemon ready", children=[c["name"] for c in self.sup.snapshot()])
