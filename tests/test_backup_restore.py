@@ -174,7 +174,8 @@ def test_runbook_backup_restore_and_corrupt_state_scripts_work_as_pasted(env: En
     user = Env(animus_dir, env.project, shell)
     env.write_workflows(OAI_ONLY)
     env.write_config(OAI_CONFIG)
-    user.run("plugin", "install-defaults", "--include-subjects", check=True)
+    for name in ("oai", "codex", "default"):  # a provider in use, one to lose and reinstall, a subject
+        user.run("plugin", "install", name, check=True)
     (animus_dir / "trusted-signers.yaml").write_text(SIGNERS)
     user.start("--autonomous")
     try:

@@ -60,8 +60,9 @@ ROLES = (
     ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
     ("transports", "transport", None),
 )
-# child supervisors start at once, but triggers after workflows, which their first event needs
-START_AFTER = {"triggers": ("workflows",)}
+# child supervisors start at once, but each after those it needs up: runs (recovered ones at
+# once) call providers and subjects; a trigger's first event needs workflows
+START_AFTER = {"workflows": ("providers", "subjects"), "triggers": ("workflows",)}
 
 
 class Root:
