@@ -13,6 +13,8 @@ import sys
 
 import structlog
 
+from animus import redact
+
 __all__ = ["configure", "get_logger", "json_logs"]
 
 
@@ -33,6 +35,7 @@ def configure(component: str) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact.processor,  # secret values never reach the log
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),

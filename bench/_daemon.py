@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,18 +47,18 @@ class BenchDaemon:
 
 
 @contextmanager
-def running_daemon(prepare: Callable[[Path, dict[str, str]], None] | None = None) -> Iterator[BenchDaemon]:
-    """Start ``animus daemon start --skip-preflight`` in a temp home; always stop it.
-
-    ``prepare(project, env)`` runs before the start (write YAML, make commits)."""
+def running_daemon(plugins: tuple[str, ...] = ()) -> Iterator[BenchDaemon]:
+    """Start ``animus daemon start --skip-preflight`` in a temp home, with these
+    first-party plugins installed (``builtin:<name>``); always stop it."""
     tmp = Path(tempfile.mkdtemp(prefix="animus-bench-"))
     project = tmp / "project"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
     env.update({"ANIMUS_HOME": str(tmp / "home"), "PYTHONUNBUFFERED": "1"})
-    if prepare is not None:
-        prepare(project, env)
+    for name in plugins:
+        subprocess.run([*ANIMUS, "plugin", "install", f"builtin:{name}"], cwd=project, env=env,
+                       capture_output=True, timeout=120, check=True)
     started = subprocess.run([*ANIMUS, "daemon", "start", "--skip-preflight", "--json"], cwd=project,
                              env=env, capture_output=True, text=True, timeout=120, check=False)
     if started.returncode != 0:

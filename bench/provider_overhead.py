@@ -11,8 +11,19 @@ Compares, in the same run and interleaved (so machine load hits both alike):
 * **cli**: the same through ``animus plugin call`` (adds the CLI's own
   interpreter start-up, what an operator sees from a shell).
 
-The stand-in replays the recorded ``success`` stream (9 lines), so the figures
-are the plumbing's cost, not a model's. Usage: ``python bench/provider_overhead.py [--runs N]``.
+The stand-in replays the recorded ``success`` stream, so those figures are the
+plumbing's cost, not a model's.
+
+Then the **real CLIs** (the pinned npm packages from ``scripts/install-agent-clis``),
+each against the same scripted loopback model server (``tests/agent_cli_server.py``:
+one shell tool call that writes a file, then a verdict), per provider and
+interleaved: the CLI invoked directly with exactly the argv and environment
+its plugin would use, against ``agent/run`` through the daemon (permissions,
+workspace fingerprint, bus events, verdict). Target (none was set before):
+the daemon path adds at most 10% to a real CLI run (median). The last line
+says whether every provider met it.
+
+Usage: ``python bench/provider_overhead.py [--runs N] [--real-runs N]``.
 """
 
 from __future__ import annotations
@@ -30,7 +41,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "providers"))
+sys.path.insert(0, str(ROOT / "tests"))
 from daemon_setup import BIN, plugins_config, prompt, standin_environment
+
+import agent_cli_support as clis
+from agent_cli_server import Say, ScriptedModels, Shell
+from animus.plugins.providers import CLI_VENDORS
+from animus.workflow.permissions import AgentPermissions
 
 from animus.plugins.providers.claude import engine as claude
 from animus.plugins.providers.verdict import verdict_instructions
@@ -111,6 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cli-runs", type=int, default=5)
+    parser.add_argument("--real-runs", type=int, default=5)
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="animus-bench-"))
@@ -165,6 +183,96 @@ def main() -> int:
         f"added by the daemon path: {added * 1000:.1f} ms per run (median), "
         f"ratio daemon/direct {statistics.median(daemon) / statistics.median(direct):.2f}x"
     )
+    if clis.missing():
+        print(f"real CLIs: skipped ({clis.install_hint()})")
+        print("target (real CLIs, daemon adds <= 10%): NOT measured")
+        return 1
+    return real_clis(args.real_runs)
+
+
+TARGET = 1.10  # daemon / direct, median, per provider
+
+
+def real_direct(vendor: str, env: dict[str, str], project: Path, text: str) -> float:
+    engine = CLI_VENDORS[vendor]
+    scratch = Path(tempfile.mkdtemp(prefix="animus-bench-launch-"))
+    launch = engine.launch(AgentPermissions(), env, scratch)
+    argv = engine.build_argv(str(clis.binary(vendor)), f"{text}\n\n{verdict_instructions()}",
+                             clis.MODELS[vendor], None, None, list(launch.args))
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=project, env=env | launch.env | {"PWD": str(project)},
+                          capture_output=True, timeout=180, check=False, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(scratch, ignore_errors=True)
+    assert proc.returncode == 0 and b"advance" in proc.stdout, proc.stderr[-2000:]
+    return elapsed
+
+
+def real_daemon(vendor: str, project: Path, text: str) -> float:
+    from animus.cli import context
+
+    params = {"prompt": text, "model": clis.MODELS[vendor], "cwd": str(project), "timeout": 180}
+    started = time.perf_counter()
+    reply = context.call("plugin/call", {"name": vendor, "method": "agent/run", "params": params,
+                                         "timeout": 200}, timeout=210)
+    elapsed = time.perf_counter() - started
+    assert reply["result"]["verdict"] == "advance", reply
+    return elapsed
+
+
+def real_clis(runs: int) -> int:
+    models = ScriptedModels()
+    base = Path(tempfile.mkdtemp(prefix="animus-bench-clis-"))
+    project = base / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
+    env = clis.cli_environment(environ | {"ANIMUS_HOME": str(base / "home")}, models.url, base / "user")
+    os.environ["ANIMUS_HOME"] = env["ANIMUS_HOME"]
+    started = False
+    rows: list[tuple[str, float, float]] = []
+    try:
+        animus(env, project, "plugin", "install-defaults")
+        (project / ".animus").mkdir()
+        (project / ".animus" / "config.yaml").write_text(json.dumps({"plugins": clis.plugins_config()}))
+        animus(env, project, "daemon", "start", "--skip-preflight", "--json")
+        started = True
+        from animus.cli import context
+
+        context.set_project_root(str(project))
+        context.control.cache_clear()  # the stand-in part's daemon is gone
+        deadline = time.monotonic() + 30
+        while not all(any(r["name"] == v and r["state"] == "running" for r in context.call("plugin/list"))
+                      for v in clis.VENDORS):
+            if time.monotonic() > deadline:
+                raise SystemExit("the four CLI providers did not start within 30 s")
+            time.sleep(0.1)
+        for vendor in clis.VENDORS:
+            marker = models.script(f"bench-{vendor}", Shell(f"printf bench > bench-{vendor}.txt"),
+                                   Say(clis.verdict("benchmarked")))
+            text = f"Write the file {marker}"
+            real_direct(vendor, env, project, text)  # warm caches on both paths
+            real_daemon(vendor, project, text)
+            direct, daemon = [], []
+            for _ in range(runs):
+                direct.append(real_direct(vendor, env, project, text))
+                daemon.append(real_daemon(vendor, project, text))
+            rows.append((vendor, statistics.median(direct), statistics.median(daemon)))
+            print(f"{vendor}:")
+            print("  " + describe("direct", direct))
+            print("  " + describe("daemon", daemon))
+    finally:
+        if started:
+            animus(env, project, "daemon", "stop")
+        models.close()
+        shutil.rmtree(base, ignore_errors=True)
+    print("real CLIs, daemon -> plugin -> CLI against the CLI invoked directly (same server, same run):")
+    for vendor, d, a in rows:
+        print(f"  {vendor:<9} direct {d * 1000:8.1f} ms  daemon {a * 1000:8.1f} ms  "
+              f"added {(a - d) * 1000:7.1f} ms  ratio {a / d:.2f}x")
+    missed = [v for v, d, a in rows if a / d > TARGET]
+    verdict = "met" if not missed else f"NOT met ({', '.join(missed)})"
+    print(f"target daemon/direct <= {TARGET:.2f} per provider (median): {verdict}")
     return 0
 
 

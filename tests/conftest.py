@@ -25,7 +25,39 @@ from animus.process.handle import wait_gone
 from animus.testing import WaitTimeout, wait_until
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
+CHECKOUT = Path(__file__).resolve().parents[1]
 FAST_RESTART = {"max_restarts": 5, "initial": 0.05, "factor": 2.0, "cap": 0.4, "healthy_window": 30.0}
+
+
+def shared_dir() -> Path:
+    """``shared/`` beside the checkout, where CI lays it; from a git worktree, beside
+    the main checkout it belongs to (``git rev-parse --git-common-dir``)."""
+    beside = CHECKOUT.parent / "shared"
+    if beside.is_dir():
+        return beside
+    common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=CHECKOUT,
+                            capture_output=True, text=True)
+    if common.returncode == 0 and common.stdout.strip():
+        main = Path(common.stdout.strip()).parent.parent / "shared"
+        if main.is_dir():
+            return main
+    return beside
+
+
+SIGSTORE_FIXTURES = shared_dir() / "fixtures" / "sigstore"
+
+
+@pytest.fixture(autouse=True)
+def _needs_shared(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.needs_shared(path, ...)``: skip, saying why, where ``shared/`` is not
+    beside the checkout; under CI (``CI`` set) it always is, so fail instead."""
+    missing = [str(a) for m in request.node.iter_markers("needs_shared") for a in m.args if not Path(a).exists()]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} not found (CI lays shared/ beside the checkout: ../shared)"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 @dataclass
@@ -90,10 +122,16 @@ class Env:
             client.close()
 
     def status(self) -> dict[str, Any]:
+        """What the operator sees: ``animus daemon status --json`` (a CLI process)."""
         return self.json("daemon", "status")  # type: ignore[no-any-return]
 
+    def tree(self) -> list[dict[str, Any]]:
+        """The same tree over the control socket (what ``daemon status`` prints), cheap
+        enough to poll: a CLI process per poll costs a core on a loaded machine."""
+        return self.call("daemon/status")["tree"]  # type: ignore[no-any-return]
+
     def node(self, name: str) -> dict[str, Any] | None:
-        for sup in self.status()["tree"]:
+        for sup in self.tree():
             if sup["name"] == name:
                 return sup  # type: ignore[no-any-return]
             for child in sup.get("children", []):
@@ -108,7 +146,7 @@ class Env:
 
     def tree_pids(self) -> set[int]:
         pids = set()
-        for sup in self.status()["tree"]:
+        for sup in self.tree():
             if sup.get("pid"):
                 pids.add(sup["pid"])
             for child in sup.get("children", []):
@@ -176,3 +214,20 @@ def daemon(env: Env) -> Env:
     env.write_config({"restart": FAST_RESTART, "ready_timeout": 5})
     env.start("--skip-preflight")
     return env
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup`` (``make test``): tests spread one by one over the
+    workers, except a module that shares a daemon or a cluster between its tests (a
+    module- or session-scoped fixture of its own): its tests stay on one worker, so
+    that what they share is started once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = [d for defs in info.name2fixturedefs.values() for d in defs
+                  if d.scope in ("module", "package", "session") and d.baseid]  # ours, not pytest's own
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -98,7 +98,9 @@ def test_usage_limit_parks_the_phase_and_it_resumes_by_itself(agents: Env) -> No
     parked = wait_until(lambda: (w := get(agents, wf))["waiting"] and w, timeout=30, what="the phase to park")
     assert parked["status"] == "pending"
     assert parked["waiting"].startswith("claude usage limit until ")
-    assert "waiting: claude usage limit until" in agents.run("workflow", "get", wf).stdout
+    # the operator sees it too (the phase parks again each time the limit is still there)
+    wait_until(lambda: "waiting: claude usage limit until" in agents.run("workflow", "get", wf).stdout,
+               timeout=30, what="workflow get to show the parked phase")
     set_scenario(agents, tid, "success")  # the limit lifted
     wait_until(lambda: get(agents, wf)["status"] == "completed", timeout=40, what="the run to resume by itself")
     implement = [p for p in get(agents, wf)["phases"] if p["phase"] == "implement"][0]

@@ -14,11 +14,13 @@ daemon-up tests, in ``project``; the daemon-down tests use a second project
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +29,18 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from conftest import ANIMUS, FAST_RESTART, Env, alive
+import zmq
+import zmq.asyncio
+from conftest import ANIMUS, FAST_RESTART, SIGSTORE_FIXTURES, Env, alive
 
+from animus.bus.codec import pack, unpack
+from animus.plugin_runtime.host import PluginHost
 from animus.state.scope import Scope, scope_name
 from animus.testing import wait_until
 from animus.plugin_runtime.install import DEFAULT_SETS, builtin_catalog, install
 from animus.plugin_runtime.manifest import BASE_ENV
 
-SIGSTORE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore"
-BUNDLE = SIGSTORE / "bundle_v3_github.whl.sigstore"
+BUNDLE = SIGSTORE_FIXTURES / "bundle_v3_github.whl.sigstore"
 MISBEHAVING = ("crashy", "hangy", "garbage", "needsenv", "wrongproto")
 # what each one's last_error must say, daemon up and down alike
 FAULT = {
@@ -48,7 +53,8 @@ FAULT = {
 # what its wrapper exports, and what sh/python add themselves
 HOST_VARS = {"ANIMUS_PLUGIN_ID", "ANIMUS_PLUGIN_ENDPOINT", "ANIMUS_BUS_IN", "ANIMUS_BUS_OUT", "ANIMUS_CONTROL",
              "ANIMUS_STATE_ROOT", "ANIMUS_PROJECT_ROOT", "ANIMUS_HOME", "ANIMUS_PARENT_PID",
-             "ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH"}
+             "ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH",
+             "ANIMUS_SENSITIVE_ENV"}  # names (no values) of variables to redact
 WRAPPER_VARS = {"PROBE_MODE", "PROBE_ROLE", "PROBE_KINDS"}
 SHELL_VARS = {"PWD", "OLDPWD", "SHLVL", "_", "LC_CTYPE"}
 
@@ -381,7 +387,7 @@ def test_install_from_folder_reinstall_uninstall(env: Env, tmp_path: Path) -> No
     first = env.run("plugin", "install", str(folder))
     assert first.returncode == 0 and "installed alpha 0.0.1 (provider)" in first.stderr
     entry = registry(env)["plugins"]["alpha"]
-    assert entry["source"] == f"path:{folder.resolve()}" and entry["signature"] == {"status": "unverified"}
+    assert entry["source"] == f"path:{folder.resolve()}" and entry["signature"] == {"status": "unverified", "policy": "warn"}
     assert (env.home / "plugins" / "alpha" / "run.sh").is_file()
     again = env.run("plugin", "install", str(folder))
     assert again.returncode == 0 and "alpha 0.0.1 already installed" in again.stderr
@@ -422,8 +428,17 @@ def test_install_tarball_under_each_signature_policy(env: Env, tmp_path: Path) -
     disabled = env.json("plugin", "install", str(tarball), "--force", "--signature-policy", "disabled")
     assert disabled["installed"]["signature"]["status"] == "skipped"
     assert env.run("plugin", "ping", "--name", "beta").returncode == 0  # the unpacked copy runs
-    if not BUNDLE.is_file():
-        pytest.skip(f"no sigstore fixture bundle in {SIGSTORE}")
+    assert leftovers(env) == []
+
+
+@pytest.mark.needs_shared(BUNDLE)
+def test_install_tarball_with_another_artifacts_bundle(env: Env, tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "src", "beta")
+    tarball = tmp_path / "beta-0.0.1.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(folder, arcname="beta")
+    disabled = env.json("plugin", "install", str(tarball), "--signature-policy", "disabled")
+    assert disabled["installed"]["signature"]["status"] == "skipped"
     # a real Sigstore bundle, but for another artifact: verification fails on the digest
     (tmp_path / "beta-0.0.1.tar.gz.bundle").write_bytes(BUNDLE.read_bytes())
     refused = env.run("plugin", "install", str(tarball), "--force", "--signature-policy", "strict")
@@ -432,8 +447,9 @@ def test_install_tarball_under_each_signature_policy(env: Env, tmp_path: Path) -
     assert lines[0] == "error: plugin signature verification failed" and lines[2] == "  policy: strict"
     assert lines[3] == "  reason: artifact digest does not match the bundle (tampered artifact?)"
     assert registry(env)["plugins"]["beta"]["signature"]["status"] == "skipped"  # untouched
-    warned = env.json("plugin", "install", str(tarball), "--force")
-    assert warned["installed"]["signature"]["status"] == "invalid"
+    warned = env.run("plugin", "install", str(tarball), "--force")  # warn too: a bundle that fails is refused
+    assert warned.returncode == 2 and "  policy: warn" in warned.stderr.splitlines()
+    assert registry(env)["plugins"]["beta"]["signature"]["status"] == "skipped"  # untouched
     assert leftovers(env) == []
 
 
@@ -533,3 +549,77 @@ def test_preflight_exit_codes_text_and_json(env: Env) -> None:
     broken = env.run("daemon", "preflight")
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: plugin discovery failed: ") and len(broken.stderr.splitlines()) == 1
+
+
+# -- the host's side of a plugin exit ----------------------------------------------------------
+
+
+def test_a_reply_sent_just_before_the_exit_still_answers_the_call(tmp_path: Path) -> None:
+    """The exit of a plugin and its last reply race to the host's event loop, and the
+    exit may be handled first in the very iteration that brings the reply (a stopped
+    provider answers its pending run, then exits): the call must get that reply."""
+    async def scenario() -> Any:
+        ctx = zmq.asyncio.Context()
+        endpoint = f"ipc://{tmp_path / 'plugins.sock'}"
+        host = PluginHost(ctx, endpoint, lambda *_: True, lambda *_: None, lambda *_: None, handshake_timeout=60)
+        host.start()
+        plugin_ctx = zmq.Context()
+        plugin = plugin_ctx.socket(zmq.DEALER)  # a plugin's socket, driven by hand
+        plugin.setsockopt(zmq.IDENTITY, b"late:4242")
+        plugin.connect(endpoint)
+        try:
+            plugin.send(pack({"jsonrpc": "2.0", "method": "$/ready", "params": {"pid": 4242, "name": "late"}}))
+            await asyncio.wait_for(_until(lambda: "late" in host.peers), 10)
+            call = asyncio.get_running_loop().create_task(host.request("late", "agent/run", {}, timeout=30))
+            while True:  # skip the handshake's initialize; answer the run
+                await asyncio.wait_for(_until(lambda: plugin.poll(0)), 10)
+                msg = unpack(plugin.recv())
+                if msg.get("method") == "agent/run":
+                    break
+            plugin.send(pack({"jsonrpc": "2.0", "id": msg["id"], "result": {"verdict": "fail"}}))
+            time.sleep(0.2)  # the loop is blocked: the reply waits in the host's socket, unread
+            host.forget("late")  # ... and the exit is handled first
+            return await asyncio.wait_for(call, 10)
+        finally:
+            plugin.close(linger=0)
+            plugin_ctx.term()
+            host.close()
+            ctx.term()
+
+    assert asyncio.run(scenario()) == {"verdict": "fail"}
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
+def test_a_plugin_gone_before_its_handshake_is_not_failed_for_the_handshake(tmp_path: Path) -> None:
+    """A plugin that announced itself and died at once (a crash at start): the host's
+    initialize finds no one to reach. That is the exit's to report, with the plugin's own
+    reason (its stderr), not a "handshake failed: not reachable" that hides it."""
+    failed: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        endpoint = f"ipc://{tmp_path / 'plugins.sock'}"
+        host = PluginHost(ctx, endpoint, lambda *_: True, lambda child, why: failed.append((child, why)),
+                          lambda *_: None, handshake_timeout=60)
+        host.start()
+        plugin_ctx = zmq.Context()
+        plugin = plugin_ctx.socket(zmq.DEALER)
+        plugin.setsockopt(zmq.IDENTITY, b"crashy:4343")
+        plugin.connect(endpoint)
+        try:
+            plugin.send(pack({"jsonrpc": "2.0", "method": "$/ready", "params": {"pid": 4343, "name": "crashy"}}))
+            plugin.close(linger=1000)  # ... and it dies
+            time.sleep(0.3)  # the loop is blocked: the announcement and the disconnect both arrive
+            await asyncio.wait_for(_until(lambda: "crashy" in host.peers), 10)
+            await asyncio.sleep(0.5)  # the handshake's initialize has found no one by now
+        finally:
+            plugin_ctx.term()
+            host.close()
+            ctx.term()
+
+    asyncio.run(scenario())
+    assert failed == []

@@ -49,151 +49,32 @@ def kinds(events: list[Any]) -> list[str]:
 
 # ---- success: session, tools, usage, cost, final text, verdict ------------------------
 
-SUCCESS = {
-    "claude": {
-        "session": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
-        "model": "claude-sonnet-4-5-20250929",
-        "kinds": [
-            "session_started",
-            "text_delta",
-            "tool_call",
-            "tool_result",
-            "tool_call",
-            "tool_result",
-            "text_delta",
-            "usage",
-            "final",
-        ],
-        "tools": [
-            ("Bash", "toolu_01", "3 passed in 0.12s", False),
-            ("Read", "toolu_02", "File does not exist.", True),
-        ],
-        "tokens": (12 + 1200 + 2400, 210),
-        "cost": 0.0421,
-        "ignored": 0,
-    },
-    "codex": {
-        "session": "0199a213-81c0-7800-8aa1-bbab2a035a53",
-        "model": None,
-        "kinds": [
-            "session_started",
-            "tool_call",
-            "tool_result",
-            "tool_call",
-            "tool_result",
-            "tool_call",
-            "tool_result",
-            "text_delta",
-            "usage",
-            "final",
-        ],
-        "tools": [
-            ("shell", "item_1", "3 passed in 0.12s\n", False),
-            ("shell", "item_3", "ls: cannot access 'missing': No such file or directory\n", True),
-            ("apply_patch", "item_4", "src/app.py", False),
-        ],
-        "tokens": (24763, 122),
-        "cost": None,
-        "ignored": 0,
-    },
-    "gemini": {
-        "session": "c7a1e0f2-6b3d-4e5f-9a8b-1c2d3e4f5a6b",
-        "model": "gemini-2.5-pro",
-        "kinds": [
-            "session_started",
-            "text_delta",
-            "tool_call",
-            "tool_result",
-            "tool_call",
-            "tool_result",
-            "text_delta",
-            "text_delta",
-            "usage",
-            "final",
-        ],
-        "tools": [
-            (
-                "run_shell_command",
-                "run_shell_command-1760097600000-a1b2c3",
-                "3 passed in 0.12s",
-                False,
-            ),
-            (
-                "read_file",
-                "read_file-1760097600001-d4e5f6",
-                "File not found: /work/project/missing.py",
-                True,
-            ),
-        ],
-        "tokens": (25713, 300),
-        "cost": None,
-        "ignored": 1,  # "Loaded cached credentials." banner
-    },
-    "opencode": {
-        "session": "ses_494719016ffe85dkDMj0FPRbHK",
-        "model": None,
-        "kinds": [
-            "session_started",
-            "text_delta",
-            "tool_call",
-            "tool_result",
-            "tool_call",
-            "tool_result",
-            "usage",
-            "text_delta",
-            "usage",
-        ],
-        "tools": [
-            ("bash", "call_01", "3 passed in 0.12s\n", False),
-            ("read", "call_02", "File not found: /work/project/missing.py", True),
-        ],
-        "tokens": (1200 + 1400 + 1024, 80 + 120),
-        "cost": 0.0123 + 0.0081,
-        "ignored": 0,
-    },
-}
+# The success streams are the pinned CLIs' own output (recorded/<vendor>-<version>/tool_write.jsonl,
+# copied): one shell tool call that writes greeting.txt, two scripted turns of 120 / 30 tokens.
+SUCCESS_TOOLS = {"claude": "Bash", "codex": "shell", "gemini": "run_shell_command", "opencode": "bash"}
 
 
-@pytest.mark.parametrize("vendor", sorted(SUCCESS))
+@pytest.mark.parametrize("vendor", sorted(SUCCESS_TOOLS))
 def test_success_stream(vendor: str) -> None:
-    want = SUCCESS[vendor]
     events, result = replay(vendor, "success", 0)
-    assert kinds(events) == want["kinds"]
-    assert events[0] == SessionStarted(want["session"], want["model"])
-    calls = [e for e in events if isinstance(e, ToolCall)]
-    results = [e for e in events if isinstance(e, ToolResult)]
-    assert [(c.name, c.id) for c in calls] == [(t[0], t[1]) for t in want["tools"]]
-    assert [(r.id, r.output, r.is_error) for r in results] == [
-        (t[1], t[2], t[3]) for t in want["tools"]
-    ]
+    assert isinstance(events[0], SessionStarted) and events[0].session_id == result.session_id
+    (call,) = [e for e in events if isinstance(e, ToolCall)]
+    (done,) = [e for e in events if isinstance(e, ToolResult)]
+    assert call.name == SUCCESS_TOOLS[vendor] and "greeting.txt" in json.dumps(call.input)
+    assert done.id == call.id and not done.is_error
     assert result.ok and result.error is None and result.rate_limit is None
-    assert result.session_id == want["session"]
-    assert (result.input_tokens, result.output_tokens) == want["tokens"]
-    assert (
-        result.cost_usd == pytest.approx(want["cost"]) if want["cost"] else result.cost_usd is None
-    )
-    assert result.ignored_lines == want["ignored"]
+    assert (result.input_tokens, result.output_tokens) == (240, 60)
+    assert (result.cost_usd or 0) > 0 if vendor == "claude" else not result.cost_usd
     verdict = extract_verdict(result.final_text)
-    assert verdict is not None and verdict["verdict"] == "advance" and verdict["confidence"] == 0.92
-    assert [e["kind"] for e in verdict["evidence"]] == ["test_result", "file_modified"]
-
-
-def test_tool_inputs_are_kept() -> None:
-    events, _ = replay("claude", "success", 0)
-    assert next(e for e in events if isinstance(e, ToolCall)).input == {
-        "command": "pytest -q",
-        "description": "Run the test suite",
-    }
-    events, _ = replay("codex", "success", 0)
-    assert next(e for e in events if isinstance(e, ToolCall)).input == {
-        "command": "bash -lc 'pytest -q'"
-    }
+    assert verdict is not None and verdict["verdict"] == "advance" and verdict["confidence"] == 0.9
+    assert [e["kind"] for e in verdict["evidence"]] == ["file"]
 
 
 def test_gemini_final_text_is_what_follows_the_last_tool_call() -> None:
     events, result = replay("gemini", "success", 0)
-    assert not result.final_text.startswith("I'll run the tests")
-    assert result.final_text.startswith("All tests pass.")
+    last_tool = max(i for i, e in enumerate(events) if isinstance(e, ToolResult))
+    assert result.final_text.startswith("All done.")
+    assert result.final_text == "".join(e.text for e in events[last_tool:] if isinstance(e, TextDelta))
     assert events[-1] == Final(result.final_text)
 
 
@@ -282,7 +163,7 @@ def test_stream_cut_short_with_exit_zero_is_not_success(vendor: str) -> None:
 def test_opencode_nonzero_exit_without_error_event_fails() -> None:
     _, result = replay("opencode", "success", 1)
     assert not result.ok and "exited with code 1" in result.error.message  # type: ignore[union-attr]
-    assert result.final_text.startswith("All tests pass.")
+    assert result.final_text.startswith("All done.")
 
 
 # ---- long lines, noise, unknown events ---------------------------------------------------

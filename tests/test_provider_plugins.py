@@ -309,7 +309,8 @@ def gone(pids: list[int]) -> bool:
 @pytest.mark.parametrize("vendor", list(CLI_VENDORS))
 def test_agent_run_through_the_daemon(providers: Env, vendor: str, tmp_path: Path) -> None:
     workflow_id = wf()
-    session_file = tmp_path / "implement.session.json"
+    session_file = state_root(providers) / "runs" / workflow_id / "implement.session.json"
+    session_file.parent.mkdir(parents=True)
     session_file.write_text(
         json.dumps({"provider": vendor, "session_id": None, "status": "running"})
     )
@@ -597,3 +598,15 @@ def test_unconfigured_providers_say_what_to_install(env: Env) -> None:
     assert result["verdict"] == "fail" and result["error"].startswith("cannot start claude")
     result = run(env, "oai", prompt="Go.")
     assert result["verdict"] == "fail" and "no base_url configured" in result["error"]
+
+
+def test_agent_run_refuses_a_session_file_or_cwd_outside_the_run(providers: Env, tmp_path: Path) -> None:
+    """Issue 15 finding 7: whoever can call agent/run must not overwrite any file with JSON."""
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    for bad in ({"session_file": str(victim)}, {"cwd": str(tmp_path)}):
+        reply = call(providers, "claude", "agent/run",
+                     {"prompt": prompt("Fix the bug."), "workflow_id": wf(), **bad})
+        assert reply["error"]["code"] == -32602, reply
+        assert "outside" in reply["error"]["message"] or "is not <state>/runs" in reply["error"]["message"]
+    assert victim.read_text() == "precious"

@@ -8,6 +8,8 @@ import pytest
 
 from animus.plugins.providers.events import looks_retryable, rate_limit_from_text
 from animus.plugins.providers.verdict import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RISK,
     VerdictError,
     decide,
     extract_verdict,
@@ -99,9 +101,17 @@ def test_malformed_envelope(change: dict[str, object], message: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_missing_field() -> None:
-    raw = {k: v for k, v in GOOD.items() if k != "risk"}
-    with pytest.raises(VerdictError, match="risk must be one of"):
+def test_missing_confidence_and_risk_take_the_documented_defaults() -> None:
+    raw = {k: v for k, v in GOOD.items() if k not in ("risk", "confidence")}
+    found = extract_verdict(fenced(raw))
+    assert found is not None
+    assert (found["confidence"], found["risk"]) == (DEFAULT_CONFIDENCE, DEFAULT_RISK) == (0.8, "medium")
+    assert found["defaulted"] == ["confidence", "risk"]
+
+
+def test_missing_reason_is_still_an_error() -> None:
+    raw = {k: v for k, v in GOOD.items() if k != "reason"}
+    with pytest.raises(VerdictError, match="non-empty 'reason'"):
         extract_verdict(fenced(raw))
 
 
@@ -133,7 +143,7 @@ def test_missing_verdict() -> None:
 def test_decide() -> None:
     assert decide(fenced(GOOD)) == GOOD
     default = decide("no block here")
-    assert default["verdict"] == "advance" and default["defaulted"] is True
+    assert default["verdict"] == "advance" and "verdict" in default["defaulted"]
     with pytest.raises(VerdictError, match="requires one"):
         decide("no block here", allow_missing_decision=False)
 
@@ -170,3 +180,22 @@ def test_not_a_rate_limit() -> None:
         "HTTP 503 Service Unavailable"
     )
     assert not looks_retryable("Invalid API key")
+
+
+def test_contract_accepts_defaulted_fields_unless_it_needs_more() -> None:
+    """Issue 14: a block without confidence/risk is accepted, unless the phase's contract asks for more."""
+    from animus.workflow.agent_phase import apply_contract
+    from animus.workflow.model import DecisionContract, Risk
+
+    raw = {k: v for k, v in GOOD.items() if k not in ("confidence", "risk")}
+    decided = extract_verdict(fenced(raw))
+    assert decided is not None
+    kept = apply_contract(dict(decided), DecisionContract())  # defaults: min 0.6, max medium
+    assert kept["verdict"] == "advance"
+    strict = apply_contract(dict(decided), DecisionContract(min_confidence=0.9))
+    assert strict["verdict"] == "rework"
+    assert strict["reason"] == "decision rejected by contract: no confidence given (default 0.8) < 0.9"
+    low = apply_contract(dict(decided), DecisionContract(max_risk=Risk.LOW))
+    assert low["reason"] == "decision rejected by contract: no risk given (default medium) above low"
+    given = apply_contract(dict(GOOD, confidence=0.5), DecisionContract())
+    assert given["reason"] == "decision rejected by contract: confidence 0.5 < 0.6"

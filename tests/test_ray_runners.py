@@ -25,7 +25,8 @@ from conftest import ANIMUS, FAST_RESTART, Env
 
 from animus.bus.codec import pack, unpack
 from animus.bus.rpc import ControlClient, serve_request
-from animus.errors import InvalidInput
+from animus.bus.curve import ClientKeys
+from animus.errors import InvalidInput, Unavailable
 from animus.testing import FakeClock, wait_until
 from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
 from animus.workflow.remote.runs import Alive, Lost, Overdue, RemoteRun, Unplaceable, liveness
@@ -259,8 +260,20 @@ def test_remote_run_end_to_end(ray_env: tuple[Env, Any, Path]) -> None:
     assert runners["control_endpoint"].startswith("tcp://127.0.0.1:")
     assert runners["bus_endpoint"].startswith("tcp://127.0.0.1:")
     assert [n["ip"] for n in runners["nodes"]] == ["127.0.0.1"]
-    # the tcp control socket answers nobody without the daemon's token, and only runner methods
-    client = ControlClient(runners["control_endpoint"], timeout=5)
+    # the tcp control socket completes no handshake without the runners' CURVE key ...
+    client = ControlClient(runners["control_endpoint"], timeout=2)
+    with pytest.raises(Unavailable):
+        client.call("daemon/status")
+    client.close()
+    # ... and with it, answers nothing without the daemon's token (both reach the workflows
+    # supervisor in its environment only: read it as a same-user process could)
+    workflows = next(s for s in env.status()["tree"] if s["name"] == "workflows")
+    keys = ClientKeys.from_env(psutil.Process(workflows["pid"]).environ())
+    assert keys is not None and keys.server in (Path(env.status()["state_root"]) / "keys" / "daemon.key").read_text()
+    sup_file = Path(env.status()["state_root"]) / "state" / "supervisors" / "workflows.json"
+    assert keys.secret not in sup_file.read_text()
+    assert "token" not in json.loads(sup_file.read_text())["service_config"]["remote"]
+    client = ControlClient(runners["control_endpoint"], timeout=5, curve=keys)
     with pytest.raises(InvalidInput, match="token"):
         client.call("daemon/status")
     client.close()

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SIGSTORE_FIXTURES as FIXTURES
 from conftest import Env
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore"
 WHEEL = FIXTURES / "bundle_v3_github.whl"
 BUNDLE = FIXTURES / "bundle_v3_github.whl.sigstore"
 IDENTITY = r"https://github\.com/trailofbits/rfc8785\.py/\.github/workflows/release\.yml@refs/tags/v.*"
 ISSUER = "https://token.actions.githubusercontent.com"
 
-pytestmark = pytest.mark.skipif(not WHEEL.exists(), reason=f"sigstore fixtures not found at {FIXTURES}")
+pytestmark = pytest.mark.needs_shared(WHEEL, BUNDLE)
 
 
 def trust_trailofbits(env: Env) -> None:

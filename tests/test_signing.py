@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SIGSTORE_FIXTURES
 
 from animus.errors import InvalidInput
 from animus.plugin_runtime.signing import (
@@ -38,7 +39,7 @@ from animus.plugin_runtime.trusted_signers import (
     load_trusted_signers,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sigstore"
+FIXTURES = SIGSTORE_FIXTURES
 ARTIFACT = FIXTURES / "bundle_v3_github.whl"
 BUNDLE = FIXTURES / "bundle_v3_github.whl.sigstore"
 SAN = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
@@ -47,10 +48,7 @@ IDENTITY = (
 )
 ISSUER = "https://token.actions.githubusercontent.com"
 
-needs_fixtures = pytest.mark.skipif(
-    not BUNDLE.is_file() or not ARTIFACT.is_file(),
-    reason=f"real sigstore fixtures not found in {FIXTURES} (shared/fixtures is not checked out)",
-)
+needs_fixtures = pytest.mark.needs_shared(ARTIFACT, BUNDLE)
 
 
 @pytest.fixture(autouse=True)
@@ -288,11 +286,11 @@ def test_warn_records_unsigned(bundle: Path | None) -> None:
 
 
 @needs_fixtures
-def test_warn_records_invalid_and_untrusted_without_refusing(tmp_path: Path) -> None:
+def test_warn_refuses_invalid_and_records_untrusted(tmp_path: Path) -> None:
     tampered = edited_bundle(tmp_path, _corrupt_signature)
     check = check_artifact(ARTIFACT, tampered, "trailofbits", SignaturePolicy.WARN,
                            TrustedSigners((TRAILOFBITS,)))  # fmt: skip
-    assert (check.status, check.refused) == ("invalid", False)
+    assert (check.status, check.refused) == ("invalid", True)  # a bundle that does not verify: never a warning
 
     check = check_artifact(ARTIFACT, BUNDLE, "trailofbits", SignaturePolicy.WARN, TrustedSigners())
     assert (check.status, check.refused) == ("untrusted_signer", False)
@@ -329,10 +327,17 @@ def test_strict_refuses_a_bad_signature(tmp_path: Path) -> None:
 
 
 @needs_fixtures
-def test_strict_accepts_the_repos_own_release_workflow_by_default() -> None:
-    # No trusted-signers entry for trailofbits: the repo-rooted default identity applies.
+def test_only_warn_trusts_an_unlisted_owner_for_its_own_release_workflow() -> None:
+    # No trusted-signers entry for trailofbits: warn falls back to the repo-rooted default identity ...
+    check = check_artifact(ARTIFACT, BUNDLE, "trailofbits/rfc8785.py", SignaturePolicy.WARN,
+                           TrustedSigners())  # fmt: skip
+    assert (check.status, check.refused) == ("verified", False)
+    # ... strict does not: an owner absent from trusted-signers.yaml is not trusted at all
     check = check_artifact(ARTIFACT, BUNDLE, "trailofbits/rfc8785.py", SignaturePolicy.STRICT,
                            TrustedSigners())  # fmt: skip
+    assert (check.status, check.refused) == ("untrusted_signer", True)
+    listed = TrustedSigners((*BUILTIN_SIGNERS, TRAILOFBITS))
+    check = check_artifact(ARTIFACT, BUNDLE, "trailofbits/rfc8785.py", SignaturePolicy.STRICT, listed)
     assert (check.status, check.refused) == ("verified", False)
 
 

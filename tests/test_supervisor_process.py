@@ -35,12 +35,12 @@ from animus.supervision.spec import (
     Timeout,
 )
 from animus.supervision.supervisor import ChildState, Supervisor
-from animus.testing import wait_until
+from animus.testing import check_sequence_matches, wait_until
 
 T = TypeVar("T")
 
-# modes, comma separated: hang (never acknowledge), ignore_sigterm, escape (start a
-# grandchild in a session of its own and report its pid)
+# modes, comma separated: hang (never acknowledge), late (acknowledge after 1 s),
+# ignore_sigterm, escape (start a grandchild in a session of its own and report its pid)
 CHILD = r"""
 import os, signal, subprocess, sys, time
 modes = set(sys.argv[1].split(","))
@@ -49,6 +49,8 @@ if "ignore_sigterm" in modes:
 if "escape" in modes:
     gc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     print(f"grandchild {gc.pid}", file=sys.stderr, flush=True)
+if "late" in modes:
+    time.sleep(1.0)
 if "hang" not in modes:
     print(f"ready {os.getpid()}", file=sys.stderr, flush=True)
 while True:
@@ -139,7 +141,7 @@ class Harness:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
-        wait_until(lambda: not alive(self.all_pids()), timeout=3, what="every child to be gone")
+        wait_until(lambda: not alive(self.all_pids()), timeout=15, what="every child to be gone")
 
 
 @pytest.fixture
@@ -172,15 +174,13 @@ def test_ordered_start_then_reverse_order_shutdown_term_timeout_kill(harnesses: 
     assert all(h.state(c) is ChildState.RUNNING for c in order)
     pids = {c: h.pid(c) for c in order}
 
-    t0 = time.monotonic()
     h.call(h.sup.shutdown())
     exits = h.of("child_exited")
     assert [d["child"] for _, d in exits] == list(reversed(order))
     by_child = {d["child"]: (t, d) for t, d in exits}
     assert all(d["requested"] and d["pid"] == pids[c] for c, (_, d) in by_child.items())
-    # BrutalKill: SIGKILL at once, no grace period
+    # BrutalKill: SIGKILL at once, no grace period (the child would have died of a SIGTERM)
     assert by_child["brutal"][1]["signal"] == signal.SIGKILL
-    assert by_child["brutal"][0] - t0 < 0.4
     # ignores SIGTERM: killed once its 0.5 s shutdown timeout ran out, and only then
     # did the next child (b) get its SIGTERM
     assert by_child["stubborn"][1]["signal"] == signal.SIGKILL
@@ -218,6 +218,11 @@ def test_strategy_restarts_the_right_siblings(harnesses: list[Harness], strategy
     assert [cid for t, cid, _ in h.spawns if t >= t0] == restarted
     assert {c: h.sup.children[c].restarts for c in "abc"} == {c: int(c == "b") for c in "abc"}
     assert set(after.values()).isdisjoint(before.values())
+    # and as one sequence: every stop of the plan before its first start
+    with h.lock:
+        seq = [(k, d["child"]) for t, k, d in h.events if t >= t0 and k in ("child_exited", "child_started")]
+    check_sequence_matches(seq, [("child_exited", "b"), *[("child_exited", c) for c in reversed(restarted) if c != "b"],
+                                 *[("child_started", c) for c in restarted]])
 
 
 def test_restart_intensity_exceeded_escalates(harnesses: list[Harness]) -> None:
@@ -229,7 +234,7 @@ def test_restart_intensity_exceeded_escalates(harnesses: list[Harness]) -> None:
         h.wait_running("a", not_pid=old)
     assert not h.sup.escalated.is_set()
     os.kill(h.pid("a"), signal.SIGKILL)
-    wait_until(h.sup.escalated.is_set, 3, what="the supervisor to escalate")
+    wait_until(h.sup.escalated.is_set, 15, what="the supervisor to escalate")
     (_, esc), = h.of("supervisor_escalated")
     assert esc == {"supervisor": "test", "reason": "more than 2 restarts in 10.0s"}
     assert h.sup.escalation_reason == esc["reason"]
@@ -273,7 +278,7 @@ def test_terminate_reaches_a_grandchild_that_left_the_process_group(harnesses: l
     grandchild = int(h.of("child_stderr", child="parent")[0][1]["line"].split()[1])
     assert alive({grandchild})
     h.call(h.sup.stop_child("parent"))
-    wait_until(lambda: not alive({grandchild}), 2, what="the escaped grandchild to die with its parent")
+    wait_until(lambda: not alive({grandchild}), 15, what="the escaped grandchild to die with its parent")
     assert h.state("parent") is ChildState.STOPPED and h.sup.children["parent"].restarts == 0
 
 
@@ -294,7 +299,7 @@ def test_child_exits_on_its_own_when_its_supervisor_is_killed() -> None:
             assert alive({worker})
             owner.kill()
             owner.wait(5)
-            wait_until(lambda: not alive({worker}), 2, what="the worker of a killed supervisor to exit")
+            wait_until(lambda: not alive({worker}), 15, what="the worker of a killed supervisor to exit")
         finally:
             owner.kill()
 
@@ -305,11 +310,26 @@ def test_a_stopped_child_gets_its_sigterm_without_waiting_for_the_timeout(harnes
     h.call(h.sup.start())
     pid = h.pid("frozen")
     os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 2, what="the child to be stopped")
+    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 15, what="the child to be stopped")
     assert h.state("frozen") is ChildState.RUNNING  # a stop is not an exit
-    t0 = time.monotonic()
     h.call(h.sup.stop_child("frozen"))
     (_, exited), = h.of("child_exited", child="frozen")
+    # died of the SIGTERM: had it waited for the 3 s timeout, the SIGKILL would have killed it
     assert exited["signal"] == signal.SIGTERM and exited["requested"]
-    assert time.monotonic() - t0 < 1.0
     assert h.sup.children["frozen"].restarts == 0
+
+
+def test_a_child_acknowledged_after_its_start_timed_out_is_not_reported_started(harnesses: list[Harness]) -> None:
+    """Its start failed (no acknowledgement in time) and it is being stopped: an
+    acknowledgement arriving meanwhile must not mark it running (a pid reported as
+    started and then killed by its own supervisor is what chaos tests trip over)."""
+    once = Backoff(max_restarts=1, initial=0.05, cap=0.05, healthy_window=30.0)
+    h = make(harnesses, SupervisorFlags(), [child("late", "late,ignore_sigterm", shutdown=Timeout(3.0), backoff=once)],
+             ready_timeout=0.5)
+    h.call(h.sup.start())
+    first = h.spawns[0][2]
+    assert h.of("child_start_timeout", child="late")[0][1]["pid"] == first
+    wait_until(lambda: h.of("child_exited", child="late", pid=first), 15, what="the timed-out child to be killed")
+    acknowledged = [line for _, d in h.of("child_stderr", child="late") if (line := d["line"]) == f"ready {first}"]
+    assert acknowledged, "the child acknowledged (late) before it was killed"
+    assert not h.of("child_started", child="late", pid=first)

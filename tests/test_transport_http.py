@@ -309,7 +309,7 @@ def test_openapi_document_describes_every_route() -> None:
     from animus.plugins.transports.http.app import create_app
     from animus.plugins.transports.link import DaemonLink
 
-    app = create_app(DaemonLink("ipc:///nowhere/control", "ipc:///nowhere/bus.out"), "token", {}).app
+    app = create_app(DaemonLink("ipc:///nowhere/control", "ipc:///nowhere/bus.out"), "token", {}).app.app
     served = {(route.path, method) for route in app.routes for method in (route.methods or ()) if method != "HEAD"}
     served -= {("/favicon.ico", "GET"), ("/ui/{path:path}", "GET")}
     doc = yaml.safe_load(OPENAPI_FILE.read_text())

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from animus.testing import wait_until
+from animus.testing import check_sequence_matches, wait_until
 from conftest import ANIMUS, FAST_RESTART, Env
 
 THREE = """
@@ -80,6 +80,9 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     kinds = [e["kind"] for e in streamed if e.get("workflow_id") == wf]
     assert kinds[0] == "workflow_queued" and kinds[-1] == "workflow_completed"
     assert kinds.count("phase_started") == 3 and kinds.count("phase_completed") == 3
+    lifecycle = {"workflow_queued", "phase_started", "phase_completed", "workflow_completed"}
+    check_sequence_matches([k for k in kinds if k in lifecycle],
+                           ["workflow_queued", *["phase_started", "phase_completed"] * 3, "workflow_completed"])
     outputs = [(e["phase"], e["data"]["line"]) for e in streamed if e["kind"] == "phase_output"]
     assert outputs == [("one", "one"), ("two", "two"), ("three", "three")]  # each phase's output, live
     db = sqlite3.connect(Path(env.status()["state_root"]) / "workflow.db")

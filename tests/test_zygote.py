@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from animus.testing import wait_until
+from animus.testing import EventRecorder, wait_until
 from conftest import FAST_RESTART, Env, alive
 
 
@@ -30,8 +30,13 @@ def install_first_party_probe(env: Env, name: str) -> None:
 
 
 def running_pid(env: Env, name: str, not_pid: int | None = None) -> int:
-    return wait_until(lambda: (n := env.node(name)) and n["state"] == "running" and n["pid"] != not_pid
-                      and n["pid"], timeout=10, what=f"{name} running")  # type: ignore[no-any-return]
+    """The pid of ``name`` once its start is acknowledged (``child_started``): ``daemon
+    status`` already shows a child as running while its handshake is under way."""
+    pid: int = wait_until(lambda: (n := env.node(name)) and n["state"] == "running" and n["pid"] != not_pid
+                          and n["pid"], timeout=10, what=f"{name} running")
+    EventRecorder.of_state_root(env.call("daemon/status")["state_root"]).wait_for(
+        "child_started", timeout=15, child=name, pid=pid)
+    return pid
 
 
 def parent_cmdline(pid: int) -> str:
@@ -72,7 +77,7 @@ def test_killed_zygote_takes_its_workers_and_they_come_back(env: Env) -> None:
     pid = running_pid(env, "forked")
     zygote = psutil.Process(pid).parent()
     zygote.kill()
-    wait_until(lambda: not alive({pid}), timeout=3, what="the worker to die with its zygote")
+    wait_until(lambda: not alive({pid}), timeout=15, what="the worker to die with its zygote")
     new = running_pid(env, "forked", not_pid=pid)
     assert "animus.supervision.zygote" in parent_cmdline(new)
     assert psutil.Process(new).parent().pid != zygote.pid  # a new zygote

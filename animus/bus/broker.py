@@ -40,7 +40,7 @@ from typing import Any
 
 import zmq
 
-from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.codec import MAX_FRAME_BYTES, CodecError, pack, unpack
 from animus.bus.envelope import WATERMARK_KIND, make_event, validate_event
 from animus.bus.eventlog import EventLog, to_log_line
 from animus.bus.metrics import Metrics
@@ -96,6 +96,11 @@ class Broker:
         self._ctl: zmq.Socket[Any] | None = None
         self._ctl_lock = threading.Lock()  # the control PAIR is used from executor threads
 
+    @property
+    def internal_endpoint(self) -> str:
+        """An inproc input of the broker, for in-process publishers (the tcp gate, watermarks)."""
+        return self._internal_ep
+
     def start(self) -> None:
         pull = self.ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.RCVHWM, 20_000)  # finite, or the inproc pipe is unbounded (no push-back)
@@ -113,8 +118,10 @@ class Broker:
         try:
             xsub = self.ctx.socket(zmq.XSUB)
             xsub.setsockopt(zmq.RCVHWM, 50_000)  # bounded: a slow writer pushes back
+            xsub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # a bigger frame drops its connection unread
             xpub = self.ctx.socket(zmq.XPUB)
             xpub.setsockopt(zmq.SNDHWM, 100_000)
+            xpub.setsockopt(zmq.MAXMSGSIZE, 64 * 1024)  # subscribers send only subscriptions
             capture = self.ctx.socket(zmq.PUSH)
             capture.setsockopt(zmq.SNDHWM, 20_000)
             capture.connect(self._capture_ep)

@@ -43,10 +43,11 @@ _TERMINAL_WORKFLOW = {
 }
 
 
+_REMOTE_CLIENT_SRC = "remote/"
 _SPECIAL_KINDS = frozenset({
     *_TERMINAL_WORKFLOW, "agent_run_started", "plugin_disabled", "child_restarting",
     "child_start_failed", "child_start_timeout", "plugin_handshake_failed", "phase_completed",
-    "trigger_event",
+    "trigger_event", "plugin_frames_dropped",
 })
 
 
@@ -119,6 +120,8 @@ class Metrics:
             for kind, n in kinds.items():
                 self._add(("subscription_events_total", (("kind", label_value(kind)),)), n)
         for event in special:
+            if event["kind"] in _TERMINAL_WORKFLOW and str(event.get("src", "")).startswith(_REMOTE_CLIENT_SRC):
+                continue  # a bus.tcp client (the gate holds it to remote/…) never ends a workflow
             data = event.get("data")
             self._count_special(event["kind"], data if isinstance(data, dict) else {})
 
@@ -145,6 +148,8 @@ class Metrics:
                     self.inc(f"agent_{field}_total", usage[field], provider=provider)
             if _is_number(usage.get("cost_usd")):
                 self.inc("agent_cost_usd_total", usage["cost_usd"], provider=provider)
+        elif kind == "plugin_frames_dropped" and _is_number(data.get("count")):
+            self.inc("plugin_frames_dropped_total", data["count"], supervisor=str(data.get("supervisor", "unknown")))
         elif kind == "trigger_event":
             self.inc("trigger_events_total", plugin=str(data.get("plugin", "unknown")),
                      routed=str(bool(data.get("routed"))).lower())

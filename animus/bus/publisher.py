@@ -25,6 +25,8 @@ from typing import Any
 import zmq
 
 from animus.bus.codec import new_packer
+from animus.redact import active
+from animus.bus.curve import ClientKeys, secure_client
 from animus.bus.envelope import make_event
 
 __all__ = ["Publisher", "BusUnavailable"]
@@ -36,7 +38,7 @@ class BusUnavailable(RuntimeError):
 
 class Publisher:
     def __init__(self, endpoint: str, src: str, context: zmq.Context[Any] | None = None,
-                 hwm: int = 200_000) -> None:
+                 hwm: int = 200_000, curve: ClientKeys | None = None) -> None:
         self.endpoint = endpoint
         self.src = src
         self.seq = 0
@@ -48,9 +50,11 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
         sock.setsockopt(zmq.LINGER, 3000)
+        secure_client(sock, endpoint, curve)  # tcp:// only: the daemon's CURVE keys (a remote runner)
         sock.connect(endpoint)
         self._sock = sock
         self._ready = False
+        self._redact = active()
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
         """Wait for the broker's subscription (the handshake)."""
@@ -76,6 +80,8 @@ class Publisher:
             if not self._ready and not self.wait_ready():
                 raise BusUnavailable(f"no bus broker answered at {self.endpoint}")
             seq = self.seq + 1
+            if self._redact:
+                data = self._redact.value(data)  # secret values never reach the bus
             event = make_event(self.src, seq, time.time(), cat, kind, level, data,
                                workflow_id, run_id, phase)
             body = self._pack(event)  # may raise (data msgpack cannot hold): no seq used up

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the CLI's blocking client must not pay for importing asynci
     from zmq.asyncio import Context as AsyncContext
 
 from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.curve import ClientKeys, secure_client
+from animus.bus.frames import FrameError, request_fields
 from animus.errors import DAEMON_NOT_RUNNING, AnimusError, Internal, InvalidInput, Unavailable, from_dict
 
 __all__ = ["ControlClient", "AsyncControlClient", "serve_request", "Handler"]
@@ -52,10 +54,12 @@ def _unpack_reply(raw: bytes) -> dict[str, Any]:
 class ControlClient:
     """Blocking client for the CLI: connect, send, wait with a deadline."""
 
-    def __init__(self, endpoint: str, timeout: float = 5.0, token: str | None = None) -> None:
+    def __init__(self, endpoint: str, timeout: float = 5.0, token: str | None = None,
+                 curve: ClientKeys | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.token = token
+        self.curve = curve
         self._ids = itertools.count(1)
         self._sock: zmq.Socket[Any] | None = None
 
@@ -66,6 +70,7 @@ class ControlClient:
                 raise Unavailable(DAEMON_NOT_RUNNING)
             sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            secure_client(sock, self.endpoint, self.curve)  # tcp:// only (remote runners)
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock
@@ -158,37 +163,52 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 async def serve_request(raw: bytes, handlers: dict[str, Handler],
-                        on_malformed: Callable[[str], None], token: str | None = None) -> bytes | None:
+                        on_malformed: Callable[[str], None], token: str | None = None) -> bytes:
     """Decode one request, run its handler, encode the reply.
 
-    With ``token`` set, a request must carry that token or it is refused.
+    Every frame gets a reply: garbage and wrongly typed fields get
+    ``invalid_input`` (with the id when the id itself was readable) and are
+    counted through ``on_malformed``. With ``token`` set, a request must
+    carry that token or it is refused.
     """
     try:
         req = unpack(raw)
     except CodecError as exc:
         on_malformed(exc.reason)
-        return None
-    if not isinstance(req, dict) or not isinstance(req.get("method"), str):
-        on_malformed("request is not a map with a method")
-        return pack({"id": req.get("id") if isinstance(req, dict) else None,
-                     "error": InvalidInput("malformed request: expected {id, method, params}").to_dict()})
-    if token is not None and not hmac.compare_digest(str(req.get("token") or "").encode(), token.encode()):
+        return _refusal(None, InvalidInput(f"unreadable request: {exc.reason[:120]}",
+                                           fix="send one msgpack map {id, method, params}"))
+    try:
+        req_id, method, params = request_fields(req)
+    except FrameError as exc:
+        on_malformed(exc.reason)
+        readable = req.get("id") if isinstance(req, dict) else None
+        return _refusal(readable if isinstance(readable, (int, str)) and not isinstance(readable, bool)
+                        and len(str(readable)) <= 128 else None,
+                        InvalidInput(f"malformed request: {exc.reason}", fix="send {id, method, params}"))
+    if token is not None and not hmac.compare_digest(_text(req.get("token")).encode(), token.encode()):
         on_malformed("missing or wrong token")
-        return pack({"id": req.get("id"), "error": InvalidInput(
-            "control request refused: missing or wrong token",
-            fix="remote runners get the token from the daemon that started them").to_dict()})
-    params = req.get("params") or {}
-    handler = handlers.get(req["method"])
+        return _refusal(req_id, InvalidInput("control request refused: missing or wrong token",
+                                             fix="remote runners get the token from the daemon that started them"))
+    handler = handlers.get(method)
     if handler is None:
-        err = InvalidInput(f"unknown control method {req['method']!r}")
-        return pack({"id": req.get("id"), "error": err.to_dict()})
-    if not isinstance(params, dict):
-        return pack({"id": req.get("id"), "error": InvalidInput("params must be a map").to_dict()})
+        return _refusal(req_id, InvalidInput(f"unknown control method {method[:80]!r}"))
     try:
         result = await handler(params)
+    except (TypeError, ValueError, KeyError) as exc:
+        # the handlers read their params first: a wrong type there is the caller's input
+        on_malformed("params of the wrong type")
+        return _refusal(req_id, InvalidInput(f"{method}: invalid params ({type(exc).__name__}: {exc})"[:300]))
     except Exception as exc:
-        return pack({"id": req.get("id"), "error": error_payload(exc)})
+        return pack({"id": req_id, "error": error_payload(exc)})
     try:
-        return pack({"id": req.get("id"), "result": result})
+        return pack({"id": req_id, "result": result})
     except Exception as exc:
-        return pack({"id": req.get("id"), "error": error_payload(exc)})
+        return pack({"id": req_id, "error": error_payload(exc)})
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _refusal(req_id: Any, err: AnimusError) -> bytes:
+    return pack({"id": req_id, "error": err.to_dict()})

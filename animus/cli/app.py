@@ -55,7 +55,7 @@ def build() -> typer.Typer:
 
 
 def _register(app: typer.Typer) -> None:
-    from animus.cli import daemon, doctor, logs, plugin, subject, trigger, web, workflow
+    from animus.cli import daemon, doctor, logs, mcp, plugin, subject, trigger, web, workflow
 
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(plugin.app, name="plugin")
@@ -64,6 +64,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(logs.app, name="logs")
     app.add_typer(trigger.app, name="trigger")
     app.add_typer(web.app, name="web")
+    app.add_typer(mcp.app, name="mcp")
     app.command("doctor")(doctor.doctor)
 
 

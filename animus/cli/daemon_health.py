@@ -35,11 +35,15 @@ def _probe(names: set[str] | None) -> list[dict[str, Any]]:
     from animus.plugin_runtime.oneshot import probe_many
     from animus.plugin_runtime.registry import Registry
 
+    from animus.daemon.config import load_daemon_config
+
     scope = context.scope()
     plugins = [p for p in Registry(scope.plugins_dir).installed() if names is None or p.name in names]
     if not plugins:
         return []
-    rows = asyncio.run(probe_many(plugins, scope, timeout=3.0))
+    config = load_daemon_config(scope.project_root)  # what the daemon would pass each plugin
+    rows = asyncio.run(probe_many(plugins, scope, timeout=3.0, passthrough=config.plugin_env,
+                                  config=config.plugin_config))
     kinds = {p.name: list(p.manifest.kinds) for p in plugins if p.manifest is not None and p.manifest.kinds}
     return [dict(r, kinds=kinds[r["plugin"]]) if r["plugin"] in kinds else r for r in rows]
 

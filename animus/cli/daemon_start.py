@@ -43,7 +43,7 @@ def running_pid(scope: Scope) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        from animus.supervision.root import read_pid
+        from animus.supervision.pidlock import read_pid
 
         return read_pid(scope) or -1
     else:
@@ -51,7 +51,7 @@ def running_pid(scope: Scope) -> int | None:
     finally:
         os.close(fd)
     if scope.pidfile.exists():
-        from animus.supervision.root import read_pid
+        from animus.supervision.pidlock import read_pid
 
         stale = read_pid(scope)
         scope.pidfile.unlink(missing_ok=True)
@@ -97,13 +97,13 @@ def start_daemon(foreground: bool = False, autonomous: bool = False, skip_prefli
     if not skip_preflight and not alongside:
         _preflight_or_fail(scope, auto_install, as_json)
     if foreground:
-        from animus.supervision.root import run_daemon
+        from animus.daemon.main import run_daemon
 
         return run_daemon(scope, {"autonomous": autonomous})
     log_path = scope.root / "daemon" / "daemon.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    argv = [sys.executable, "-m", "animus.supervision.daemon_main", "--project-root",
+    argv = [sys.executable, "-m", "animus.daemon.main", "--project-root",
             str(scope.project_root), "--ready-fd", str(write_fd)]
     if autonomous:
         argv.append("--autonomous")

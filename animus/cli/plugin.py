@@ -61,7 +61,7 @@ def ping(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
     def body() -> int:
         plugin = _installed(name)
         require_env(plugin)
-        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5, passthrough=_passthrough(name)))
         ok = row.get("status") != "unhealthy"
         if as_json:
             emit_json("animus.plugin.ping.v1", {"name": name, "ok": ok, "latency_ms": row.get("latency_ms"),
@@ -101,7 +101,8 @@ def call(
                                                  "timeout": timeout}, timeout=timeout + 10)
             reply["via"] = "daemon"
         else:
-            row = asyncio.run(probe(plugin, context.scope(), method, parsed, timeout=timeout))
+            row = asyncio.run(probe(plugin, context.scope(), method, parsed, timeout=timeout,
+                                    passthrough=_passthrough(name)))
             if "result" in row:
                 reply = {"result": row["result"]}
             elif "error" in row:
@@ -192,10 +193,11 @@ def update(
     name: Optional[str] = typer.Argument(None),
     tag: Optional[str] = typer.Option(None, "--tag"),
     dry_run: bool = typer.Option(False, "--dry-run"),
-    signature_policy: str = POLICY,
+    signature_policy: Optional[str] = typer.Option(
+        None, "--signature-policy", help="disabled | warn | strict (default: each install's own; never weaker)"),
     as_json: bool = JSON,
 ) -> None:
-    """Update one or all installed plugins from their source."""
+    """Update one or all installed plugins from their source, under each one's signature policy."""
     from animus.plugin_runtime.update import update_plugins
 
     def body() -> int:
@@ -250,3 +252,10 @@ def verify(
         return 0
 
     guard(as_json, body)
+
+
+def _passthrough(name: str) -> list[str]:
+    """The variables the operator passes to plugin ``name`` (``plugins.<name>.env`` in config.yaml)."""
+    from animus.daemon.config import load_daemon_config
+
+    return load_daemon_config(context.scope().project_root).plugin_env(name)

@@ -92,10 +92,14 @@ def _probe(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     from animus.plugin_runtime.listing import plugin_detail
     from animus.plugin_runtime.oneshot import probe
 
+    from animus.daemon.config import load_daemon_config
+
     plugin = installed(name)
     detail = plugin_detail(plugin)
     _check(detail)
-    return detail, asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5))
+    config = load_daemon_config(context.scope().project_root)  # what the daemon would pass it
+    return detail, asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5,
+                                     passthrough=config.plugin_env(name), config=config.plugin_config(name)))
 
 
 def info(name: str, as_json: bool = False) -> int:

@@ -71,7 +71,7 @@ def _daemon_config(scope: Scope) -> tuple[list[str], list[str]]:
     """(plugins named in the config, subject kinds it routes)."""
     if not (scope.project_root / CONFIG_FILE).exists():
         return [], ["task"]
-    from animus.config import load_daemon_config
+    from animus.daemon.config import load_daemon_config
     from animus.errors import AnimusError
 
     try:

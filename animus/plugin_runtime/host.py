@@ -20,7 +20,7 @@ import zmq
 import zmq.asyncio
 
 from animus import __version__
-from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.codec import MAX_FRAME_BYTES, CodecError, pack, unpack
 from animus.errors import Unavailable
 from animus.plugin_runtime import protocol as p
 
@@ -29,6 +29,10 @@ __all__ = ["PluginHost", "PluginCallError", "PluginProtocolError"]
 HANDSHAKE_TIMEOUT = float(os.environ.get("ANIMUS_HANDSHAKE_TIMEOUT", "5"))
 PING_INTERVAL = float(os.environ.get("ANIMUS_PING_INTERVAL", "2"))
 PING_MISSES = 3
+# A plugin's last replies and its exit race to the host's event loop (the exit may be
+# handled first in the very iteration that brings the replies): what it still owes
+# fails this long after its exit, unless answered in the meantime.
+REPLY_GRACE = 0.5
 
 
 class PluginCallError(Exception):
@@ -44,6 +48,10 @@ class PluginCallError(Exception):
 
 class PluginProtocolError(Unavailable):
     """The plugin broke the wire protocol (a frame that is not a msgpack map)."""
+
+
+class PluginGone(Unavailable):
+    """The plugin's socket is gone (it disconnected, most likely it exited)."""
 
 
 class PluginHost:
@@ -62,6 +70,7 @@ class PluginHost:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self.sock.bind(endpoint)
         self.endpoint = endpoint
         self.on_ready = on_ready
@@ -77,8 +86,13 @@ class PluginHost:
         self.misses: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._leaving: set[tuple[str, int]] = set()  # exited processes whose last replies may still come
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
+        self.dropped = 0  # frames from no connected plugin: counted, reported as plugin_frames_dropped
+        self._dropped_said = 0.0
+        self._dropped_reported = 0
+        self._drop_reason = ""
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,39 +104,70 @@ class PluginHost:
         while True:
             ident, *frames = await self.sock.recv_multipart()
             try:
-                child, pid_text = ident.decode().rsplit(":", 1)
-                pid = int(pid_text)
-            except (ValueError, UnicodeDecodeError):
-                self.malformed += 1  # not a plugin's routing id: nobody to answer
-                continue
-            if len(frames) != 1:  # e.g. a REQ socket's empty delimiter: one frame per message
-                self._malformed(child, pid, f"sent a message of {len(frames)} frames, not one "
-                                            f"msgpack frame (use a DEALER socket)")
-                continue
-            raw = frames[0]
-            try:
-                msg = unpack(raw)
-            except CodecError as exc:
-                why = exc.reason if "exceeds" in exc.reason else f"first bytes {exc.raw[:16]!r}"
-                self._malformed(child, pid, f"sent a frame that is not valid msgpack ({why})")
-                continue
-            if not isinstance(msg, dict):
-                self._malformed(child, pid, f"sent a {type(msg).__name__}, not a JSON-RPC message object")
-                continue
-            if msg.get("method") == "$/ready":
-                self.peers[child] = (ident, pid)
-                self.ready.discard(child)
-                if self.on_connect is not None:
-                    self.on_connect(child, pid)
-                task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif "id" in msg and ("result" in msg or "error" in msg):
-                entry = self._pending.pop(msg["id"], None) if isinstance(msg["id"], int) else None
-                if entry is not None and not entry[1].done():
-                    entry[1].set_result(msg)
-            elif "method" in msg and self.on_notification is not None:
-                self.on_notification(child, str(msg["method"]), msg.get("params") or {})
+                self._frame(ident, frames)
+            except Exception as exc:  # the one reader must outlive any frame: count it, go on
+                self._dropped(f"{type(exc).__name__}")
+
+    def _frame(self, ident: bytes, frames: list[bytes]) -> None:
+        try:
+            child, pid_text = ident.decode().rsplit(":", 1)
+            pid = int(pid_text)
+        except (ValueError, UnicodeDecodeError):
+            self._dropped("routing id")  # not a plugin's routing id: nobody to answer
+            return
+        if len(frames) != 1:  # e.g. a REQ socket's empty delimiter: one frame per message
+            self._malformed(child, pid, f"sent a message of {len(frames)} frames, not one "
+                                        f"msgpack frame (use a DEALER socket)")
+            return
+        raw = frames[0]
+        try:
+            msg = unpack(raw)
+        except CodecError as exc:
+            why = exc.reason if "exceeds" in exc.reason else f"first bytes {exc.raw[:16]!r}"
+            self._malformed(child, pid, f"sent a frame that is not valid msgpack ({why})")
+            return
+        if not isinstance(msg, dict):
+            self._malformed(child, pid, f"sent a {type(msg).__name__}, not a JSON-RPC message object")
+            return
+        method, params = msg.get("method"), msg.get("params")
+        if "method" in msg and (type(method) is not str or (params is not None and type(params) is not dict)):
+            self._malformed(child, pid, "sent a message whose method is not a string or whose params are not a map")
+            return
+        if method == "$/ready":
+            self.peers[child] = (ident, pid)
+            self.ready.discard(child)
+            if self.on_connect is not None:
+                self.on_connect(child, pid)
+            task = asyncio.get_running_loop().create_task(self._handshake(child, pid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif not self._current(child, pid) and not ("id" in msg and (child, pid) in self._leaving):
+            self._dropped("not from a connected plugin")  # only a plugin's own process answers or notifies
+        elif "id" in msg and ("result" in msg or "error" in msg):
+            entry = self._pending.get(msg["id"]) if type(msg["id"]) is int else None
+            if entry is None or entry[0] != child:
+                self._dropped("reply to no request of this plugin")
+            elif not entry[1].done():
+                self._pending.pop(msg["id"], None)
+                entry[1].set_result(msg)
+        elif isinstance(method, str) and self.on_notification is not None:
+            self.on_notification(child, method, params or {})
+
+    def _dropped(self, why: str) -> None:
+        """Count a frame nobody can be told about; say so on the bus at most once a second
+        (the heartbeat reports what is left)."""
+        self.malformed += 1
+        self.dropped += 1
+        self._drop_reason = why
+        self._report_drops()
+
+    def _report_drops(self) -> None:
+        now = time.monotonic()
+        if self.dropped > self._dropped_reported and now - self._dropped_said >= 1.0:
+            self._dropped_said = now
+            self.emit("plugin_frames_dropped", "warn", {"count": self.dropped - self._dropped_reported,
+                                                        "endpoint": self.endpoint, "last_reason": self._drop_reason})
+            self._dropped_reported = self.dropped
 
     def _malformed(self, child: str, pid: int, what: str) -> None:
         """A frame we cannot read: its reply id is lost, so fail what the plugin owes us.
@@ -130,9 +175,10 @@ class PluginHost:
         Waiting for the timeout instead would report a plugin that answers
         garbage as a hung one.
         """
-        self.malformed += 1
         if self.peers.get(child, (b"", -1))[1] != pid:
-            return  # a stale process of a plugin that was already replaced
+            self._dropped(what[:80])  # a stale process of a replaced plugin, or no plugin at all
+            return
+        self.malformed += 1
         error = PluginProtocolError(f"plugin {child} {what}")
         self.emit("plugin_malformed_frame", "warn", {"child": child, "pid": pid, "error": str(error)})
         for req_id, (owner, fut) in list(self._pending.items()):
@@ -147,7 +193,7 @@ class PluginHost:
         try:
             await self.sock.send_multipart([peer[0], pack(msg)])
         except zmq.ZMQError as exc:  # EHOSTUNREACH: it went away
-            raise Unavailable(f"plugin {child} is not reachable: {exc}") from None
+            raise PluginGone(f"plugin {child} is not reachable: {exc}") from None
 
     async def request(self, child: str, method: str, params: Any, timeout: float) -> Any:
         """Send a request and return its result; raise PluginCallError or Unavailable."""
@@ -186,8 +232,11 @@ class PluginHost:
                                  f"protocol {p.PROTOCOL_VERSION.split('.')[0]}.x")
             await self.notify(child, "initialized", {})
         except (PluginCallError, Unavailable, ValueError) as exc:
-            if not self._current(child, pid):
-                return  # that process already exited (and may be replaced): its supervisor knows
+            if not self._current(child, pid) or isinstance(exc, PluginGone):
+                # that process already exited (and may be replaced), or is on its way out: its
+                # exit, with its own reason, is what its supervisor reports (a hung one that
+                # only disconnected is caught by the supervisor's ready timeout)
+                return
             error = f"handshake failed: {exc}"
             self.emit("plugin_handshake_failed", "error", {"child": child, "pid": pid, "error": error})
             self.on_failed(child, error)
@@ -201,6 +250,7 @@ class PluginHost:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(PING_INTERVAL)
+            self._report_drops()
             live = [c for c in self.ready if c in self.peers]
             results = await asyncio.gather(
                 *(self.request(c, "$/ping", {}, PING_INTERVAL * 1.5) for c in live),
@@ -226,11 +276,27 @@ class PluginHost:
         return peer is not None and peer[1] == pid
 
     def forget(self, child: str) -> None:
-        """The child exited: fail its pending requests at once."""
+        """The child exited: fail what it still owes once the replies it sent are read."""
         self.ready.discard(child)
-        self.peers.pop(child, None)
-        for req_id, (owner, fut) in list(self._pending.items()):
-            if owner == child and not fut.done():
+        peer = self.peers.pop(child, None)
+        owed = {req_id: fut for req_id, (owner, fut) in self._pending.items() if owner == child and not fut.done()}
+        if owed:
+            leaving = (child, peer[1]) if peer is not None else None
+            if leaving is not None:
+                self._leaving.add(leaving)  # its replies, and only replies, are still taken
+            task = asyncio.get_running_loop().create_task(self._fail_owed(child, owed, leaving))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fail_owed(self, child: str, owed: dict[int, asyncio.Future[Any]],
+                         leaving: tuple[str, int] | None) -> None:
+        deadline = time.monotonic() + REPLY_GRACE
+        while time.monotonic() < deadline and not all(fut.done() for fut in owed.values()):
+            await asyncio.sleep(0.01)
+        if leaving is not None:
+            self._leaving.discard(leaving)
+        for req_id, fut in owed.items():
+            if not fut.done():
                 fut.set_exception(Unavailable(f"plugin {child} exited while handling the request"))
                 self._pending.pop(req_id, None)
 

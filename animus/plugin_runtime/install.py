@@ -58,33 +58,103 @@ def _bundle_beside(artifact: Path) -> Path | None:
     return None
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
-    """A wheel or zip: refuse members that would land outside ``dest``."""
+MAX_ARTIFACT_BYTES = 256 << 20  # a download or a tarball
+MAX_BUNDLE_BYTES = 1 << 20
+MAX_UNPACKED_BYTES = 512 << 20
+MAX_MEMBERS = 20_000
+
+
+_REBUILD = "rebuild the archive from the plugin folder: tar czf <name>.tar.gz <folder>"
+
+
+def _too_big(what: str, limit: int) -> InvalidInput:
+    return InvalidInput(f"{what} is larger than {limit >> 20} MiB", fix="a plugin is a small folder; check the source")
+
+
+def _outside(shown: str, member: str, what: str = "member") -> InvalidInput:
+    return InvalidInput(f"{shown}: {what} {member!r} would land outside the plugin folder", fix=_REBUILD)
+
+
+def _inside(root: Path, member: str) -> bool:
+    target = (root / member).resolve()
+    return target == root or target.is_relative_to(root)
+
+
+def _extract_zip(archive: Path, dest: Path, shown: str) -> None:
+    """A wheel or zip: refuse members that would land outside ``dest``, or too many or too big."""
+    root = dest.resolve()
     with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            target = (dest / member).resolve()
-            if not str(target).startswith(str(dest.resolve())):
-                raise InvalidInput(f"{archive}: member {member!r} escapes the plugin folder")
+        members = zf.infolist()
+        if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+            raise _too_big(f"{shown} unpacked", MAX_UNPACKED_BYTES)
+        for member in members:
+            if not _inside(root, member.filename):
+                raise _outside(shown, member.filename)
         zf.extractall(dest)
 
 
-def _extract(tarball: Path, dest: Path) -> Path:
+def _check_tar(tar: tarfile.TarFile, shown: str, root: Path) -> None:
+    """What ``filter="data"`` refuses, checked up front (so Pythons before 3.11.4 are safe
+    too), plus limits on the member count and the unpacked size."""
+    members = tar.getmembers()
+    if len(members) > MAX_MEMBERS or sum(m.size for m in members if m.isfile()) > MAX_UNPACKED_BYTES:
+        raise _too_big(f"{shown} unpacked", MAX_UNPACKED_BYTES)
+    for m in members:
+        if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            raise InvalidInput(f"{shown}: member {m.name!r} is not a file, a folder or a link", fix=_REBUILD)
+        if Path(m.name).is_absolute() or not _inside(root, m.name):
+            raise _outside(shown, m.name)
+        target = str(Path(m.name).parent / m.linkname) if m.issym() else m.linkname
+        if (m.issym() or m.islnk()) and (Path(m.linkname).is_absolute() or not _inside(root, target)):
+            raise _outside(shown, m.name, "link")
+
+
+def _extract(tarball: Path, dest: Path, shown: str) -> Path:
     try:
         if zipfile.is_zipfile(tarball):
-            _extract_zip(tarball, dest)
+            _extract_zip(tarball, dest, shown)
         else:
             with tarfile.open(tarball, "r:*") as tar:
-                tar.extractall(dest, filter="data")
+                dest.mkdir(parents=True, exist_ok=True)
+                _check_tar(tar, shown, dest.resolve())
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(dest, filter="data")
+                else:  # Python < 3.11.4: every member was checked above
+                    tar.extractall(dest)  # noqa: S202
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInput(f"{tarball}: not a readable plugin tarball ({exc})",
+        raise InvalidInput(f"{shown}: not a readable plugin tarball ({exc})",
                            fix="build it with tar czf <name>.tar.gz <plugin folder>") from None
     if (dest / MANIFEST_FILE).is_file():
         return dest
     subdirs = [d for d in dest.iterdir() if d.is_dir()]
     if len(subdirs) == 1 and (subdirs[0] / MANIFEST_FILE).is_file():
         return subdirs[0]
-    raise InvalidInput(f"{tarball}: no {MANIFEST_FILE} at its top level",
+    raise InvalidInput(f"{shown}: no {MANIFEST_FILE} at its top level",
                        fix="put the manifest at the root of the tarball (or in its single top folder)")
+
+
+def _copy_capped(src: Any, target: Path, limit: int, what: str) -> None:
+    """Copy a stream to ``target``, refusing it once it passes ``limit`` bytes."""
+    total = 0
+    with open(target, "wb") as out:
+        while chunk := src.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise _too_big(what, limit)
+            out.write(chunk)
+
+
+def _stage(artifact: Path, bundle: Path | None, staging: Path) -> tuple[Path, Path | None]:
+    """Private copies of a local artifact and its bundle: the bytes verified are the bytes installed."""
+    target = staging / artifact.name
+    with open(artifact, "rb") as src:
+        _copy_capped(src, target, MAX_ARTIFACT_BYTES, str(artifact))
+    staged_bundle = None
+    if bundle is not None:
+        staged_bundle = staging / (artifact.name + ".bundle")
+        with open(bundle, "rb") as src:
+            _copy_capped(src, staged_bundle, MAX_BUNDLE_BYTES, str(bundle))
+    return target, staged_bundle
 
 
 def _download(owner: str, repo: str, tag: str | None, dest: Path) -> tuple[Path, Path | None, str]:
@@ -93,18 +163,19 @@ def _download(owner: str, repo: str, tag: str | None, dest: Path) -> tuple[Path,
     url = f"{base}/download/{tag}/{asset}" if tag else f"{base}/latest/download/{asset}"
     target = dest / asset
     try:
-        with urllib.request.urlopen(url, timeout=15) as resp, open(target, "wb") as out:
-            shutil.copyfileobj(resp, out)
+        with urllib.request.urlopen(url, timeout=15) as resp:
+            _copy_capped(resp, target, MAX_ARTIFACT_BYTES, url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise Unavailable(f"cannot download {owner}/{repo}{'@' + tag if tag else ''} from GitHub: {reason}",
                           fix="check network access, or install a local copy: animus plugin install ./plugin.tar.gz") from None
-    bundle = dest / (asset + ".bundle")
+    bundle: Path | None = dest / (asset + ".bundle")
+    assert bundle is not None
     try:
-        with urllib.request.urlopen(url + ".bundle", timeout=15) as resp, open(bundle, "wb") as out:
-            shutil.copyfileobj(resp, out)
+        with urllib.request.urlopen(url + ".bundle", timeout=15) as resp:
+            _copy_capped(resp, bundle, MAX_BUNDLE_BYTES, url + ".bundle")
     except (urllib.error.URLError, OSError):
-        bundle = None  # type: ignore[assignment]
+        bundle = None
     return target, bundle, url
 
 
@@ -123,7 +194,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
     scope.plugins_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".install-", dir=scope.plugins_dir))
     try:
-        signature: dict[str, Any] = {"status": "unverified"}
+        signature: dict[str, Any] = {"status": "unverified", "policy": str(sig_policy)}  # update keeps the policy
         publisher = None
         catalog = builtin_catalog()
         if source.startswith("builtin:") or source in catalog:
@@ -133,7 +204,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
                                fix=f"available: {', '.join(sorted(catalog)) or 'none'}")
             plugin_src = catalog[name]
             sha = file_sha256(plugin_src / MANIFEST_FILE)
-            signature = {"status": "builtin", "reason": "ships inside the animus package"}
+            signature = {"status": "builtin", "reason": "ships inside the animus package", "policy": str(sig_policy)}
             source = f"builtin:{name}"
         else:
             local = Path(source).expanduser()
@@ -142,7 +213,8 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
                 plugin_src, sha = local.resolve(), dir_sha256(local)
                 source = f"path:{local.resolve()}"
             elif local.is_file():
-                artifact, bundle, source = local.resolve(), _bundle_beside(local), f"tarball:{local.resolve()}"
+                artifact, bundle = _stage(local.resolve(), _bundle_beside(local), staging)
+                source = f"tarball:{local.resolve()}"
             elif match and not local.exists():
                 publisher = f"{match['owner']}/{match['repo']}"
                 say(f"downloading {source} …")
@@ -163,7 +235,7 @@ def install(scope: Scope, source: str, policy: str = "warn", force: bool = False
                 if check.status not in (SignatureStatus.VERIFIED, SignatureStatus.SKIPPED):
                     say(f"warning: signature {check.status}: {check.reason} (policy {sig_policy})")
                 sha = file_sha256(artifact)
-                plugin_src = _extract(artifact, staging / "unpacked")
+                plugin_src = _extract(artifact, staging / "unpacked", source.partition(":")[2])
         manifest = load_manifest(plugin_src)
         if sig_policy is SignaturePolicy.STRICT and signature["status"] == "unverified":
             raise SignatureRefused("\n".join(["error: plugin signature verification failed",

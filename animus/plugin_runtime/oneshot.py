@@ -13,6 +13,7 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -21,10 +22,11 @@ import zmq.asyncio
 from animus.errors import InvalidInput
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.host import PluginCallError, PluginHost
+from animus.plugin_runtime.plugin_env import plugin_env
 from animus.plugin_runtime.registry import InstalledPlugin
 from animus.process import handle as process
+from animus.process.shutdown import Timeout
 from animus.state.scope import Scope
-from animus.supervision.spec import Timeout
 
 __all__ = ["probe", "probe_many", "require_env", "missing_env_error"]
 
@@ -52,17 +54,18 @@ def missing_env_error(plugin: InstalledPlugin) -> str | None:
 async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/check",
                 params: dict[str, Any] | None = None, timeout: float = 3.0,
                 ctx: zmq.asyncio.Context | None = None,
-                boot_slots: asyncio.Semaphore | None = None) -> dict[str, Any]:
+                boot_slots: asyncio.Semaphore | None = None, passthrough: Sequence[str] = (),
+                config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return ``{"status", "result"|"error", "latency_ms", ...}``; never raises for plugin faults.
 
     ``timeout`` bounds the whole probe: spawn, handshake and the request.
     A plugin missing a required env var is not spawned at all. With
     ``boot_slots``, the plugin is spawned only once a slot is free, and holds
-    it until it has connected: see ``probe_many``.
+    it until it has connected: see ``probe_many``. ``passthrough`` names the
+    variables the operator passes to this plugin (``plugins.<name>.env``), and
+    ``config`` what the operator configures for it (``plugins.<name>.config``),
+    sent over the manifest's at initialize, as under the daemon.
     """
-    from animus.config import load_daemon_config
-    from animus.plugin_runtime.plugin_specs import plugin_env
-
     started = time.monotonic()
     row: dict[str, Any] = {"plugin": plugin.name, "role": plugin.role, "source": "probe"}
     if plugin.manifest is None:
@@ -96,13 +99,14 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
     # the handshake's own deadline is a little longer, so that a plugin that
     # never answers initialize gets the probe's clearer message
     host = PluginHost(ctx, endpoint, on_ready, on_failed, lambda *a: None,
-                      configs={plugin.name: plugin.manifest.config}, handshake_timeout=timeout + 1,
+                      configs={plugin.name: {**plugin.manifest.config, **(config or {})}}, handshake_timeout=timeout + 1,
                       on_connect=on_connect)
     host.start()
-    config = load_daemon_config(scope.project_root)
-    # as under the daemon: the manifest's config, then the project's plugins.<name>.config over it
-    host.configs[plugin.name] = {**plugin.manifest.config, **config.plugin_config(plugin.name)}
-    env = plugin_env(plugin, scope, config, {p.ENV_ENDPOINT: endpoint})
+    # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
+    # nothing answers there (transport-http reads ANIMUS_CONTROL at initialize)
+    env = plugin_env(plugin, scope, passthrough, {p.ENV_ENDPOINT: endpoint, p.ENV_CONTROL: scope.endpoint("control"),
+                                             p.ENV_BUS: scope.endpoint("bus.in"),
+                                             "ANIMUS_BUS_OUT": scope.endpoint("bus.out")})
     env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
     child = None
 
@@ -191,11 +195,14 @@ def boot_concurrency() -> int:
     return max(4, 4 * cores)
 
 
-async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0) -> list[dict[str, Any]]:
+async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0,
+                     passthrough: Callable[[str], Sequence[str]] = lambda name: (),
+                     config: Callable[[str], Mapping[str, Any]] = lambda name: {}) -> list[dict[str, Any]]:
     ctx = zmq.asyncio.Context()
     slots = asyncio.Semaphore(boot_concurrency())
     try:
-        return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots)
+        return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots,
+                                                 passthrough=passthrough(pl.name), config=config(pl.name))
                                            for pl in plugins)))
     finally:
         ctx.destroy(linger=0)

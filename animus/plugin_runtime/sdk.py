@@ -224,6 +224,9 @@ class _Runtime:
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.sock.close(linger=500)
+            # replies still queued leave only while the context terminates: a process
+            # that exits without it may drop the answers its handlers just sent
+            self.ctx.term()
             if self.plugin._publisher is not None:
                 self.plugin._publisher.close(linger_ms=1000)
         return 0

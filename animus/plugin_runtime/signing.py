@@ -170,10 +170,14 @@ def check_artifact(
     policy: SignaturePolicy,
     signers: TrustedSigners,
 ) -> SignatureCheck:
-    """Apply ``policy``: disabled skips, warn records, strict refuses unless verified.
+    """Apply ``policy``: disabled skips; warn refuses a bundle that does not verify
+    and records a missing one or an untrusted signer; strict refuses anything
+    but a verified signature from a signer in trusted-signers.yaml.
 
     ``publisher`` is ``owner`` or ``owner/repo`` of a release install, or
     ``None`` for a local artifact (then any trusted signer is accepted).
+    Only under ``warn`` is an owner without an entry trusted for its own
+    repository's release workflow.
     """
     if policy is SignaturePolicy.DISABLED:
         reason = "signature policy is disabled"
@@ -182,11 +186,14 @@ def check_artifact(
     if bundle is None or not bundle.is_file():
         reason = "no signature bundle was published with the artifact"
         return SignatureCheck(SignatureStatus.UNSIGNED, reason, None, strict, policy)
-    expected = [(re.compile(s.identity), s.issuer) for s in signers.for_publisher(publisher)]
+    trusted = signers.for_publisher(publisher, own_repository=not strict)
+    expected = [(re.compile(s.identity), s.issuer) for s in trusted]
     try:
         verified = _verify(artifact, bundle, expected)
     except SignatureError as exc:
-        return SignatureCheck(exc.status, exc.reason, None, strict, policy)
+        # a bundle that is there but does not verify is never a mere warning: tampered, wrong or junk
+        refused = strict or exc.status is SignatureStatus.INVALID
+        return SignatureCheck(exc.status, exc.reason, None, refused, policy)
     reason = f"signed by {verified.identity}"
     return SignatureCheck(SignatureStatus.VERIFIED, reason, verified, False, policy)
 

@@ -15,9 +15,10 @@ merged with the built-in ones, never replace them::
         identity: ^https://github\\.com/acme/[^/]+/\\.github/workflows/release\\.yml@refs/tags/v.*
         issuer: https://token.actions.githubusercontent.com
 
-A publisher without an entry is still trusted for its own repository's
-release workflow, ``https://github.com/<owner>/<repo>/.github/workflows/
-release.yml@refs/tags/v*``, as long as the repository is known.
+Under the ``warn`` policy a publisher without an entry is still trusted for
+its own repository's release workflow, ``https://github.com/<owner>/<repo>/
+.github/workflows/release.yml@refs/tags/v*``, as long as the repository is
+known; under ``strict`` only this file (and the built-in entry) decides.
 
 This module is pure: the caller passes the file path (``ANIMUS_HOME``
 decides it), nothing is read at import time.
@@ -95,18 +96,19 @@ class TrustedSigners:
 
     signers: tuple[TrustedSigner, ...] = BUILTIN_SIGNERS
 
-    def for_publisher(self, publisher: str | None) -> tuple[TrustedSigner, ...]:
+    def for_publisher(self, publisher: str | None, own_repository: bool = True) -> tuple[TrustedSigner, ...]:
         """Signers trusted for ``owner`` or ``owner/repo``; every signer when unknown.
 
         An unknown publisher (a local ``--path`` install) may be signed by any
         trusted identity. A publisher without an entry falls back to its own
-        repository's release workflow when the repository is known.
+        repository's release workflow when the repository is known, unless
+        ``own_repository`` is off (the strict policy: only the file decides).
         """
         if publisher is None:
             return self.signers
         owner, _, repo = publisher.partition("/")
         matched = tuple(s for s in self.signers if s.publisher.lower() == owner.lower())
-        if matched or not repo:
+        if matched or not repo or not own_repository:
             return matched
         return (TrustedSigner(owner, default_identity(owner, repo), GITHUB_ACTIONS_ISSUER),)
 

@@ -3,6 +3,8 @@
 Built-ins update to the version in this animus build; folders and tarballs
 are re-read from their path; GitHub releases are downloaded again (``--tag``
 pins a release). ``--dry-run`` says what would change and changes nothing.
+Each plugin is re-checked under the signature policy it was installed with
+(or a stricter one given on the command line), never a weaker one.
 """
 
 from __future__ import annotations
@@ -49,7 +51,23 @@ def _plan(entry: dict[str, Any], tag: str | None) -> tuple[str, str, str]:
     return "failed", f"unknown source {source!r}", ""
 
 
-def update_plugins(scope: Scope, name: str | None, tag: str | None, dry_run: bool, policy: str,
+_STRICTNESS = ("disabled", "warn", "strict")
+
+
+def effective_policy(entry: dict[str, Any], requested: str | None) -> str:
+    """The policy an update runs under: the install's own, or a stricter one asked for.
+
+    An update never weakens the check a plugin was installed under: a plugin
+    installed ``strict`` is not re-downloaded under the default ``warn``.
+    """
+    recorded = str((entry.get("signature") or {}).get("policy") or "")
+    known = [p for p in (recorded, requested) if p in _STRICTNESS]
+    if not known:
+        return requested or "warn"  # unknown names reach install(), which explains them
+    return max(known, key=_STRICTNESS.index)
+
+
+def update_plugins(scope: Scope, name: str | None, tag: str | None, dry_run: bool, policy: str | None,
                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     entries = Registry(scope.plugins_dir).entries()
     if name is not None and name not in entries:
@@ -61,7 +79,7 @@ def update_plugins(scope: Scope, name: str | None, tag: str | None, dry_run: boo
         action, detail, source = _plan(entry, tag)
         if action == "update" and not dry_run:
             try:
-                result = install(scope, source, policy, force=True, progress=progress)
+                result = install(scope, source, effective_policy(entry, policy), force=True, progress=progress)
                 detail = f"{entry.get('version')} -> {result.get('version')}"
                 action = "updated"
             except AnimusError as exc:

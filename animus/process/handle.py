@@ -35,6 +35,7 @@ __all__ = [
     "spawn",
     "terminate",
     "kill_tree",
+    "group_alive",
     "signal_group",
     "stop_group",
     "set_parent_death_signal",

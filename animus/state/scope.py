@@ -14,15 +14,17 @@ Derivation (documented in docs/state.md):
 
 Sockets live in ``<state root>/run`` (mode 0700) unless that path is too long
 for a Unix socket, in which case a private ``/tmp/animus-<uid>/<hash>`` is
-used and recorded in ``<state root>/run.path``.
+used, once it is known to be a real directory owned by this user.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
+from animus.errors import Unavailable
 from animus.state.digest import sha256_hex
 
 __all__ = ["Scope", "animus_home", "project_root", "scope_name", "resolve_scope"]
@@ -80,6 +82,23 @@ def scope_name(root: Path) -> str:
 
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _owned_private_dir(path: Path) -> Path:
+    """``_private_dir`` for a shared parent such as /tmp: someone else may have made ``path``
+    first (a symlink to their folder, or a folder they own), so it must be a real directory
+    of ours before anything goes in it."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise Unavailable(f"{path} is not a directory owned by you (uid {os.getuid()}): "
+                          "refusing to put the daemon's sockets there",
+                          fix=f"remove {path}, or set ANIMUS_HOME to a shorter path")
     os.chmod(path, 0o700)
     return path
 
@@ -156,7 +175,7 @@ class Scope:
         if len(str(preferred)) + 16 <= _UNIX_PATH_MAX:
             return _private_dir(preferred)
         digest = sha256_hex(str(self.root).encode())[:16]
-        base = _private_dir(Path("/tmp") / f"animus-{os.getuid()}")
+        base = _owned_private_dir(Path("/tmp") / f"animus-{os.getuid()}")
         return _private_dir(base / digest)
 
     def endpoint(self, name: str) -> str:

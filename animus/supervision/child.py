@@ -211,10 +211,17 @@ class ChildSupervisor:
 
     async def _answer(self, msg: dict[str, Any]) -> None:
         handler = self.handlers.get(str(msg.get("method")))
+        params = msg.get("params") or {}
         try:
             if handler is None:
                 raise InvalidInput(f"{self.name} does not handle {msg.get('method')!r}")
-            reply = {"type": "reply", "id": msg.get("id"), "result": await handler(msg.get("params") or {})}
+            if not isinstance(params, dict):
+                raise InvalidInput(f"{msg.get('method')}: params must be a map")
+            try:
+                result = await handler(params)
+            except (TypeError, ValueError, KeyError) as exc:  # params of the wrong type: the caller's input
+                raise InvalidInput(f"{msg.get('method')}: invalid params ({type(exc).__name__}: {exc})"[:300]) from None
+            reply = {"type": "reply", "id": msg.get("id"), "result": result}
         except Exception as exc:
             reply = {"type": "reply", "id": msg.get("id"), "error": error_payload(exc)}
         await self.tree.send(pack(reply))

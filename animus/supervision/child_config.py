@@ -9,6 +9,7 @@ opaque here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ __all__ = ["ChildConfig", "spec_from_dict"]
 def spec_from_dict(raw: dict[str, Any], role: str) -> ChildSpec:
     return ChildSpec(
         id=raw["id"],
-        start={"argv": raw["argv"], "env": raw.get("env", {}), "cwd": raw.get("cwd")},
+        start={"argv": raw["argv"], "env": _env(raw), "cwd": raw.get("cwd")},
         restart=Restart(raw.get("restart", "permanent")),
         shutdown=Timeout(float(raw.get("shutdown", 5.0))),
         role=role,
@@ -74,3 +75,9 @@ class ChildConfig:
 
     def plugin_configs(self) -> dict[str, dict[str, Any]]:
         return {c["id"]: c.get("config", {}) for c in self.children}
+
+
+def _env(raw: dict[str, Any]) -> dict[str, str]:
+    """The config file names the variables; their values come from our environment (secrets never on disk)."""
+    env = {k: os.environ[k] for k in raw.get("env_names", []) if k in os.environ}
+    return env | dict(raw.get("env_set", {})) | dict(raw.get("env", {}))

@@ -1,35 +1,30 @@
 """The root supervisor: the daemon process itself.
 
-It owns the bus broker, the control socket, and one child supervisor process
-per role, drawn as in docs/architecture.md:
+It owns the bus broker, the control socket and the ``tree`` socket, and
+supervises one child supervisor process per entry of the application's tree
+(``TreeSpec``; Animus's is ``animus.daemon.tree``). Child supervisors connect
+to the ``tree`` ROUTER, acknowledge their start (READY) and push their
+subtree on every change, so ``daemon status`` answers from memory even while
+children crash-loop (``tree_link``). SIGTERM stops the tree in reverse order;
+a SIGKILLed root takes the tree with it (every child has a parent-death
+signal), and the next start reaps what survived (``pidlock``).
 
-    animus daemon (root)
-     ├─ providers   supervisor ── provider plugins
-     ├─ subjects    supervisor ── subject plugins
-     ├─ triggers    supervisor ── trigger plugins
-     ├─ transports  supervisor ── transport plugins
-     └─ workflows   supervisor ── workflow runner subprocesses (dynamic)
-
-Child supervisors connect to the root's ``tree`` ROUTER, acknowledge their
-start (READY), and push their subtree on every change, so ``daemon status``
-answers from memory even while children crash-loop. SIGTERM stops the tree
-in reverse order; a SIGKILLed root takes the tree with it (every child has a
-parent-death signal), and the next start reaps anything recorded in
-``daemon/pids.json`` that survived.
+The root knows child specs, never the business of its children: what each
+child supervisor is configured with, and which control methods exist, come
+from the application.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import itertools
 import json
-import os
-import secrets
 import signal
+import os
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import psutil
 import zmq
@@ -37,62 +32,86 @@ import zmq.asyncio
 
 from animus import __version__
 from animus.bus.broker import Broker
-from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.codec import MAX_FRAME_BYTES
 from animus.bus.metrics import Metrics
 from animus.bus.publisher import Publisher
 from animus.bus.rpc import serve_request
-from animus.config import DaemonConfig, load_daemon_config, truthy
-from animus.errors import Conflict, Unavailable
-from animus.logs import configure, get_logger
-from animus.state.scope import Scope
+from animus.logs import get_logger
 from animus.process import handle as process
-from animus.supervision.spec import ChildSpec, ChildType, Restart, SupervisorFlags, Timeout
-from animus.supervision.supervisor import ChildState, Supervisor
 from animus.state.files import atomic_write
+from animus.state.scope import Scope
+from animus.supervision.edge import RemoteEdge
+from animus.supervision.pidlock import record_pids
+from animus.supervision.spec import ChildSpec, SupervisorFlags
+from animus.supervision.supervisor import Supervisor
+from animus.supervision.tasks import TaskOwner
+from animus.supervision.tree_link import TreeLink
 
-__all__ = ["Root", "ROLES", "run_daemon"]
+__all__ = ["ControlHandlers", "Root", "RootSettings", "TreeSpec"]
 
-# (supervisor name, plugin role, kill-switch env var)
-ROLES = (
-    ("providers", "provider", "ANIMUS_DAEMON_DISABLE_PROVIDER_PLUGINS"),
-    ("subjects", "subject", "ANIMUS_DAEMON_DISABLE_SUBJECT_PLUGINS"),
-    ("workflows", None, None),  # before triggers: a trigger's first event needs it
-    ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
-    ("transports", "transport", None),
-)
-# child supervisors start at once, but each after those it needs up: runs (recovered ones at
-# once) call providers and subjects; a trigger's first event needs workflows
-START_AFTER = {"workflows": ("providers", "subjects"), "triggers": ("workflows",)}
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+ControlHandlers = tuple[dict[str, Handler], dict[str, Handler]]  # local (ipc), remote runners' (tcp, token)
+
+
+@dataclass(frozen=True)
+class RootSettings:
+    intensity: int = 5
+    period: float = 10.0
+    ready_timeout: float = 10.0
+    bus_tcp: tuple[str, ...] = ()  # extra tcp:// inputs of the bus (CURVE)
+    runner_address: str | None = None  # where remote runners reach the daemon (tcp control + bus input)
+    autonomous: bool = False
+
+
+class TreeSpec(Protocol):
+    """The application's tree of child supervisors."""
+
+    def child_specs(self) -> tuple[list[ChildSpec], dict[str, str]]:
+        """The child supervisors in start order, and those skipped (name -> why)."""
+        ...
+
+    def child_config(self, name: str, base: dict[str, Any], remote: dict[str, str]) -> dict[str, Any]:
+        """``base`` (name, endpoints, disabled children) completed for child supervisor ``name``."""
+        ...
+
+    def child_env(self, name: str, runner_env: dict[str, str]) -> dict[str, str]:
+        """Extra environment for ``name`` at spawn: secrets travel here, never in its config file."""
+        ...
+
+    def start_after(self) -> dict[str, tuple[str, ...]] | None:
+        """Child supervisor -> those it needs started first; the rest start at once (None: in order)."""
+        ...
 
 
 class Root:
-    def __init__(self, scope: Scope, options: dict[str, Any]) -> None:
+    def __init__(self, scope: Scope, settings: RootSettings, tree: TreeSpec,
+                 control: Callable[[Root], ControlHandlers]) -> None:
         self.scope = scope
-        self.options = options
+        self.settings = settings
+        self.tree_spec = tree
+        self.control_factory = control
         self.log = get_logger()
-        self.config: DaemonConfig = load_daemon_config(scope.project_root)
         self.metrics = Metrics()
         self.started = time.time()
         self.ctx = zmq.Context()
         self.actx = zmq.asyncio.Context.shadow(self.ctx.underlying)
         self.stopping = asyncio.Event()
-        self.disabled: dict[str, set[str]] = {}  # supervisor -> disabled children
-        self.skipped: dict[str, str] = {}  # supervisor -> why it is not running
-        self.pending: dict[int, asyncio.Future[Any]] = {}
-        self._ids = itertools.count(1)
         self.sup: Supervisor | None = None
         self.broker: Broker | None = None
         self.bus: Publisher | None = None
-        self.api: Any = None
-        self.runner_token: str | None = None  # remote runners' token for the tcp control socket
-        self.control_tcp: zmq.asyncio.Socket | None = None
-        self.remote_endpoints: dict[str, str] = {}
-        if self.config.runners.get("backend") == "ray":
-            from animus.workflow.remote.ray_config import require_ray
+        self.edge: RemoteEdge | None = None  # what listens on tcp:// (bus.tcp, remote runners)
+        self.task_failure: str | None = None  # a receive loop that kept crashing (exit 1)
+        self.link: TreeLink | None = None
 
-            require_ray()
+    # -- what the control methods read ---------------------------------------
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.link.skipped if self.link is not None else {}
 
-    # -- endpoints -----------------------------------------------------------
+    async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        assert self.link is not None
+        return await self.link.ask(supervisor, method, params, timeout)
+
     def endpoint(self, name: str) -> str:
         return self.scope.endpoint(name)
 
@@ -100,65 +119,33 @@ class Root:
         if self.bus is not None:
             self.bus.publish(cat, kind, level, {"supervisor": "root", **data})
 
-    # -- child supervisor specs ---------------------------------------------
-    def child_config(self, name: str, role: str | None) -> dict[str, Any]:
-        from animus.plugin_runtime.plugin_specs import plugin_children
-
-        cfg: dict[str, Any] = {
-            "name": name, "role": role or name,
-            "tree_endpoint": self.endpoint("tree"),
-            "plugin_endpoint": self.endpoint(f"plugins.{name}"),
-            "bus_endpoint": self.endpoint("bus.in"),
-            "bus_out_endpoint": self.endpoint("bus.out"),
-            "control_endpoint": self.endpoint("control"),
-            "project_root": str(self.scope.project_root),
-            "state_root": str(self.scope.root),
-            "intensity": self.config.intensity, "period": self.config.period,
-            "ready_timeout": self.config.ready_timeout,
-            "disabled": sorted(self.disabled.get(name, ())),
-            "children": [],
-        }
-        if role is None:
-            cfg["service"] = "animus.workflow.service:WorkflowService"
-            cfg["preload"] = ["animus.workflow.runner", "animus.workflow.agent_phase"]
-            cfg["strategy"] = "simple_one_for_one"
-            cfg["restart"] = self.config.restart.to_dict()
-            cfg["service_config"] = {
-                "state_root": cfg["state_root"], "project_root": cfg["project_root"],
-                "bus_endpoint": cfg["bus_endpoint"], "control_endpoint": cfg["control_endpoint"],
-                "pool_size": self.config.pool_size, "interval_secs": self.config.interval_secs,
-                "drain_timeout": self.config.drain_timeout, "scheduler_kinds": list(self.config.scheduler_kinds),
-                "autonomous": bool(self.options.get("autonomous")), "runners": self.config.runners,
-                "remote": dict(self.remote_endpoints, token=self.runner_token) if self.runner_token else {},
-            }
-        else:
-            cfg["children"] = plugin_children(self.scope, self.config, role, cfg)
-        return cfg
-
+    # -- child supervisors ---------------------------------------------------
     def _spawn_child_supervisor(self, spec: ChildSpec) -> process.ChildProcess:
         name = spec.id
-        role = dict((n, r) for n, r, _ in ROLES)[name]
-        cfg = self.child_config(name, role)
+        base = {
+            "name": name, "tree_endpoint": self.endpoint("tree"), "plugin_endpoint": self.endpoint(f"plugins.{name}"),
+            "bus_endpoint": self.endpoint("bus.in"), "bus_out_endpoint": self.endpoint("bus.out"),
+            "control_endpoint": self.endpoint("control"), "project_root": str(self.scope.project_root),
+            "state_root": str(self.scope.root), "intensity": self.settings.intensity,
+            "period": self.settings.period, "ready_timeout": self.settings.ready_timeout,
+            "disabled": sorted(self.link.disabled.get(name, ()) if self.link else ()), "children": [],
+        }
+        remote = self.edge.remote_endpoints if self.edge is not None else {}
+        cfg = self.tree_spec.child_config(name, base, dict(remote))
         path = self.scope.state_dir / "supervisors" / f"{name}.json"
         atomic_write(path, json.dumps(cfg, indent=1).encode(), 0o600)
         env = dict(os.environ)
+        env.update(self.tree_spec.child_env(name, self.edge.runner_env() if self.edge is not None else {}))
         return process.spawn([sys.executable, "-m", "animus.supervision.child", str(path)], env,
                              self.scope.project_root)
 
     def build_tree(self) -> Supervisor:
-        specs = []
-        for name, role, switch in ROLES:
-            if switch and truthy(os.environ.get(switch)):
-                self.skipped[name] = f"skipped: {switch} is set"
-                continue
-            specs.append(ChildSpec(id=name, start={"module": "animus.supervision.child"},
-                                   restart=Restart.PERMANENT,
-                                   shutdown=Timeout(self.config.drain_timeout + 10 if role is None else 30.0),
-                                   type=ChildType.SUPERVISOR, role=role or "workflow",
-                                   backoff=self.config.restart))
-        flags = SupervisorFlags(intensity=self.config.intensity, period=self.config.period)
+        specs, skipped = self.tree_spec.child_specs()
+        assert self.link is not None
+        self.link.skipped.update(skipped)
+        flags = SupervisorFlags(intensity=self.settings.intensity, period=self.settings.period)
         sup = Supervisor("root", flags, specs, self._spawn_child_supervisor, self.emit,
-                         ready_timeout=max(30.0, self.config.ready_timeout * 3))
+                         ready_timeout=max(30.0, self.settings.ready_timeout * 3))
         sup.on_change = self._record_pids
         sup.on_exit_hook = self._child_supervisor_exited
         return sup
@@ -170,76 +157,10 @@ class Root:
             return
         process.kill_groups(self.sup.children[name].info.get("worker_create_times", {}))
 
-    # -- tree socket ---------------------------------------------------------
-    async def serve_tree(self) -> None:
-        while True:
-            ident, raw = await self.tree.recv_multipart()
-            try:
-                msg = unpack(raw)
-            except CodecError:
-                self.metrics.inc("tree_frames_malformed_total")
-                continue
-            if not isinstance(msg, dict) or self.sup is None:
-                continue
-            name = ident.decode(errors="replace")
-            rec = self.sup.children.get(name)
-            kind = msg.get("type")
-            if kind == "ready" and rec is not None:
-                rec.info["children"] = msg.get("children", [])
-                rec.info["worker_create_times"] = _create_times(rec.info["children"])
-                self.sup.child_ready(name, int(msg.get("pid", 0)) or None)
-                self._record_pids()
-            elif kind == "tree" and rec is not None:
-                rec.info["children"] = msg.get("children", [])
-                rec.info["worker_create_times"] = _create_times(rec.info["children"])
-                for child in rec.info["children"]:
-                    if child.get("state") == "disabled":
-                        self.disabled.setdefault(name, set()).add(child["name"])
-                self._record_pids()
-            elif kind == "reply":
-                fut = self.pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-
-    async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
-        """Send a request to a child supervisor and wait for its reply."""
-        from animus.errors import from_dict
-
-        if self.sup is None or supervisor not in self.sup.children:
-            reason = self.skipped.get(supervisor, "not part of this daemon")
-            raise Unavailable(f"{supervisor} supervisor is {reason}")
-        rec = self.sup.children[supervisor]
-        if rec.state is not ChildState.RUNNING:
-            raise Unavailable(f"{supervisor} supervisor is {rec.state.value}",
-                              fix="animus daemon status; animus daemon health")
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[req_id] = fut
-        try:
-            await self.tree.send_multipart([supervisor.encode(), pack(
-                {"type": "request", "id": req_id, "method": method, "params": params})])
-            reply = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"{supervisor} supervisor did not answer {method} within {timeout:g}s") from None
-        except zmq.ZMQError as exc:
-            raise Unavailable(f"{supervisor} supervisor is not connected: {exc}") from None
-        finally:
-            self.pending.pop(req_id, None)
-        if "error" in reply:
-            raise from_dict(reply["error"])
-        return reply.get("result")
-
     # -- control socket ------------------------------------------------------
-    async def serve_control(self, sock: zmq.asyncio.Socket | None = None, remote: bool = False) -> None:
-        """Answer control requests on the ipc socket, or (``remote``) on the
-        tcp one: only the methods remote runners need, each with the token."""
-        from animus.supervision.control import ControlApi
-
-        if self.api is None:
-            self.api = ControlApi(self)
-        handlers = self.api.remote_handlers() if remote else self.api.handlers()
-        token = self.runner_token if remote else None
-        sock = sock or self.control
+    async def serve_control(self, sock: zmq.asyncio.Socket, handlers: dict[str, Handler],
+                            token: str | None = None) -> None:
+        """Answer control requests on the ipc socket, or (with ``token``) on the remote runners' tcp one."""
 
         async def answer(ident: bytes, raw: bytes) -> None:
             reply = await serve_request(raw, handlers, self._malformed_control, token)
@@ -256,24 +177,12 @@ class Root:
                 continue
             asyncio.get_running_loop().create_task(answer(frames[0], frames[1]))
 
-    def bind_remote_runners(self) -> None:
-        """For the ray backend: the bus input and a token-guarded control socket
-        on tcp:// at ``runners.ray.daemon_address`` (ephemeral ports, recorded
-        in the workflows supervisor's config, which hands them to its runners)."""
-        assert self.broker is not None
-        address = self.config.runners["ray"]["daemon_address"]
-        self.runner_token = secrets.token_urlsafe(32)
-        self.control_tcp = self.actx.socket(zmq.ROUTER)
-        self.control_tcp.setsockopt(zmq.LINGER, 0)
-        self.control_tcp.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)  # read before the token is checked
-        self.control_tcp.bind(f"tcp://{address}:*")
-        self.remote_endpoints = {
-            "bus_endpoint": self.broker.bound_in[-1],
-            "control_endpoint": self.control_tcp.getsockopt_string(zmq.LAST_ENDPOINT),
-        }
-
     def _malformed_control(self, reason: str) -> None:
         self.metrics.inc("control_requests_malformed_total")
+
+    def _task_gave_up(self, name: str, reason: str) -> None:
+        self.task_failure = f"{name}: {reason}"
+        self.stopping.set()
 
     # -- pid records ---------------------------------------------------------
     def all_pids(self) -> dict[int, float]:
@@ -292,52 +201,66 @@ class Root:
         return pids
 
     def _record_pids(self) -> None:
-        data = {"root": os.getpid(), "pids": {str(k): v for k, v in self.all_pids().items()}}
-        try:
-            atomic_write(self.scope.root / "daemon" / "pids.json", json.dumps(data).encode(), 0o600)
-        except OSError:
-            pass
+        record_pids(self.scope, self.all_pids())
 
     # -- lifecycle -----------------------------------------------------------
-    async def run(self, ready_fd: int | None) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+    def _bind(self) -> None:
         run_dir = self.scope.run_dir()
         for stale in run_dir.iterdir():
             stale.unlink(missing_ok=True)
-        remote = self.config.runners.get("backend") == "ray"
-        runner_bus = [f"tcp://{self.config.runners['ray']['daemon_address']}:*"] if remote else []
-        self.broker = Broker(self.ctx, [self.endpoint("bus.in"), *self.config.bus_tcp, *runner_bus],
-                             [self.endpoint("bus.out")], self.scope.events_log, self.metrics)
+        self.broker = Broker(self.ctx, [self.endpoint("bus.in")], [self.endpoint("bus.out")],
+                             self.scope.events_log, self.metrics)
         self.broker.start()
-        if remote:
-            self.bind_remote_runners()
+        if self.settings.bus_tcp or self.settings.runner_address:
+            self.edge = RemoteEdge(self.ctx, self.actx, self.scope.root, self.metrics, list(self.settings.bus_tcp),
+                                   self.broker.internal_endpoint, self.settings.runner_address)
         self.bus = Publisher(self.endpoint("bus.in"), f"daemon/root:{os.getpid()}", self.ctx)
         self.bus.wait_ready(5)
         self.control = self.actx.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.LINGER, 0)
+        self.control.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # bigger could never be decoded anyway
         self.control.bind(self.endpoint("control"))
-        self.tree = self.actx.socket(zmq.ROUTER)
-        self.tree.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.tree.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.tree.setsockopt(zmq.LINGER, 0)
-        self.tree.bind(self.endpoint("tree"))
+        tree = self.actx.socket(zmq.ROUTER)
+        tree.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        tree.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        tree.setsockopt(zmq.LINGER, 0)
+        tree.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        tree.bind(self.endpoint("tree"))
+        self.link = TreeLink(tree, self.metrics, self._record_pids)
+
+    def _serve(self, tasks: TaskOwner) -> None:
+        local, remote = self.control_factory(self)
+        assert self.link is not None
+        link = self.link
+        tasks.start("serve_tree", link.serve)
+        tasks.start("serve_control", lambda: self.serve_control(self.control, local))
+        if self.edge is not None and self.edge.control is not None:
+            tcp, token = self.edge.control, self.edge.token
+            tasks.start("serve_control_tcp", lambda: self.serve_control(tcp, remote, token))
+
+    async def run(self, ready_fd: int | None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self._bind()
+        assert self.broker is not None and self.bus is not None and self.link is not None
         self.metrics.gauge_sources["root"] = self._gauges
         self.emit("daemon_startup", "info", {
             "pid": os.getpid(), "version": __version__, "state_root": str(self.scope.root),
-            "project_root": str(self.scope.project_root), "autonomous": bool(self.options.get("autonomous")),
-            "bus_in": self.broker.bound_in, "log_repaired_bytes": self.broker.log.repaired_bytes,
+            "project_root": str(self.scope.project_root), "autonomous": self.settings.autonomous,
+            "bus_in": self.broker.bound_in + (self.edge.gate.bound if self.edge else []),
+            "log_repaired_bytes": self.broker.log.repaired_bytes,
         }, cat="daemon")
         self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
-        tasks = [loop.create_task(self.serve_tree()), loop.create_task(self.serve_control())]
-        if self.control_tcp is not None:
-            tasks.append(loop.create_task(self.serve_control(self.control_tcp, remote=True)))
-        self.sup = self.build_tree()
-        await self.sup.start(START_AFTER)
+        tasks = TaskOwner(self.log, lambda kind, level, data: self.emit(kind, level, data, cat="daemon"),
+                          self._task_gave_up)
+        self._serve(tasks)
+        self.sup = self.link.sup = self.build_tree()
+        await self.sup.start(self.tree_spec.start_after())
         self._record_pids()
-        self.emit("daemon_ready", "info", {"tree": [c["name"] for c in self.sup.snapshot()]}, cat="daemon")
-        self.log.info("daemon ready", children=[c["name"] for c in self.sup.snapshot()])
+        names = [c["name"] for c in self.sup.snapshot()]
+        self.emit("daemon_ready", "info", {"tree": names}, cat="daemon")
+        self.log.info("daemon ready", children=names)
         if ready_fd is not None:
             os.write(ready_fd, json.dumps({"ok": True, "pid": os.getpid(),
                                            "state_root": str(self.scope.root)}).encode())
@@ -349,24 +272,31 @@ class Root:
         if self.sup.escalated.is_set():
             code = 1
             self.log.error("root restart intensity exceeded; daemon exits", reason=self.sup.escalation_reason)
+        elif self.task_failure is not None:
+            code = 1  # a receive loop kept dying: exit loudly rather than run without it
         self.log.info("daemon stopping")
         await self.sup.shutdown()
         self.emit("daemon_shutdown", "info", {"pid": os.getpid(), "exit_code": code}, cat="daemon")
-        for task in (*tasks, escalated, stop):
+        await tasks.close()
+        for task in (escalated, stop):
             task.cancel()
+        await self._close()
+        self.log.info("daemon stopped", exit_code=code)
+        return code
+
+    async def _close(self) -> None:
+        assert self.bus is not None and self.broker is not None and self.link is not None
         await self._wait_logged(self.bus.src, self.bus.seq)
         self.bus.close(linger_ms=0)
         self.control.close(linger=0)
-        if self.control_tcp is not None:
-            self.control_tcp.close(linger=0)
-        self.tree.close(linger=0)
+        if self.edge is not None:
+            self.edge.close()
+        self.link.sock.close(linger=0)
         self.broker.stop()
         self.ctx.destroy(linger=0)
-        for sock_file in run_dir.iterdir():
+        for sock_file in self.scope.run_dir().iterdir():
             sock_file.unlink(missing_ok=True)
         self._record_pids()
-        self.log.info("daemon stopped", exit_code=code)
-        return code
 
     async def _wait_logged(self, src: str, seq: int, timeout: float = 3.0) -> None:
         """Wait until the log writer has our last event (so daemon_shutdown is on disk)."""
@@ -384,82 +314,3 @@ class Root:
                     key = f"tree_children{{supervisor={rec.spec.id},state={state}}}"
                     out[key] = out.get(key, 0) + 1
         return out
-
-
-# -- process entry ------------------------------------------------------------
-def _create_times(children: list[dict[str, Any]]) -> dict[int, float]:
-    out = {}
-    for child in children:
-        if child.get("pid"):
-            try:
-                out[int(child["pid"])] = psutil.Process(int(child["pid"])).create_time()
-            except psutil.Error:
-                continue
-    return out
-
-
-def _reap_leftovers(scope: Scope) -> int:
-    """Kill processes of a previous crashed run (matching pid *and* create time)."""
-    path = scope.root / "daemon" / "pids.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return 0
-    victims = {int(pid): float(ct) for pid, ct in data.get("pids", {}).items()}
-    alive = []
-    for pid, ct in victims.items():
-        try:
-            proc = psutil.Process(pid)
-            if abs(proc.create_time() - ct) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.Error:
-            continue
-    process.kill_tree(set(alive), victims)
-    # and whatever the dead tree's workers started in their process groups
-    return len(alive) + process.kill_groups(victims)
-
-
-def acquire_lock(scope: Scope) -> int:
-    """Hold ``daemon.lock`` for the life of the daemon: one daemon per scope."""
-    lock_dir = scope.root / "daemon"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        pid = read_pid(scope)
-        raise Conflict(f"daemon already running (pid {pid})" if pid else "daemon already running",
-                       fix="animus daemon status; stop it with animus daemon stop") from None
-    return fd
-
-
-def read_pid(scope: Scope) -> int | None:
-    try:
-        data = json.loads(scope.pidfile.read_text())
-        return int(data["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = None) -> int:
-    """Run the daemon in this process until it is told to stop."""
-    configure("daemon")
-    scope.ensure()
-    lock_fd = acquire_lock(scope)
-    reaped = _reap_leftovers(scope)
-    create_time = psutil.Process().create_time()
-    atomic_write(scope.pidfile, json.dumps({"pid": os.getpid(), "create_time": create_time,
-                                            "state_root": str(scope.root)}).encode(), 0o600)
-    log = get_logger()
-    if reaped:
-        log.warning("reaped processes left by a previous crashed daemon", count=reaped)
-    try:
-        root = Root(scope, options)
-        from animus.workflow.compile import compile_project
-
-        compile_project(scope)
-        return asyncio.run(root.run(ready_fd))
-    finally:
-        scope.pidfile.unlink(missing_ok=True)
-        os.close(lock_fd)

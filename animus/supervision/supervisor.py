@@ -157,6 +157,9 @@ class Supervisor:
         try:
             await asyncio.wait_for(asyncio.shield(rec.ready), self.ready_timeout)
         except asyncio.TimeoutError:
+            ready = rec.ready
+            if ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None:
+                return True  # acknowledged as the deadline passed
             if rec.proc is proc and proc.returncode() is None:
                 rec.last_error = rec.failure = (
                     f"no ready acknowledgement within {self.ready_timeout:g}s (hung at start?)")
@@ -172,6 +175,8 @@ class Supervisor:
         """The child acknowledged its start (READY / handshake done)."""
         rec = self.children.get(child_id)
         if rec is None or rec.proc is None or (pid is not None and pid != rec.proc.pid):
+            return False
+        if rec.failure:  # its start already failed (timed out, bad handshake): it is being stopped
             return False
         if info:
             rec.info.update(info)

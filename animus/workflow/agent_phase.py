@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import AnimusError, NotFound, Unavailable
-from animus.workflow.model import PhaseDefinition, WorkflowConfig
+from animus.workflow.model import DecisionContract, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Parked
 from animus.workflow.run_context import RunContext
 
-__all__ = ["call_agent", "cancel_agent", "build_prompt"]
+__all__ = ["apply_contract", "call_agent", "cancel_agent", "build_prompt"]
 
 UNAVAILABLE_RETRIES = 3
 
@@ -84,6 +84,7 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
         "allow_missing_decision": phase.decision_contract.allow_missing_decision,
         "workflow_id": wf["id"], "run_id": ctx.run_id, "phase": phase.id, "run_key": ctx.in_flight.agent_key,
         "session_file": str(session_file),
+        "permissions": agent.permissions.to_plain() if agent else None,
     }
     if resume:
         params["session_id"] = resume
@@ -101,19 +102,31 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
         result = _call_provider(ctx, fallback, "agent/run", params, phase)
         result["provider"] = fallback
     ctx.in_flight.agent_key = None
-    contract = phase.decision_contract
+    return apply_contract(result, phase.decision_contract)
+
+
+def apply_contract(result: dict[str, Any], contract: DecisionContract) -> dict[str, Any]:
+    """The phase's decision contract over the provider's decision: an advance it does not trust is rework.
+
+    A block without confidence/risk carries the provider's documented defaults
+    (0.8, medium; listed in ``defaulted``): good enough unless the contract asks
+    for more, and then the reason says which value was missing.
+    """
     verdict = result.get("verdict") or "fail"
     if result.get("error") and verdict == "fail":
         result["reason"] = str(result["error"])
+    defaulted = result.get("defaulted") or []
     confidence = result.get("confidence")
     if verdict == "advance" and isinstance(confidence, (int, float)) and confidence < contract.min_confidence:
         result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: confidence {confidence} < {contract.min_confidence}"
+        given = f"no confidence given (default {confidence})" if "confidence" in defaulted else f"confidence {confidence}"
+        result["reason"] = f"decision rejected by contract: {given} < {contract.min_confidence}"
     risks = ("low", "medium", "high")
     risk = result.get("risk")
     if verdict == "advance" and risk in risks and risks.index(risk) > risks.index(contract.max_risk.value):
         result["verdict"] = "rework"
-        result["reason"] = f"decision rejected by contract: risk {risk} above {contract.max_risk.value}"
+        given = f"no risk given (default {risk})" if "risk" in defaulted else f"risk {risk}"
+        result["reason"] = f"decision rejected by contract: {given} above {contract.max_risk.value}"
     return result
 
 

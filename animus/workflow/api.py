@@ -89,6 +89,7 @@ class WorkflowApi:
 
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
         task_id, title = params.get("task_id"), params.get("title")
+        source = "mcp" if params.get("trigger_source") == "mcp" else "manual"  # the CLI's, or an MCP client's
         if task_id:
             kind, subject_id = _subject_ref(str(task_id))
             try:
@@ -96,9 +97,9 @@ class WorkflowApi:
             except Unavailable:
                 return summary(await self.parts.intake.on_unavailable_subject(kind, subject_id,
                                                                               params.get("workflow_ref")))
-            wf = await self.parts.intake.on_subject(kind, subject, params.get("workflow_ref"), "manual")
+            wf = await self.parts.intake.on_subject(kind, subject, params.get("workflow_ref"), source)
         elif title:
-            wf = await self.parts.intake.adhoc(params.get("workflow_ref"), str(title), "manual")
+            wf = await self.parts.intake.adhoc(params.get("workflow_ref"), str(title), source)
         else:
             raise InvalidInput("workflow/run needs task_id or title")
         return summary(wf)

@@ -1,6 +1,8 @@
 """A command phase: one program, its output streamed line by line, its exit code a verdict.
 
-Output goes three ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
+A command runs with a declared environment (``command_env``), and secret
+values are masked in its output (``animus.redact``) before it goes three
+ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
 ``phase_output`` events on the bus (each line, up to 4 000 characters), and
 the tail kept on the attempt. A command runs in its own process group with a
 parent-death signal, so a cancel, a timeout or the runner's death takes its
@@ -18,12 +20,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from animus import redact
 from animus.process.pdeathsig import preexec_parent_death
+from animus.workflow.command_env import UnresolvedSecret, command_env, resolve_argv
 from animus.workflow.model import CwdMode, PhaseDefinition
 from animus.workflow.run_context import RunContext
 
-__all__ = ["OUTPUT_TAIL", "CommandOutcome", "command_cwd", "run_command", "run_streamed"]
+ENV_COMMAND_ENV = "ANIMUS_COMMAND_ENV"
+__all__ = ["ENV_COMMAND_ENV", "OUTPUT_TAIL", "CommandOutcome", "command_cwd", "run_command", "run_streamed"]
 
 OUTPUT_TAIL = 4000
 
@@ -67,15 +73,14 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
                     chunk = os.read(stream.fileno(), 65536)
                     if not chunk:
                         break
-                    log.write(chunk)
                     *lines, buf = (buf + chunk).split(b"\n")
                     for raw in lines:
-                        tail = _emit(ctx, phase, raw, tail, "\n")
+                        tail = _emit(ctx, phase, raw, tail, "\n", log)
                 elif time.monotonic() > deadline:
                     ctx.in_flight.kill_child()
                     return None, tail
             if buf:
-                tail = _emit(ctx, phase, buf, tail, "")
+                tail = _emit(ctx, phase, buf, tail, "", log)
             return child.wait(), tail
         except BaseException:
             ctx.in_flight.kill_child()
@@ -84,8 +89,11 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
             ctx.in_flight.child = None
 
 
-def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str) -> str:
-    line = raw.decode("utf-8", "replace")
+def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str, log: BinaryIO) -> str:
+    """One line to the log file, the bus and the tail, with secret values masked in all three."""
+    red = redact.active()
+    line = red.text(raw.decode("utf-8", "replace"))
+    log.write(line.encode() + end.encode() if red else raw + end.encode())
     ctx.publish("phase", "phase_output", "info", phase=phase, stream="stdout", line=line[:4000])
     return (tail + line + end)[-OUTPUT_TAIL:]
 
@@ -93,12 +101,16 @@ def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str) -> str:
 def run_command(ctx: RunContext, phase: PhaseDefinition, attempt: int) -> CommandOutcome:
     spec = phase.command
     assert spec is not None
-    env = dict(os.environ) | dict(spec.env) | {"ANIMUS_WORKFLOW_ID": ctx.wf_id, "ANIMUS_PHASE": phase.id,
-                                               "ANIMUS_ATTEMPT": str(attempt),
-                                               "ANIMUS_TASK_ROOT": str(ctx.task_root)}
+    try:  # a declared environment, never the runner's (animus.workflow.command_env)
+        env = command_env(os.environ, spec.env, command_passthrough(ctx.project_root), {
+            "ANIMUS_WORKFLOW_ID": ctx.wf_id, "ANIMUS_PHASE": phase.id, "ANIMUS_ATTEMPT": str(attempt),
+            "ANIMUS_TASK_ROOT": str(ctx.task_root)})
+        argv = resolve_argv(spec.program, spec.args, os.environ)
+    except UnresolvedSecret as exc:
+        return CommandOutcome("fail", str(exc), 127, str(exc))
     timeout = spec.timeout_secs or phase.timeout_secs or 1800
     try:
-        code, tail = run_streamed(ctx, [spec.program, *spec.args], command_cwd(ctx, spec.cwd_mode, spec.cwd_path),
+        code, tail = run_streamed(ctx, argv, command_cwd(ctx, spec.cwd_mode, spec.cwd_path),
                                   env, timeout, ctx.run_dir / f"{phase.id}.{attempt}.log", phase.id)
     except OSError as exc:
         return CommandOutcome("fail", f"cannot run {spec.program}: {exc}", 127, str(exc))
@@ -107,3 +119,10 @@ def run_command(ctx: RunContext, phase: PhaseDefinition, attempt: int) -> Comman
     ok = code in spec.success_exit_codes
     reason = f"exit code {code}" + ("" if ok else f" (expected {', '.join(map(str, spec.success_exit_codes))})")
     return CommandOutcome("advance" if ok else "fail", reason, code, tail)
+
+
+def command_passthrough(project_root: Path) -> tuple[str, ...]:
+    """Names every command phase gets from the runner's environment (``commands.env``).
+
+    The workflows service hands them to its runners in ``ANIMUS_COMMAND_ENV`` (comma-separated)."""
+    return tuple(n for n in os.environ.get(ENV_COMMAND_ENV, "").split(",") if n)

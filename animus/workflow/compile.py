@@ -14,8 +14,10 @@ __all__ = ["compile_project"]
 
 
 def compile_project(scope: Scope) -> object:
+    from animus.redact import mask_env
     from animus.workflow.config import load_workflow_config, write_compiled
 
-    cfg = load_workflow_config(scope.project_root, dict(os.environ))
+    # a secret variable compiles to a reference, resolved only where it is used (animus.redact)
+    cfg = load_workflow_config(scope.project_root, mask_env(os.environ))
     write_compiled(cfg, scope.state_dir)
     return cfg

@@ -80,7 +80,8 @@ class LocalRunners:
         s = self.settings
         env = dict(os.environ)
         env.update({p.ENV_STATE: str(s.state_root), p.ENV_PROJECT: str(s.project_root),
-                    p.ENV_BUS: s.bus_endpoint, p.ENV_CONTROL: s.control_endpoint, "ANIMUS_RUN_NUMBER": str(run_no)})
+                    p.ENV_BUS: s.bus_endpoint, p.ENV_CONTROL: s.control_endpoint, "ANIMUS_RUN_NUMBER": str(run_no),
+                    "ANIMUS_COMMAND_ENV": ",".join(s.command_env)})
         spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner", wf["id"]],
                                              "env": env, "cwd": str(s.project_root)},
                          restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role="workflow")

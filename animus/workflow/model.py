@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from animus.errors import InvalidInput, NotFound
+from animus.workflow.permissions import AgentPermissions, parse_permissions
 
 __all__ = [
     "AgentProfile",
@@ -92,6 +93,7 @@ class AgentProfile:
     model: str | None = None
     system_prompt: str | None = None
     fallback_provider: str | None = None
+    permissions: AgentPermissions = AgentPermissions()
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -362,7 +364,8 @@ def _workflow(d: dict[str, Any]) -> WorkflowDefinition:
 def config_from_plain(data: dict[str, Any]) -> WorkflowConfig:
     """Inverse of ``to_plain(config)``; raises KeyError/TypeError/ValueError on bad data."""
     return WorkflowConfig(
-        agents={k: AgentProfile(**v) for k, v in data["agents"].items()},
+        agents={k: AgentProfile(**(v | {"permissions": parse_permissions(v.get("permissions"))}))
+                for k, v in data["agents"].items()},
         phases={k: _phase(v) for k, v in data["phases"].items()},
         workflows={k: _workflow(v) for k, v in data["workflows"].items()},
         schedules=tuple(Schedule(**s) for s in data["schedules"]),

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from animus import redact
 from animus.bus.publisher import Publisher
 from animus.plugin_runtime import protocol as p
 from animus.state.files import atomic_json
@@ -218,6 +219,8 @@ class Runner:
             self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=str(blocked))
             return None
         duration_ms = round((time.monotonic() - started) * 1000, 1)
+        red = redact.active()  # an agent's summary may quote a secret: not into workflow.db
+        reason, tail = red.text(reason), red.text(tail)
         entry = entry_def.phases[index]
         if phase.mode is Mode.COMMAND and verdict == "fail" and "rework" in entry.on_verdict:
             verdict = "rework"  # a failing check sends the work back, as its entry says

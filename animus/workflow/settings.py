@@ -24,7 +24,8 @@ class WorkflowSettings:
     drain_timeout: float = 60.0
     scheduler_kinds: tuple[str, ...] = ("task",)
     runners: dict[str, Any] = field(default_factory=dict)
-    remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints and token
+    remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints (the token: environment)
+    command_env: tuple[str, ...] = ()  # names every command phase gets (commands.env)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> WorkflowSettings:
@@ -36,6 +37,7 @@ class WorkflowSettings:
                 autonomous=bool(raw.get("autonomous")), drain_timeout=float(raw.get("drain_timeout", 60)),
                 scheduler_kinds=tuple(raw.get("scheduler_kinds") or ("task",)),
                 runners=dict(raw.get("runners") or {}), remote=dict(raw.get("remote") or {}),
+                command_env=tuple(str(n) for n in raw.get("command_env") or ()),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidInput(f"workflows service config: {type(exc).__name__}: {exc}",

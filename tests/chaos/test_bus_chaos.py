@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -150,7 +154,9 @@ def stream_missing(summary: str) -> int:
     return int(match.group(1))
 
 
-def test_a_sigkilled_daemon_leaves_no_torn_line_once_restarted(env: Env) -> None:
+def test_a_sigkilled_daemon_then_a_hand_made_torn_line_are_repaired_at_restart(env: Env) -> None:
+    """The daemon SIGKILLed mid-burst; then a torn line written by hand (the real tear,
+    a writer killed inside write(2), is the next test's)."""
     env.write_config({"restart": FAST_RESTART, "ready_timeout": 5})
     first = env.start("--skip-preflight")
     endpoint = bus_endpoint(env, "bus.in")
@@ -164,7 +170,7 @@ def test_a_sigkilled_daemon_leaves_no_torn_line_once_restarted(env: Env) -> None
     burst.kill()
     burst.communicate(timeout=10)
 
-    # what a kill inside write(2) can leave behind; the next start must trim it
+    # a hand-made copy of what a kill inside write(2) can leave behind; the next start must trim it
     torn = b'{"v":1,"ts":"2026-01-01T00:00:00.000000Z","seq":99,"src":"chaos/to'
     with open(log, "ab") as fh:
         fh.write(torn)
@@ -178,3 +184,50 @@ def test_a_sigkilled_daemon_leaves_no_torn_line_once_restarted(env: Env) -> None
     seqs = logged_seqs(log, "chaos/burst")[f"chaos/burst:{os.getpid()}"]
     assert seqs == list(range(1, len(seqs) + 1)) and lines > len(seqs)
     assert psutil.pid_exists(second["pid"]) and env.status()["pid"] == second["pid"]
+
+
+# The daemon's own log writer, as the broker drives it: batches of 2000 events, one write(2) each.
+WRITER = """
+import sys
+from pathlib import Path
+from animus.bus.eventlog import EventLog, to_log_line
+log = EventLog(Path(sys.argv[1]))
+batch = [to_log_line({"v": 1, "ts": 1.0, "seq": i, "src": "chaos/writer", "cat": "chaos", "level": "info",
+                      "kind": "tick", "data": {"pad": "x" * 150}}) for i in range(1, 2001)]
+print("writing", flush=True)
+while True:
+    log.write_lines(batch)
+"""
+
+
+def test_a_writer_killed_inside_a_write_leaves_a_torn_line_the_next_start_trims(env: Env) -> None:
+    """SIGKILL the log writer (``EventLog.write_lines``) until a kill lands inside a
+    write(2) and tears a line; the next ``daemon start`` trims exactly that."""
+    env.write_config({"restart": FAST_RESTART, "ready_timeout": 5})
+    env.start("--skip-preflight")
+    log = _events_log(env)
+    env.run("daemon", "stop", check=True)  # the writer gets the daemon's own log file
+    rng = random.Random()
+    for _ in range(30):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log)], stdout=subprocess.PIPE)
+        assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+        time.sleep(rng.uniform(0.001, 0.02))  # when to kill it, not synchronisation
+        writer.kill()
+        writer.communicate(timeout=10)
+        with log.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 65536))
+            tail = fh.read()
+        if not tail.endswith(b"\n"):
+            break
+    else:
+        pytest.fail("30 writers killed mid-burst, and not one kill landed inside a write")
+    torn = len(tail) - tail.rfind(b"\n") - 1
+    assert 0 < torn < len(tail)
+
+    env.start("--skip-preflight")
+    wait_until(lambda: b"daemon_startup" in log.read_bytes()[-20_000:], timeout=10,
+               what="the new daemon's startup event")
+    startup = [json.loads(line) for line in log_lines(log) if b'"kind":"daemon_startup"' in line][-1]
+    assert startup["data"]["log_repaired_bytes"] == torn
+    _all_lines_parse(log)  # every line whole, in every rotated file too

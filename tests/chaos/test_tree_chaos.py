@@ -5,18 +5,20 @@ scriptable probe installed as plugins under several role supervisors, then
 kills processes with SIGKILL / SIGSTOP and checks, against the event log
 (``<state_root>/logs/events.jsonl``), ``daemon status --json`` and psutil:
 
-- every permanent child is back (acknowledged: ``child_started``) within 2 s
-  of its death while its restart budget remains;
+- every permanent child is back (acknowledged: ``child_started``) after
+  its death while its restart budget remains;
 - a child that keeps dying is restarted exactly 5 times, then disabled;
-- every kill is matched by exactly one restart (nothing lost, nothing extra);
-- a worker whose supervisor dies exits on its own within 2 s;
-- after the root is SIGKILLed no process of the tree survives 3 s, and the
+- every kill is matched by exactly one restart (nothing lost, nothing extra),
+  and no worker dies unless the test killed it;
+- a worker whose supervisor dies exits on its own;
+- after the root is SIGKILLed no process of the tree survives, and the
   next start reaps what a crashed run recorded (only if the create time matches);
 - after ``daemon stop`` nothing is left.
 
-Waiting is always on a condition with a deadline. Status is read over the
-control socket (``daemon/status``, what ``daemon status --json`` prints) so
-that polling is cheap enough to time restarts.
+Waiting is always on a condition with a generous deadline: these tests
+assert what happens, not how fast (``bench/`` measures restart latency).
+Victims are signalled through a pidfd taken when their start was seen, so a
+kill can never reach a process that reused a dead worker's pid.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ from conftest import FAST_RESTART, Env, alive
 from animus.bus.rpc import ControlClient
 from animus.errors import Unavailable
 from animus.state.scope import Scope
-from animus.testing import wait_until
+from animus.testing import EventRecorder, wait_until
 
 pytestmark = pytest.mark.chaos
 
-BACK_WITHIN = 2.0  # seconds from a death to the replacement's acknowledged start
+BACK_WITHIN = 15.0  # a deadline for a replacement's acknowledged start, not a latency bound
 HEALTHY_WINDOW = 0.3
 CHAOS_RESTART = {**FAST_RESTART, "healthy_window": HEALTHY_WINDOW}
 # probes spread over four role supervisors
@@ -68,34 +70,6 @@ def install(env: Env, probes: list[tuple[str, str]]) -> None:
         env.install_probe(name, role=role, kinds="probe" if role == "subject" else "")
 
 
-class EventLog:
-    """Follows ``events.jsonl`` while the daemon appends to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.partial = b""
-        self.events: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        *lines, self.partial = (self.partial + data).split(b"\n")
-        new = [json.loads(line) for line in lines if line.strip()]
-        self.events.extend(new)
-        return new
-
-    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
-        self.poll()
-        return [e["data"] for e in self.events
-                if e["kind"] == kind and all(e["data"].get(k) == v for k, v in match.items())]
-
-
 class Tree:
     """The running daemon as a test sees it: its control socket and its event log."""
 
@@ -107,7 +81,7 @@ class Tree:
                       home=env.home, root=self.state_root)
         # not always <state_root>/run: a long state root puts the sockets under /tmp
         self.client = ControlClient(scope.endpoint("control"), timeout=5)
-        self.log = EventLog(self.state_root / "logs" / "events.jsonl")
+        self.log = EventRecorder.of_state_root(self.state_root)
 
     def status(self) -> dict[str, Any]:
         return self.client.call("daemon/status")  # type: ignore[no-any-return]
@@ -123,11 +97,9 @@ class Tree:
         starts = self.log.of("child_started", child=child)
         return starts[-1] if starts and starts[-1]["pid"] != not_pid else None
 
-    def wait_back(self, child: str, old_pid: int, since: float, within: float = BACK_WITHIN) -> int:
-        new = wait_until(lambda: self.started(child, not_pid=old_pid), within + 1.0,
+    def wait_back(self, child: str, old_pid: int) -> int:
+        new = wait_until(lambda: self.started(child, not_pid=old_pid), BACK_WITHIN,
                          what=f"{child} to be replaced after pid {old_pid} died")
-        took = time.monotonic() - since
-        assert new is not None and took <= within, f"{child} took {took:.2f}s to come back (limit {within}s)"
         return int(new["pid"])
 
     def ping(self, plugin: str, timeout: float = 3.0) -> int:
@@ -154,11 +126,11 @@ def tree_of(env: Env) -> Iterator[Callable[[], Tree]]:
 
 def stop_and_check_nothing_left(env: Env, pids: set[int]) -> None:
     env.run("daemon", "stop", check=True)
-    wait_until(lambda: not alive(pids), 3, what=f"nothing left after daemon stop: {alive(pids)}")
+    wait_until(lambda: not alive(pids), BACK_WITHIN, what=f"nothing left after daemon stop: {alive(pids)}")
 
 
 def test_two_hundred_random_kills_lose_nothing(env: Env, tree_of: Callable[[], Tree]) -> None:
-    """SIGKILL random workers 200 times; each comes back in 2 s; kills == restarts."""
+    """SIGKILL random workers 200 times; each comes back; kills == restarts, no death unasked."""
     env.write_config({"restart": CHAOS_RESTART, "ready_timeout": 5})
     install(env, PROBES)
     env.start("--skip-preflight")
@@ -166,7 +138,7 @@ def test_two_hundred_random_kills_lose_nothing(env: Env, tree_of: Callable[[], T
     names = [n for n, _ in PROBES]
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    up: dict[str, tuple[int, float]] = {}  # name -> (pid, when we saw it acknowledged)
+    up: dict[str, tuple[int, int, float]] = {}  # name -> (pid, pidfd, when we saw it acknowledged)
     down: dict[str, tuple[int, float]] = {}  # name -> (killed pid, when)
     kills: Counter[str] = Counter()
     killed_pids: set[int] = set()
@@ -182,35 +154,58 @@ def test_two_hundred_random_kills_lose_nothing(env: Env, tree_of: Callable[[], T
             name, pid = data["child"], data["pid"]
             if name in down and pid != down[name][0]:
                 back_times.append(now - down.pop(name)[1])
-            up[name] = (pid, now)
+            if name in up:
+                os.close(up.pop(name)[1])
+            try:  # a handle on this very process: a later kill cannot reach a reused pid
+                up[name] = (pid, os.pidfd_open(pid), now)
+            except ProcessLookupError:
+                up[name] = (pid, -1, now)  # gone already: the kill below reports it
             seen_pids.add(pid)
         for name, (pid, killed_at) in down.items():
             assert now - killed_at <= BACK_WITHIN, (
                 f"{name} (pid {pid}) not back {now - killed_at:.2f}s after its SIGKILL (seed {seed})")
 
-    deadline = time.monotonic() + 75
-    while sum(kills.values()) < KILLS:
-        assert time.monotonic() < deadline, f"only {sum(kills.values())} kills done (seed {seed})"
-        observe()
-        now = time.monotonic()
-        # kill only what has been up longer than the healthy window, so its budget resets
-        ripe = [n for n in names if n in up and now - up[n][1] > HEALTHY_WINDOW]
-        if not ripe:
-            time.sleep(0.005)  # poll interval of this loop, not synchronisation
-            continue
-        name = rng.choice(ripe)
-        pid, _ = up.pop(name)
-        os.kill(pid, signal.SIGKILL)
-        down[name] = (pid, time.monotonic())
-        kills[name] += 1
-        killed_pids.add(pid)
+    def died_unasked(name: str, pid: int) -> str:
+        exited = wait_until(lambda: tree.log.of("child_exited", child=name, pid=pid), 10,
+                            what=f"the exit of {name} pid {pid}")
+        return f"{name} pid {pid} died before the test killed it: {exited[0]} (seed {seed})"
 
-    def all_back() -> bool:
-        observe()
-        return not down
+    deadline = time.monotonic() + 240
+    try:
+        while sum(kills.values()) < KILLS:
+            assert time.monotonic() < deadline, f"only {sum(kills.values())} kills done (seed {seed})"
+            observe()
+            now = time.monotonic()
+            # kill only what has been up longer than the healthy window, so its budget resets
+            ripe = [n for n in names if n in up and now - up[n][2] > HEALTHY_WINDOW]
+            if not ripe:
+                time.sleep(0.005)  # poll interval of this loop, not synchronisation
+                continue
+            name = rng.choice(ripe)
+            pid, pidfd, _ = up.pop(name)
+            try:
+                if pidfd < 0 or alive({pid}) == []:
+                    raise ProcessLookupError
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pytest.fail(died_unasked(name, pid))
+            finally:
+                if pidfd >= 0:
+                    os.close(pidfd)
+            down[name] = (pid, time.monotonic())
+            kills[name] += 1
+            killed_pids.add(pid)
 
-    wait_until(all_back, BACK_WITHIN + 0.5, what="the last victims to come back")
-    assert len(back_times) == KILLS and max(back_times) <= BACK_WITHIN
+        def all_back() -> bool:
+            observe()
+            return not down
+
+        wait_until(all_back, BACK_WITHIN + 0.5, what="the last victims to come back")
+    finally:
+        for _, pidfd, _ in up.values():
+            if pidfd >= 0:
+                os.close(pidfd)
+    assert len(back_times) == KILLS
     assert set(kills) == set(names), f"every probe, under every supervisor, was hit: {kills}"
 
     # nothing lost: one exit and one restart (with a fresh budget) per kill, no more
@@ -246,14 +241,12 @@ def test_five_restarts_then_disabled_and_a_killed_supervisor_restarts_its_worker
     pid, bystander = before["victim"]["pid"], before["bystander"]["pid"]
     victims = {pid}
     for restart in range(1, 6):
-        killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        pid = tree.wait_back("victim", pid, killed_at)  # budget remains: back within 2 s
+        pid = tree.wait_back("victim", pid)  # budget remains: it comes back
         victims.add(pid)
         assert tree.log.of("child_restarting", child="victim")[-1]["restart"] == restart
     os.kill(pid, signal.SIGKILL)  # the sixth death spends the budget
-    disabled = wait_until(lambda: tree.log.of("plugin_disabled", plugin="victim"), 2,
-                          what="victim disabled")
+    disabled = tree.log.wait_for("plugin_disabled", timeout=BACK_WITHIN, plugin="victim")
     assert disabled[0]["restarts"] == 5
     node = tree.nodes()["victim"]
     assert node["state"] == "disabled" and node["restarts"] == 5
@@ -269,12 +262,11 @@ def test_five_restarts_then_disabled_and_a_killed_supervisor_restarts_its_worker
     assert tree.status()["pid"] == tree.root_pid
 
     sup = before["providers"]["pid"]
-    killed_at = time.monotonic()
     os.kill(sup, signal.SIGKILL)
     # no orphans: the worker of a dead supervisor exits on its own
-    wait_until(lambda: not alive({bystander}), 2, what="the killed supervisor's worker to exit")
-    new_sup = tree.wait_back("providers", sup, killed_at)
-    new_bystander = tree.wait_back("bystander", bystander, killed_at)
+    wait_until(lambda: not alive({bystander}), BACK_WITHIN, what="the killed supervisor's worker to exit")
+    new_sup = tree.wait_back("providers", sup)
+    new_bystander = tree.wait_back("bystander", bystander)
     after = tree.nodes()
     assert after["providers"]["restarts"] == 1 and after["providers"]["pid"] == new_sup
     (exited,) = tree.log.of("child_exited", supervisor="root", child="providers")
@@ -300,20 +292,20 @@ def test_sigstop_then_sigcont_worker(env: Env, tree_of: Callable[[], Tree]) -> N
     try:
         with pytest.raises(Unavailable, match="did not answer probe/echo within 0.3s"):
             tree.client.call("plugin/call", {"name": "frozen", "method": "probe/echo", "timeout": 0.3})
-        t0 = time.monotonic()
+        # the control plane does not wait on a frozen worker: status answers while it is
+        # still frozen and still the same process (not after the heartbeat replaced it)
         assert tree.nodes()["frozen"]["pid"] == pid
-        assert time.monotonic() - t0 < 0.5  # the control plane does not wait on a frozen worker
+        assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
     finally:
         os.kill(pid, signal.SIGCONT)
     assert tree.ping("frozen") == pid
     assert tree.nodes()["frozen"]["restarts"] == 0 and not tree.log.of("child_exited", child="frozen")
 
-    stopped_at = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
-    exited = wait_until(lambda: tree.log.of("child_exited", child="frozen"), 5, what="the hung worker killed")
+    exited = tree.log.wait_for("child_exited", timeout=BACK_WITHIN, child="frozen")
     assert exited[0]["pid"] == pid and not exited[0]["requested"]
     assert "not answering pings" in exited[0]["last_error"]
-    tree.wait_back("frozen", pid, stopped_at, within=5.0)
+    tree.wait_back("frozen", pid)
     assert not alive({pid})
     new = tree.nodes()["frozen"]
     assert new["restarts"] == 1 and new["state"] == "running" and tree.ping("frozen") == new["pid"]
@@ -328,7 +320,7 @@ def test_killed_root_leaves_nothing_and_next_start_reaps_leftovers(env: Env, tre
     pids = tree.pids()
     assert len(pids) == 8  # root, five supervisors, two workers
     os.kill(tree.root_pid, signal.SIGKILL)
-    wait_until(lambda: not alive(pids), 3, what=f"the whole tree to die with its root: {alive(pids)}")
+    wait_until(lambda: not alive(pids), BACK_WITHIN, what=f"the whole tree to die with its root: {alive(pids)}")
 
     # a crashed run's record: one process that is still the one recorded (it must be
     # reaped) and one whose pid was recorded with another create time (a reused pid:
@@ -345,7 +337,7 @@ def test_killed_root_leaves_nothing_and_next_start_reaps_leftovers(env: Env, tre
             assert again.returncode == 0, again.stderr
             env.started.append(json.loads(again.stdout)["pid"])
             assert "removed the stale pidfile" in again.stderr
-            assert leftover.wait(3) == -signal.SIGKILL
+            assert leftover.wait(BACK_WITHIN) == -signal.SIGKILL
             assert reused.poll() is None
         finally:
             leftover.kill()
@@ -362,8 +354,8 @@ def test_a_workers_own_subprocess_dies_with_a_killed_root(env: Env, tree_of: Cal
     tool = psutil.Process(reply["result"]["pid"])
     try:
         os.kill(tree.root_pid, signal.SIGKILL)
-        wait_until(lambda: not alive(pids), 3, what="the tree to die with its root")
-        wait_until(lambda: not alive({tool.pid}), 3, what="the worker's own subprocess to die too")
+        wait_until(lambda: not alive(pids), BACK_WITHIN, what="the tree to die with its root")
+        wait_until(lambda: not alive({tool.pid}), BACK_WITHIN, what="the worker's own subprocess to die too")
     finally:
         if tool.is_running():
             tool.kill()

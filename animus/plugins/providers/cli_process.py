@@ -28,14 +28,10 @@ stderr lines are kept: a crash is reported with them, never silently.
 from __future__ import annotations
 
 import collections
-import ctypes
-import ctypes.util
-import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +48,8 @@ from animus.plugins.providers.events import (
     RunResult,
     StreamParser,
 )
+from animus.process.handle import signal_group, stop_group
+from animus.process.pdeathsig import die_with_parent
 
 __all__ = [
     "KILL_GRACE",
@@ -71,28 +69,7 @@ STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a memory guard, not a format limit
 _POLL = 0.05
 _LINGER = 0.25  # after the leader exits, how long stray holders of stdout may keep it open
-_PR_SET_PDEATHSIG = 1
 OWNER_ENV = "ANIMUS_PROVIDER_OWNER"
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec hook that makes the child die with us (Linux only).
-
-    libc is loaded here, in the parent, so the child runs only the prctl call
-    between fork and exec. If the parent already died before prctl took effect
-    the child is now orphaned and exits at once.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    parent = os.getpid()
-
-    def hook() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
 
 
 def positional(prompt: str) -> str:
@@ -100,47 +77,9 @@ def positional(prompt: str) -> str:
     return " " + prompt if prompt.startswith("-") else prompt
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # kill(0) also succeeds for zombies waiting on a reaper; only live members count.
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def terminate_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
     """SIGTERM the CLI's process group, wait up to ``grace``, then SIGKILL it; reap the leader."""
-    pgid = proc.pid
-    proc.poll()
-    if not _group_alive(pgid):
-        proc.wait()
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not _group_alive(pgid):
-            proc.wait()
-            return
-        time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
-    proc.wait()
+    stop_group(proc, grace)
 
 
 def _pump_stdout(stream: Any, out: queue.Queue[bytes | None]) -> None:
@@ -205,7 +144,7 @@ def run_cli(
             stderr=subprocess.PIPE,
             start_new_session=True,
             # preexec_fn is the only way to run prctl in the child; it only calls prctl and getppid
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
     except OSError as exc:
         error = ProviderError(f"cannot start {argv[0]}: {exc.strerror or exc}", retryable=False)
@@ -311,7 +250,7 @@ def probe_version(binary: str, timeout: float = 3.0) -> str | None:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         proc.communicate()
         return None
     if proc.returncode != 0:

@@ -30,6 +30,7 @@ __all__ = [
     "EnvVar",
     "Final",
     "JsonLineParser",
+    "PermissionDenied",
     "ProviderError",
     "ProviderEvent",
     "RateLimited",
@@ -45,6 +46,7 @@ __all__ = [
     "as_str",
     "looks_retryable",
     "rate_limit_from_text",
+    "summarize_input",
 ]
 
 
@@ -85,6 +87,17 @@ class ToolResult(_Event):
 
 
 @dataclass(frozen=True)
+class PermissionDenied(_Event):
+    """The CLI refused a tool use under its permission settings (never asked anyone: headless)."""
+
+    kind: ClassVar[str] = "permission_denied"
+    tool: str
+    input: str  # a one-line summary of what the tool was asked to do
+    message: str  # the CLI's own words
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class Usage(_Event):
     kind: ClassVar[str] = "usage"
     input_tokens: int
@@ -113,7 +126,15 @@ class ProviderError(_Event):
 
 
 ProviderEvent = (
-    SessionStarted | TextDelta | ToolCall | ToolResult | Usage | RateLimited | Final | ProviderError
+    SessionStarted
+    | TextDelta
+    | ToolCall
+    | ToolResult
+    | PermissionDenied
+    | Usage
+    | RateLimited
+    | Final
+    | ProviderError
 )
 
 
@@ -134,6 +155,8 @@ class RunResult:
     stderr_tail: tuple[str, ...] = ()
     timed_out: bool = False
     cancelled: bool = False
+    denials: tuple[PermissionDenied, ...] = ()
+    workspace_changed: bool | None = None  # set by the plugin, which saw the directory before and after
 
     @property
     def ok(self) -> bool:
@@ -144,6 +167,7 @@ class RunResult:
         out["error"] = self.error.to_dict() if self.error else None
         out["rate_limit"] = self.rate_limit.to_dict() if self.rate_limit else None
         out["stderr_tail"] = list(self.stderr_tail)
+        out["denials"] = [d.to_dict() for d in self.denials]
         out["ok"] = self.ok
         return out
 
@@ -253,6 +277,8 @@ class JsonLineParser:
     error: ProviderError | None = None
     rate_limit: RateLimited | None = None
     ignored_lines: int = 0
+    denials: list[PermissionDenied] = dataclasses.field(default_factory=list)
+    calls: dict[str, ToolCall] = dataclasses.field(default_factory=dict)
 
     def feed(self, line: str) -> list[ProviderEvent]:
         line = line.strip()
@@ -294,6 +320,16 @@ class JsonLineParser:
             self.error = event
         elif isinstance(event, Final):
             self.final_text = event.text
+        elif isinstance(event, ToolCall):
+            self.calls[event.id] = event
+        elif isinstance(event, PermissionDenied) and all(d.id != event.id or not d.id for d in self.denials):
+            self.denials.append(event)
+
+    def denied(self, tool_id: str, tool: str, message: str) -> PermissionDenied:
+        """A denial of the call ``tool_id``, its input summarized from the call seen before it."""
+        call = self.calls.get(tool_id)
+        summary = summarize_input(call.input) if call is not None else ""
+        return PermissionDenied(tool or (call.name if call else ""), summary, " ".join(message.split()), tool_id)
 
     def error_or_rate_limit(self, message: str, retryable: bool | None = None) -> ProviderEvent:
         """One vendor failure message, classified as a rate limit or an error."""
@@ -317,7 +353,20 @@ class JsonLineParser:
             rate_limit=self.rate_limit,
             exit_code=exit_code,
             ignored_lines=self.ignored_lines,
+            denials=tuple(self.denials),
         )
+
+
+def summarize_input(value: dict[str, Any], limit: int = 200) -> str:
+    """A tool's input on one line: its command or path when it has one, else compact JSON."""
+    for key in ("command", "cmd", "file_path", "filePath", "path", "url", "pattern"):
+        if isinstance(value.get(key), str):
+            text = value[key]
+            break
+    else:
+        text = json.dumps(value, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _abnormal_end(provider: str, exit_code: int | None) -> str:

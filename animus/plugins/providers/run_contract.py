@@ -11,20 +11,27 @@ Pure (no processes, no sockets), so it is tested in milliseconds:
   verdict block included, is ``verdict: "fail"`` with ``error`` saying why;
 * ``bus_event`` maps an engine event to its ``agent_*`` bus event, long tool
   payloads cut to 2 KB;
-* ``record_session_id`` rewrites the runner's session file atomically.
+* ``record_session_id`` rewrites the runner's session file atomically;
+* ``confine`` keeps ``cwd`` and ``session_file`` inside the run's own
+  directories (the project, ``<state>/worktrees/``, ``<state>/runs/<workflow>/``):
+  anyone who can call ``agent/run`` (the HTTP transport's token, a Ray runner)
+  must not be able to run an agent elsewhere or overwrite any file.
+
+A run whose agent was denied tool uses and changed nothing in its working
+directory ends ``verdict: "fail"`` with a reason naming the denials and the
+fix (the reference's "explain empty edits"), never as a silent success.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from animus.plugins.providers.events import (
+    PermissionDenied,
     ProviderEvent,
     RateLimited,
     RunResult,
@@ -35,11 +42,15 @@ from animus.plugins.providers.events import (
 )
 from animus.plugins.providers.verdict import VerdictError, decide, verdict_instructions
 from animus.plugin_runtime import protocol as p
+from animus.errors import InvalidInput
+from animus.state.files import atomic_json
+from animus.workflow.permissions import AgentPermissions, parse_permissions
 
 __all__ = [
     "TOOL_OUTPUT_LIMIT",
     "RunRequest",
     "bus_event",
+    "confine",
     "failed",
     "record_session_id",
     "shape_result",
@@ -74,6 +85,7 @@ class RunRequest:
     phase: str | None = None
     run_key: str = ""
     session_file: str | None = None
+    permissions: AgentPermissions = AgentPermissions()
 
     @classmethod
     def from_params(cls, params: Any, resume: bool) -> RunRequest:
@@ -92,6 +104,10 @@ class RunRequest:
             raise p.RpcError(
                 p.INVALID_PARAMS, f"timeout must be a positive number of seconds, got {timeout!r}"
             )
+        try:
+            permissions = parse_permissions(params.get("permissions"))
+        except InvalidInput as exc:
+            raise p.RpcError(p.INVALID_PARAMS, exc.message) from None
         allow = params.get("allow_missing_decision", True)
         if not isinstance(allow, bool):
             raise p.RpcError(p.INVALID_PARAMS, "allow_missing_decision must be true or false")
@@ -108,6 +124,7 @@ class RunRequest:
             phase=_opt_str(params, "phase"),
             run_key=_opt_str(params, "run_key") or uuid.uuid4().hex,
             session_file=_opt_str(params, "session_file"),
+            permissions=permissions,
         )
 
     def full_prompt(self) -> str:
@@ -137,14 +154,50 @@ def failed(reason: str) -> dict[str, Any]:
     }
 
 
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def confine(request: RunRequest, state_root: str, project_root: str) -> None:
+    """Refuse (``INVALID_PARAMS``) a ``cwd`` or ``session_file`` outside the run's own directories."""
+    state = Path(state_root).resolve() if state_root else None
+    if request.cwd is not None:
+        cwd = Path(request.cwd)
+        roots = [Path(project_root).resolve()] + ([state / "worktrees"] if state else [])
+        if not cwd.is_absolute() or not _inside(cwd.resolve(), roots):
+            raise p.RpcError(p.INVALID_PARAMS, f"cwd {request.cwd} is outside the project and the run "
+                             f"worktrees ({', '.join(map(str, roots))})")
+    if request.session_file is not None:
+        target = Path(request.session_file)
+        runs = state / "runs" / (request.workflow_id or "") if state and request.workflow_id else None
+        if (runs is None or not target.is_absolute() or not target.name.endswith(".session.json")
+                or target.resolve().parent != runs.resolve()):
+            raise p.RpcError(p.INVALID_PARAMS, f"session_file {request.session_file} is not "
+                             f"<state>/runs/<workflow_id>/<phase>.session.json of this run")
+
+
+def _denial_note(denials: tuple[PermissionDenied, ...]) -> str:
+    first = denials[0]
+    what = f"{first.tool} `{first.input}`" if first.input else first.tool
+    more = f" and {len(denials) - 1} more" if len(denials) > 1 else ""
+    return f"{len(denials)} tool use(s) denied by the agent's permissions: {what}: {first.message}{more}"
+
+
 def shape_result(result: RunResult, allow_missing_decision: bool) -> dict[str, Any]:
-    """A finished run as the phase decision the runner acts on."""
+    """A finished run as the phase decision the runner acts on.
+
+    ``result.workspace_changed`` says whether the working directory changed
+    during the run (None: unknown); with denials and no change the verdict is ``fail``.
+    """
+    changed = result.workspace_changed
     out: dict[str, Any] = {
         "summary": result.final_text,
         "session_id": result.session_id,
         "usage": usage_of(result),
         "rate_limited": None,
         "error": None,
+        "permission_denied": [d.to_dict() for d in result.denials],
+        "workspace_changed": changed,
     }
     if result.rate_limit is not None:
         limit = result.rate_limit
@@ -158,11 +211,21 @@ def shape_result(result: RunResult, allow_missing_decision: bool) -> dict[str, A
         }
     if result.error is not None:
         return out | failed(result.error.message)
+    if result.denials and changed is False:
+        return out | failed(
+            f"permission denied, nothing changed: {_denial_note(result.denials)} (fix: widen the "
+            "agent profile's permissions (mode: edit|full, allow_tools) in the workflow YAML, "
+            "or make the phase's work fit them)"
+        )
     try:
         decision = decide(result.final_text, allow_missing_decision)
     except VerdictError as exc:
         return out | failed(f"unusable verdict block: {exc}")
-    return out | {k: decision[k] for k in ("verdict", "reason", "confidence", "risk", "evidence")}
+    keys = ("verdict", "reason", "confidence", "risk", "evidence", "defaulted")
+    shaped = out | {k: decision[k] for k in keys if k in decision}
+    if result.denials:
+        shaped["reason"] = f"{shaped['reason']} [{_denial_note(result.denials)}]"
+    return shaped
 
 
 def record_session_id(path: Path, session_id: str) -> None:
@@ -174,18 +237,7 @@ def record_session_id(path: Path, session_id: str) -> None:
     if not isinstance(data, dict):
         data = {}
     data["session_id"] = session_id
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_json(path, data)
 
 
 def _clip(value: Any, limit: int = TOOL_OUTPUT_LIMIT) -> Any:
@@ -227,4 +279,7 @@ def bus_event(event: ProviderEvent) -> tuple[str, str, dict[str, Any]] | None:
         )
     if isinstance(event, RateLimited):
         return "agent_rate_limited", "warn", {"reset_at": event.reset_at, "message": event.message}
+    if isinstance(event, PermissionDenied):
+        data = {"tool": event.tool, "input": event.input, "message": event.message, "id": event.id}
+        return "agent_permission_denied", "warn", data
     return None

@@ -8,6 +8,13 @@ the **last** JSON object that carries a top-level ``verdict`` key wins, wherever
 it sits in the text. A verdict that is present but malformed is an error with a
 one-line reason (the runner turns it into a rework prompt); a missing one is
 ``advance`` only when the phase allows a missing decision (spec §B.5, G.3).
+
+``confidence`` and ``risk`` may be left out: they default to
+``DEFAULT_CONFIDENCE`` (0.8) and ``DEFAULT_RISK`` (medium), which pass the
+default decision contract, and the decision lists them under ``defaulted``.
+A phase whose ``decision_contract`` is stricter than those defaults
+(``min_confidence`` above 0.8, ``max_risk: low``) needs them given: the
+workflow side sends such a decision back for rework, saying which is missing.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import re
 from typing import Any
 
 __all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_RISK",
     "RISKS",
     "VERDICTS",
     "VerdictError",
@@ -27,6 +36,8 @@ __all__ = [
 
 VERDICTS = ("advance", "rework", "skip", "fail")
 RISKS = ("low", "medium", "high")
+DEFAULT_CONFIDENCE = 0.8
+DEFAULT_RISK = "medium"
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _VERDICT_KEY = re.compile(r"\{[^{}]*?[\"']verdict[\"']\s*:", re.DOTALL)
@@ -94,14 +105,18 @@ def _validate(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(reason, str) or not reason.strip():
         raise _fail("verdict needs a non-empty 'reason' string")
 
-    confidence = raw.get("confidence")
+    defaulted = [key for key in ("confidence", "risk") if raw.get(key) is None]
+    if defaulted:
+        out["defaulted"] = defaulted
+    confidence = raw.get("confidence", DEFAULT_CONFIDENCE)
+    confidence = DEFAULT_CONFIDENCE if confidence is None else confidence
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
         raise _fail(f"confidence must be a number between 0 and 1, got {confidence!r}")
     if not 0.0 <= float(confidence) <= 1.0:
         raise _fail(f"confidence must be between 0 and 1, got {confidence}")
     out["confidence"] = float(confidence)
 
-    risk = raw.get("risk")
+    risk = raw.get("risk") or DEFAULT_RISK
     if not isinstance(risk, str) or risk.strip().lower() not in RISKS:
         raise _fail(f"risk must be one of {'|'.join(RISKS)}, got {risk!r}")
     out["risk"] = risk.strip().lower()
@@ -176,7 +191,7 @@ def decide(final_text: str, allow_missing_decision: bool = True) -> dict[str, An
         "confidence": 1.0,
         "risk": "low",
         "evidence": [],
-        "defaulted": True,
+        "defaulted": ["verdict", "confidence", "risk"],
     }
 
 

@@ -10,11 +10,13 @@ reason is posted as a comment people see in Linear.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from animus.errors import InvalidInput, NotFound
 
@@ -59,6 +61,7 @@ class LinearClient:
                 f"no Linear API key: {API_KEY_ENV} is not set",
                 fix=f"export {API_KEY_ENV}=<a personal API key from Linear → Settings → API>",
             )
+        _check_url(base_url)
         if not 1 <= page_size <= 250:  # Linear's limit for `first`
             raise InvalidInput(f"invalid page size {page_size}: expected 1 to 250")
         self.team_id, self.page_size = team_id, page_size
@@ -285,3 +288,21 @@ class LinearClient:
             gql.M_COMMENT_CREATE, {"input": {"issueId": subject.custom["linear_id"], "body": body}}
         )
         return blocked
+
+
+def _check_url(url: str) -> None:
+    """The API key travels in every request: https, or plain http to this machine only (a test server)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    local = host == "localhost" or _is_loopback_ip(host)
+    if parts.scheme == "https" or (parts.scheme == "http" and local):
+        return
+    raise InvalidInput(f"LINEAR_API_URL {url!r} would send the Linear API key in clear or to an unknown scheme",
+                       fix="use an https:// URL (http:// only for a server on 127.0.0.1)")
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,7 +13,9 @@ from typing import Any
 
 from yaml.nodes import Node, ScalarNode
 
+from animus.errors import InvalidInput
 from animus.workflow.conditions import parse_condition
+from animus.workflow.permissions import AgentPermissions, parse_permissions
 from animus.workflow.config.nodes import ID, NodeReader, absent, cron_ok, hint, show
 from animus.workflow.model import (
     AgentProfile,
@@ -45,7 +47,7 @@ _TOP = {"agents", "phases", "workflows", "pipelines", "schedules", "triggers", "
 _TOP_IGNORED = {"mcp_servers", "agent_channels", "models", "phase_catalog", "variables",
                 "tools_allowlist", "tools", "phase_mcp_bindings", "integrations",
                 "secrets", "worktree"}
-_AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider"}
+_AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider", "permissions"}
 _AGENT_IGNORED = {"name", "description", "role", "persona", "memory", "communication", "models",
                   "tool_profile", "mcp_servers", "mcp_server_configs", "skills", "capabilities",
                   "structured_capabilities", "tool_policy", "project_overrides",
@@ -150,7 +152,16 @@ class SectionParser(NodeReader):
                 # The original's default tool; a missing plugin is reported at run time.
                 provider="claude" if provider is None else self.ident(provider, f"{path}.tool"),
                 model=self.opt(f, "model", path, self.text, None), system_prompt=prompt,
-                fallback_provider=self.opt(f, "fallback_provider", path, self.ident, None))
+                fallback_provider=self.opt(f, "fallback_provider", path, self.ident, None),
+                permissions=self.permissions(f, path))
+
+    def permissions(self, f: dict[str, Node], path: str) -> AgentPermissions:
+        node = f.get("permissions")
+        try:
+            return parse_permissions(None if node is None else self._ctor.construct_object(node, deep=True),
+                                     f"{path}.permissions")
+        except InvalidInput as exc:
+            raise self.err(node or 0, "", exc.message, exc.fix) from None  # the message names the key
 
     def prompt_file(self, node: Node, path: str) -> str:
         name = self.text(node, path)

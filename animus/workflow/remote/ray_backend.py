@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from animus import __version__
+from animus.bus.curve import ClientKeys
 from animus.errors import Conflict
+from animus.supervision.edge import ENV_RUNNER_TOKEN
 from animus.supervision.exit_reason import ExitReason
 from animus.workflow.config import COMPILED_FILE
 from animus.workflow.launcher import LauncherHooks
@@ -85,7 +87,9 @@ class RayBackend:
         self.settings = settings
         remote = settings.remote
         self.cfg = cfg
-        self.remote = remote  # bus_endpoint, control_endpoint, token
+        # bus_endpoint, control_endpoint; the token and CURVE keys come in our environment (never a file)
+        self.remote = {**remote, "token": remote.get("token") or os.environ.get(ENV_RUNNER_TOKEN, "")}
+        self.curve = ClientKeys.from_env()
         self.clock = clock
         self.runs: dict[str, RemoteRun] = {}
         self.done: dict[str, asyncio.Event] = {}  # by run ("<wf>.<n>"): set once its end is handed on
@@ -145,13 +149,15 @@ class RayBackend:
         return {
             "wf_id": wf["id"], "run": run, "version": __version__, "scope": state_root.name,
             "bus_endpoint": self.remote["bus_endpoint"], "control_endpoint": self.remote["control_endpoint"],
-            "token": self.remote["token"], "heartbeat_secs": self.cfg.heartbeat_secs,
+            "token": self.remote["token"], "curve": self.curve.to_dict() if self.curve else None,
+            "heartbeat_secs": self.cfg.heartbeat_secs,
             "heartbeat_timeout_secs": self.cfg.heartbeat_timeout_secs, "work_dir": self.cfg.work_dir,
             "repository": self.cfg.repository or _git_out(self.settings.project_root, "remote", "get-url", "origin")
             or str(self.settings.project_root),
             "branch": branch or "HEAD", "config_name": COMPILED_FILE,
             "config": (state_root / "state" / COMPILED_FILE).read_bytes(),
             "daemon_state_root": str(state_root), "daemon_project_root": str(self.settings.project_root),
+            "command_env": list(self.settings.command_env),
         }
 
     async def launch(self, wf: dict[str, Any], runs: int) -> None:
@@ -336,7 +342,8 @@ class RayBackend:
                              node_id=run.node.get("node_id"), worker_pid=run.worker_pid,
                              message=f"runner started on node {label}")
             self.hooks.changed()
-            return {"stop": "kill" if run.stop else None}
+            # the secrets its config refers to: over the CURVE channel, into the runner's environment
+            return {"stop": "kill" if run.stop else None, "secrets": self._secrets()}
         if op == "heartbeat":
             if params.get("runner_pid") and params["runner_pid"] != run.runner_pid:
                 run.runner_pid = params["runner_pid"]
@@ -345,6 +352,16 @@ class RayBackend:
         if op == "exited":
             return {"cleanup": self.hooks.store.get(wf_id)["status"] in TERMINAL}
         return {"stop": None}
+
+    def _secrets(self) -> dict[str, str]:
+        """Values of the secret variables the compiled config refers to (animus.redact)."""
+        from animus.redact import references
+
+        try:
+            text = (self.settings.state_root / "state" / COMPILED_FILE).read_text()
+        except OSError:
+            return {}
+        return {name: os.environ[name] for name in sorted(references(text)) if name in os.environ}
 
     # -- status --------------------------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@
         resources: {animus: 1}      # extra custom resources (placement)
         daemon_address: 10.0.0.2    # an IP of the daemon's host that the nodes reach:
                                     # the bus input and the control socket bind there
+        allow_non_loopback: true    # required for a daemon_address that is not loopback
         repository: git@host:org/repo.git   # where nodes get the code (default: the
                                     # project's "origin" remote, else its path)
         branch: main                # when the task names none (default: the current branch)
@@ -44,7 +45,7 @@ __all__ = [
 
 INSTALL_RAY = "pip install 'animus[ray]'"
 _KEYS = {"address", "namespace", "num_cpus_per_run", "resources", "daemon_address", "repository", "branch",
-         "work_dir", "heartbeat_secs", "heartbeat_timeout_secs", "placement_timeout_secs"}
+         "work_dir", "heartbeat_secs", "heartbeat_timeout_secs", "placement_timeout_secs", "allow_non_loopback"}
 
 
 class RunnersConfigError(ValueError):
@@ -67,6 +68,7 @@ class RayRunnersConfig:
     heartbeat_secs: float = 5.0
     heartbeat_timeout_secs: float = 30.0
     placement_timeout_secs: float = 600.0
+    allow_non_loopback: bool = False
 
     @classmethod
     def from_dict(cls, raw: Any) -> RayRunnersConfig:
@@ -96,7 +98,16 @@ class RayRunnersConfig:
             except ValueError:
                 raise RunnersConfigError("runners.ray.daemon_address",
                                          f"expected an IPv4 address of this host, got {raw['daemon_address']!r}") from None
+        if raw.get("allow_non_loopback") is not None:
+            if not isinstance(raw["allow_non_loopback"], bool):
+                raise RunnersConfigError("runners.ray.allow_non_loopback", "expected true or false")
+            values["allow_non_loopback"] = raw["allow_non_loopback"]
         cfg = cls(**values)
+        if not is_loopback_host(cfg.daemon_address) and not cfg.allow_non_loopback:
+            raise RunnersConfigError("runners.ray.daemon_address",
+                                     f"{cfg.daemon_address} is not a loopback address, so the runners' bus input "
+                                     "and control socket would listen on the network; set "
+                                     "runners.ray.allow_non_loopback: true to allow it (docs/security.md)")
         if cfg.heartbeat_timeout_secs < 2 * cfg.heartbeat_secs:
             raise RunnersConfigError("runners.ray.heartbeat_timeout_secs",
                                      f"must be at least twice heartbeat_secs ({cfg.heartbeat_secs:g})")

@@ -128,19 +128,22 @@ def _signal_group(pid: int, sig: int) -> None:
 def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
     """The Ray task body (module-level, so Ray ships it by reference: the node has animus installed)."""
     from animus import __version__
+    from animus.bus.curve import ClientKeys
     from animus.bus.rpc import ControlClient
     from animus.errors import AnimusError
 
     node = _this_node()
+    curve = ClientKeys(**spec["curve"]) if spec.get("curve") else None
     control = ControlClient(spec["control_endpoint"], timeout=max(2.0, spec["heartbeat_secs"] * 2),
-                            token=spec["token"])
+                            token=spec["token"], curve=curve)
 
     def report(op: str, **data: Any) -> dict[str, Any]:
         reply = control.call("workflow/runner", {"op": op, "wf_id": spec["wf_id"], "run": spec["run"], **data})
         return dict(reply or {})
 
     try:
-        if report("started", node=node, worker_pid=os.getpid()).get("stop") == "kill":
+        started = report("started", node=node, worker_pid=os.getpid())
+        if started.get("stop") == "kill":
             return {"fenced": True, "node": node}
         root = Path(os.path.expanduser(spec["work_dir"])) / spec["scope"]
         try:
@@ -152,7 +155,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
             (state_root / "state" / spec["config_name"]).write_bytes(spec["config"])
         except (SetupError, OSError) as exc:
             return {"setup_error": str(exc), "node": node}
-        proc = _start_runner(spec, node, worktree, state_root)
+        proc = _start_runner(spec, node, worktree, state_root, dict(started.get("secrets") or {}))
         code, why = _supervise(proc, spec, report)
         out: dict[str, Any] = {"exit_code": code, "node": node, "runner_pid": proc.pid, "why": why}
         try:
@@ -165,7 +168,9 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
         control.close()
 
 
-def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path) -> subprocess.Popen[bytes]:
+def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, state_root: Path,
+                  secrets: dict[str, str]) -> subprocess.Popen[bytes]:
+    from animus.bus.curve import ClientKeys
     from animus.plugin_runtime import protocol as p
     from animus.process.handle import PARENT_PID_ENV, set_parent_death_signal
     from animus.workflow.remote import store as rs
@@ -176,7 +181,11 @@ def _start_runner(spec: dict[str, Any], node: dict[str, Any], worktree: Path, st
                 p.ENV_CONTROL: spec["control_endpoint"], rs.ENV_TOKEN: spec["token"], rs.ENV_RUN: spec["run"],
                 rs.ENV_NODE: node_label(node), rs.ENV_DAEMON_STATE: spec["daemon_state_root"],
                 rs.ENV_DAEMON_PROJECT: spec["daemon_project_root"], PARENT_PID_ENV: str(os.getpid()),
+                "ANIMUS_COMMAND_ENV": ",".join(spec.get("command_env") or ()),
                 "ANIMUS_REPOSITORY": spec["repository"], "ANIMUS_BRANCH": spec["branch"]})
+    if spec.get("curve"):
+        env.update(ClientKeys(**spec["curve"]).to_env())  # the runner's bus and control are CURVE clients
+    env.update({str(k): str(v) for k, v in secrets.items()})  # from the daemon, never in the Ray spec
     return subprocess.Popen([sys.executable, "-m", "animus.workflow.runner", spec["wf_id"]], cwd=worktree, env=env,
                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=set_parent_death_signal)
 

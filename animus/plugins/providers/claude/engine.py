@@ -10,18 +10,33 @@ run is blocked until ``resetsAt`` (epoch seconds).
 
 ``--verbose`` is not optional: without it ``-p`` with ``stream-json`` refuses
 to run. A run succeeded only if a ``result`` line said so.
+
+Permissions (checked against Claude Code 2.1.332 run as root, which refuses
+``--dangerously-skip-permissions`` and ``--permission-mode bypassPermissions``):
+``read-only`` is ``--permission-mode default`` (reads and read-only commands
+inside the working directory; every edit needs an approval nobody can give
+in ``-p``, so it is denied), ``edit`` is ``acceptEdits`` (edits, and shell
+commands that only touch files inside the working directory), ``full`` adds
+``--allowedTools`` for every built-in tool. A denial is a ``system`` /
+``permission_denied`` line (``tool_name``, ``tool_use_id``, ``message``)
+followed by an ``is_error`` tool result; the ``result`` line lists them again
+under ``permission_denials``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.launch import Launch
+from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
+    PermissionDenied,
     Final,
     JsonLineParser,
     ProviderError,
@@ -35,9 +50,10 @@ from animus.plugins.providers.events import (
     as_dict,
     as_int,
     as_str,
+    summarize_input,
 )
 
-__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "launch", "version"]
 
 NAME = "claude"
 install_hint = "npm install -g @anthropic-ai/claude-code"
@@ -45,7 +61,27 @@ env_required: tuple[EnvVar, ...] = (
     EnvVar("ANTHROPIC_API_KEY", "Anthropic API key (not needed after `claude login`)"),
     EnvVar("CLAUDE_CODE_OAUTH_TOKEN", "long-lived subscription token from `claude setup-token`"),
     EnvVar("CLAUDE_CONFIG_DIR", "where Claude Code keeps sessions and login", sensitive=False),
+    EnvVar("ANTHROPIC_BASE_URL", "an Anthropic-compatible endpoint or gateway", sensitive=False),
+    EnvVar("ANTHROPIC_AUTH_TOKEN", "bearer token for a gateway (instead of an API key)"),
+    EnvVar(
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        "set to 1 to keep Claude Code off telemetry and update checks",
+        sensitive=False,
+    ),
 )
+_ALL_TOOLS = ("Bash", "Edit", "Write", "NotebookEdit", "WebFetch", "WebSearch")
+
+
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+    """``--permission-mode`` plus allowed / disallowed tool rules; never a root-refused flag."""
+    mode = {"read-only": "default", "edit": "acceptEdits", "full": "acceptEdits"}[permissions.mode]
+    args = ["--permission-mode", mode]
+    allow = (_ALL_TOOLS if permissions.mode == "full" else ()) + permissions.allow_tools
+    if allow:
+        args += ["--allowedTools", *allow]
+    if permissions.deny_tools:
+        args += ["--disallowedTools", *permissions.deny_tools]
+    return Launch(tuple(args))
 
 
 def build_argv(
@@ -56,7 +92,11 @@ def build_argv(
     system_prompt: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """Resume is Claude's own ``--resume <id>``; the system prompt is appended to Claude's."""
+    """Resume is Claude's own ``--resume <id>``; the system prompt is appended to Claude's.
+
+    ``extra_args`` may end in a variadic ``--allowedTools`` list, so the prompt
+    goes first, after ``-p``.
+    """
     argv = [binary, "-p", positional(prompt), "--output-format", "stream-json", "--verbose"]
     if model:
         argv += ["--model", model]
@@ -90,6 +130,10 @@ class StreamParser(JsonLineParser):
             sid = as_str(obj.get("session_id"))
             if obj.get("subtype") == "init" and sid:
                 return [SessionStarted(sid, as_str(obj.get("model")))]
+            if obj.get("subtype") == "permission_denied":
+                message = as_str(obj.get("message")) or as_str(obj.get("decision_reason")) or "denied"
+                tool = as_str(obj.get("tool_name")) or ""
+                return [self.denied(str(obj.get("tool_use_id") or ""), tool, message)]
             return []
         if kind == "assistant":
             return self._assistant(as_dict(obj.get("message")))
@@ -140,12 +184,29 @@ class StreamParser(JsonLineParser):
         window = as_str(info.get("rateLimitType")) or "usage"
         return [RateLimited(reset_at, f"claude {window} limit reached")]
 
+    def _late_denials(self, listed: Any) -> list[ProviderEvent]:
+        """``result.permission_denials`` entries no ``system`` line announced (older CLIs)."""
+        seen = {d.id for d in self.denials}
+        out: list[ProviderEvent] = []
+        for item in listed if isinstance(listed, list) else []:
+            entry = as_dict(item)
+            tool_id = str(entry.get("tool_use_id") or "")
+            if tool_id and tool_id not in seen:
+                tool = as_str(entry.get("tool_name")) or ""
+                denial = self.denied(tool_id, tool, "denied by the permission settings")
+                if not denial.input:
+                    denial = PermissionDenied(tool, summarize_input(as_dict(entry.get("tool_input"))),
+                                              denial.message, tool_id)
+                out.append(denial)
+        return out
+
     def _result(self, obj: dict[str, Any]) -> list[ProviderEvent]:
         self.saw_result = True
         self.session_id = self.session_id or as_str(obj.get("session_id"))
         usage = as_dict(obj.get("usage"))
         cost = obj.get("total_cost_usd")
-        out: list[ProviderEvent] = [
+        out: list[ProviderEvent] = self._late_denials(obj.get("permission_denials"))
+        out += [
             Usage(
                 input_tokens=as_int(usage.get("input_tokens"))
                 + as_int(usage.get("cache_creation_input_tokens"))

@@ -14,19 +14,42 @@ cost. ``cached_input_tokens`` is a subset of ``input_tokens`` (OpenAI
 accounting), so input is ``input_tokens`` alone.
 
 Codex has no system-prompt flag; a system prompt is prepended to the prompt.
+
+Permissions are Codex's sandbox (Landlock/seccomp; works as root), approvals
+never asked (``approval_policy="never"``): ``read-only`` is ``--sandbox
+read-only``; ``edit`` is ``workspace-write`` with ``/tmp`` and ``$TMPDIR`` taken
+out of its writable roots, so only the working directory is writable; ``full``
+is ``danger-full-access``. Codex has no per-tool rules: ``allow_tools`` /
+``deny_tools`` are refused with a clear error rather than ignored. Known limit
+(Codex 0.171.0): a command the sandbox refuses shows in ``--json`` output as
+nothing at all (no ``command_execution`` item), so denials cannot be reported
+for Codex; the phase still fails if it changed nothing (the provider compares
+the working directory before and after) only when a denial was seen, so a
+denied Codex write surfaces as the agent's own account of it.
+
+Gateway: with ``OPENAI_BASE_URL`` set, the run gets a ``model_providers.animus``
+entry (that base URL, Responses wire API, key from ``OPENAI_API_KEY``), which
+is how Codex talks to a non-default endpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.launch import Launch
+from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
     Final,
+    PermissionDenied,
     JsonLineParser,
     ProviderEvent,
     RunResult,
@@ -38,9 +61,20 @@ from animus.plugins.providers.events import (
     as_dict,
     as_int,
     as_str,
+    summarize_input,
 )
 
-__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+__all__ = [
+    "NAME",
+    "StreamParser",
+    "build_argv",
+    "env_required",
+    "install_hint",
+    "launch",
+    "post_run",
+    "version",
+]
+_SANDBOX_REFUSAL = re.compile(r"Read-only file system|Operation not permitted|Permission denied")
 
 NAME = "codex"
 install_hint = "npm install -g @openai/codex"
@@ -48,7 +82,27 @@ env_required: tuple[EnvVar, ...] = (
     EnvVar("OPENAI_API_KEY", "OpenAI API key (not needed after `codex login`)"),
     EnvVar("CODEX_API_KEY", "API key read by `codex exec` only"),
     EnvVar("CODEX_HOME", "where Codex keeps config, login and sessions", sensitive=False),
+    EnvVar("OPENAI_BASE_URL", "an OpenAI Responses-compatible endpoint or gateway", sensitive=False),
 )
+_SANDBOX = {"read-only": "read-only", "edit": "workspace-write", "full": "danger-full-access"}
+
+
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+    if permissions.allow_tools or permissions.deny_tools:
+        raise ValueError(
+            "codex has no per-tool permissions: remove allow_tools/deny_tools from this agent's "
+            "permissions (codex takes only mode: read-only, edit or full)"
+        )
+    args = ["--sandbox", _SANDBOX[permissions.mode], "-c", 'approval_policy="never"']
+    if permissions.mode == "edit":
+        args += ["-c", "sandbox_workspace_write.exclude_slash_tmp=true",
+                 "-c", "sandbox_workspace_write.exclude_tmpdir_env_var=true"]
+    base_url = env.get("OPENAI_BASE_URL")
+    if base_url:
+        entry = (f"{{name=\"animus\",base_url={json.dumps(base_url)},env_key=\"OPENAI_API_KEY\","
+                 "wire_api=\"responses\"}")
+        args += ["-c", f"model_providers.animus={entry}", "-c", 'model_provider="animus"']
+    return Launch(tuple(args))
 
 
 def build_argv(
@@ -168,6 +222,51 @@ class StreamParser(JsonLineParser):
         if not (self.turn_completed or self.turn_failed) and self.last_error and self.error is None:
             self.record(self.error_or_rate_limit(f"codex: {self.last_error}"))
         return super().finish(exit_code)
+
+
+def _rollout(env: Mapping[str, str], thread_id: str) -> Path | None:
+    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    found = sorted((home / "sessions").glob(f"*/*/*/rollout-*-{thread_id}.jsonl"), key=os.path.getmtime)
+    return found[-1] if found else None
+
+
+def sandbox_denials(lines: Sequence[str]) -> list[PermissionDenied]:
+    """Tool outputs in a rollout that the sandbox refused, with the call that asked."""
+    calls: dict[str, dict[str, Any]] = {}
+    out: list[PermissionDenied] = []
+    for line in lines:
+        try:
+            payload = as_dict(as_dict(json.loads(line)).get("payload"))
+        except ValueError:
+            continue
+        call_id = str(payload.get("call_id") or "")
+        if payload.get("type") == "function_call":
+            calls[call_id] = payload
+        elif payload.get("type") == "function_call_output" and isinstance(payload.get("output"), str):
+            refusal = _SANDBOX_REFUSAL.search(payload["output"])
+            if refusal is None:
+                continue
+            call = calls.get(call_id, {})
+            try:
+                arguments = as_dict(json.loads(str(call.get("arguments") or "{}")))
+            except ValueError:
+                arguments = {}
+            message = next(x for x in payload["output"].splitlines() if refusal.group(0) in x)
+            out.append(PermissionDenied(str(call.get("name") or "exec_command"),
+                                        summarize_input(arguments), message.strip(), call_id))
+    return out
+
+
+def post_run(result: RunResult, env: Mapping[str, str]) -> RunResult:
+    """Add the sandbox refusals ``--json`` did not show (see the module doc)."""
+    path = _rollout(env, result.session_id) if result.session_id else None
+    if path is None:
+        return result
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return result
+    return dataclasses.replace(result, denials=result.denials + tuple(sandbox_denials(lines)))
 
 
 def version(binary: str) -> str | None:

@@ -16,17 +16,34 @@ narration ("I'll run the tests"), the decision comes at the end.
 response, stats, error?}`` at exit; ``parse_json_output`` reads that.
 Resume is ``--resume <session_id>``. Gemini has no system-prompt flag (only
 the ``GEMINI_SYSTEM_MD`` file override), so a system prompt is prepended.
+
+Permissions (Gemini CLI 0.61.0): ``read-only`` is ``--approval-mode default``
+(headless, every tool that would ask is left out); ``edit`` is ``auto_edit``
+plus a policy file (``--policy``) allowing ``run_shell_command``; ``full`` is
+``yolo``. ``allow_tools`` / ``deny_tools`` become policy rules. A denied call
+comes back as a ``tool_result`` with ``status: error`` and an error type
+(``tool_not_registered`` for a tool the mode left out, ``policy_violation``,
+``permission_denied``, ``path_not_in_workspace``): a ``permission_denied`` event.
+Headless runs need a trusted folder: ``--skip-trust`` (the operator chose the
+directory). Gateway: ``GOOGLE_GEMINI_BASE_URL``. Gemini CLI 0.61.0 then picks
+a "gateway" auth type that its own check rejects ("Invalid auth method
+selected", exit 41) unless the user's settings select one: set
+``security.auth.selectedType: gemini-api-key`` in ``~/.gemini/settings.json``
+(docs/providers.md). Animus does not write that file for the operator.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.launch import Launch
+from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
     Final,
@@ -50,6 +67,7 @@ __all__ = [
     "build_argv",
     "env_required",
     "install_hint",
+    "launch",
     "parse_json_output",
     "version",
 ]
@@ -63,7 +81,29 @@ env_required: tuple[EnvVar, ...] = (
         "GOOGLE_CLOUD_PROJECT", "Google Cloud project for Vertex AI / Code Assist", sensitive=False
     ),
     EnvVar("GOOGLE_GENAI_USE_VERTEXAI", "set to true to use Vertex AI", sensitive=False),
+    EnvVar("GOOGLE_GEMINI_BASE_URL", "a Gemini API-compatible endpoint or gateway", sensitive=False),
+    EnvVar("GEMINI_CLI_HOME", "where Gemini CLI keeps settings and sessions", sensitive=False),
 )
+_APPROVAL = {"read-only": "default", "edit": "auto_edit", "full": "yolo"}
+_DENIED = frozenset({"tool_not_registered", "policy_violation", "permission_denied", "path_not_in_workspace"})
+
+
+def _rule(tool: str, decision: str) -> str:
+    return f"[[rule]]\ntoolName = {json.dumps(tool)}\ndecision = \"{decision}\"\npriority = 900\n"
+
+
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+    args = ["--skip-trust", "--approval-mode", _APPROVAL[permissions.mode]]
+    rules = [_rule(t, "allow") for t in permissions.allow_tools]
+    rules += [_rule(t, "deny") for t in permissions.deny_tools]
+    if permissions.mode == "edit" and "run_shell_command" not in permissions.deny_tools:
+        rules.append(_rule("run_shell_command", "allow"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    if rules:
+        policy = scratch / "animus-policy.toml"
+        policy.write_text("\n".join(rules), encoding="utf-8")
+        args += ["--policy", str(policy)]
+    return Launch(tuple(args))
 
 
 def build_argv(
@@ -112,9 +152,14 @@ class StreamParser(JsonLineParser):
         if kind == "tool_result":
             failed = obj.get("status") == "error"
             output = obj.get("output")
+            error = as_dict(obj.get("error"))
             if failed and not isinstance(output, str):
-                output = as_dict(obj.get("error")).get("message", "")
-            return [ToolResult(str(obj.get("tool_id", "")), str(output or ""), failed)]
+                output = error.get("message", "")
+            tool_id = str(obj.get("tool_id", ""))
+            out: list[ProviderEvent] = [ToolResult(tool_id, str(output or ""), failed)]
+            if failed and error.get("type") in _DENIED:
+                out.insert(0, self.denied(tool_id, "", str(error.get("message") or output or "denied")))
+            return out
         if kind == "error":
             if obj.get("severity") == "error":
                 self.last_error = as_str(obj.get("message")) or self.last_error

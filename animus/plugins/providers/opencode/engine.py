@@ -15,16 +15,29 @@ output and routinely exceeds 64 KiB.
 The final text is the text of the last step that produced any; cost and
 tokens are summed over steps. opencode has no system-prompt flag, so a system
 prompt is prepended to the message.
+
+Permissions (opencode 1.18.33) go in ``OPENCODE_PERMISSION`` (its
+``permission`` config as JSON): ``read-only`` asks for every edit and for
+every shell command but a few read-only ones; ``edit`` allows edits and the
+shell, and asks before touching files outside the project
+(``external_directory``); ``full`` allows all. ``opencode run`` answers every
+ask with a rejection ("permission requested: ...; auto-rejecting" on stderr),
+the tool part ends ``status: error`` with "The user rejected permission to use
+this specific tool call.", and the run stops: a ``permission_denied`` event.
+opencode reads its directory from ``$PWD`` (the plugin sets it to the run's cwd).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
+from animus.plugins.providers.launch import Launch
+from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
     Final,
@@ -42,7 +55,7 @@ from animus.plugins.providers.events import (
     as_str,
 )
 
-__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "version"]
+__all__ = ["NAME", "StreamParser", "build_argv", "env_required", "install_hint", "launch", "version"]
 
 NAME = "opencode"
 install_hint = "npm install -g opencode-ai"
@@ -51,7 +64,28 @@ env_required: tuple[EnvVar, ...] = (
     EnvVar("OPENAI_API_KEY", "key for openai/* models"),
     EnvVar("OPENROUTER_API_KEY", "key for openrouter/* models"),
     EnvVar("OPENCODE_CONFIG", "path to an opencode.json config", sensitive=False),
+    EnvVar("OPENCODE_CONFIG_CONTENT", "an opencode config as JSON (providers with a baseURL, keys)"),
+    EnvVar("OPENCODE_DISABLE_MODELS_FETCH", "set to 1 offline: no models.dev fetch", sensitive=False),
+    EnvVar("OPENCODE_DISABLE_AUTOUPDATE", "set to 1 to keep opencode from updating itself", sensitive=False),
 )
+_READ_ONLY_COMMANDS = ("ls*", "cat *", "head *", "tail *", "grep *", "rg *", "find *", "wc *",
+                       "git status*", "git diff*", "git log*", "git show*")
+_REJECTED = "rejected permission"
+
+
+def _permission(permissions: AgentPermissions) -> dict[str, Any]:
+    if permissions.mode == "read-only":
+        bash: Any = {"*": "ask"} | {c: "allow" for c in _READ_ONLY_COMMANDS}
+        rules: dict[str, Any] = {"edit": "ask", "bash": bash, "webfetch": "ask", "external_directory": "ask"}
+    elif permissions.mode == "edit":
+        rules = {"edit": "allow", "bash": "allow", "webfetch": "ask", "external_directory": "ask"}
+    else:
+        rules = {"edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow"}
+    return rules | {t: "allow" for t in permissions.allow_tools} | {t: "deny" for t in permissions.deny_tools}
+
+
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+    return Launch((), {"OPENCODE_PERMISSION": json.dumps(_permission(permissions))})
 
 
 def build_argv(
@@ -102,7 +136,12 @@ class StreamParser(JsonLineParser):
         call_id = str(part.get("callID") or part.get("id") or "")
         call = ToolCall(str(part.get("tool", "")), as_dict(state.get("input")), call_id)
         if state.get("status") == "error":
-            return [call, ToolResult(call_id, str(state.get("error") or ""), True)]
+            error = str(state.get("error") or "")
+            out: list[ProviderEvent] = [call, ToolResult(call_id, error, True)]
+            if _REJECTED in error:
+                self.record(call)
+                out.append(self.denied(call_id, call.name, error))
+            return out
         output = state.get("output")
         text = (
             output if isinstance(output, str) else json.dumps(output) if output is not None else ""

@@ -21,7 +21,9 @@ Every ``/api`` route is one control method, shaped for HTTP (the contract is
 
 Errors keep their CLI code and map to HTTP statuses (invalid_input 400,
 not_found 404, conflict 409, unavailable 503). Everything but
-``/webhooks/`` needs the access token (``auth``).
+``/webhooks/`` needs the access token (``auth``). Request bodies are
+limited while they stream (``limits``: ``max_body_bytes``, and
+``webhook_max_bytes`` for webhooks, 1 MiB each).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from animus.errors import AnimusError, InvalidInput, NotFound, Unavailable
 from animus.plugins.transports.http.ui import UI_HEADERS, UiAssets
 from animus.plugins.transports.auth import TokenAuth
 from animus.bus.subscriber import EventFilter
+from animus.plugins.transports.limits import DEFAULT_MAX_BYTES, BodyLimit
 from animus.plugins.transports.link import DaemonLink
 from animus.plugins.transports.respond import Json, error_response, json_body, query_int, query_text
 from animus.plugins.transports.sse import event_stream
@@ -51,7 +54,8 @@ __all__ = ["create_app", "OPENAPI_FILE"]
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 Handler = Callable[[Request], Awaitable[Response]]
 _WEBHOOK_HEADERS = ("content-type", "x-hub-signature-256", "x-hub-signature", "x-github-event",
-                    "x-github-delivery", "user-agent")
+                    "x-github-delivery", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature",
+                    "webhook-event")
 
 
 def _guard(fn: Handler, query: dict[str, dict[str, Any]] | None = None) -> Handler:
@@ -241,12 +245,7 @@ def create_app(link: DaemonLink, token: str, config: dict[str, Any]) -> Any:
 
     # -- webhooks ----------------------------------------------------------
     async def webhook(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > webhook_max:
-            return Json({"error": {"code": "invalid_input", "message": "payload too large"}}, status_code=413)
-        body = await request.body()
-        if len(body) > webhook_max:
-            return Json({"error": {"code": "invalid_input", "message": "payload too large"}}, status_code=413)
+        body = await request.body()  # BodyLimit stops the read past webhook_max_bytes: 413
         headers = {k: request.headers[k] for k in _WEBHOOK_HEADERS if k in request.headers}
         try:
             reply = await link.call("plugin/call", {"name": webhook_plugin, "method": "webhook/deliver", "params": {
@@ -260,7 +259,8 @@ def create_app(link: DaemonLink, token: str, config: dict[str, Any]) -> Any:
             code = (err.get("data") or {}).get("error_code") or "invalid_input"
             status = {"unauthorized": 401, "not_found": 404, "invalid_input": 400}.get(code, 503)
             return Json({"error": {"code": code, "message": str(err.get("message", "refused"))}}, status_code=status)
-        return Json(reply.get("result"), status_code=202)
+        result = reply.get("result") or {}
+        return Json(result, status_code=200 if result.get("duplicate") else 202)  # a replay starts nothing
 
     # -- the UI and the contract -------------------------------------------
     async def index(request: Request) -> Response:
@@ -335,4 +335,5 @@ def create_app(link: DaemonLink, token: str, config: dict[str, Any]) -> Any:
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_allowed)
-    return TokenAuth(app, token, exempt=("/webhooks/",))
+    limit = int(config.get("max_body_bytes") or DEFAULT_MAX_BYTES)
+    return BodyLimit(TokenAuth(app, token, exempt=("/webhooks/",)), limit, {"/webhooks/": webhook_max})

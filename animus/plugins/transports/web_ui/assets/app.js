@@ -225,6 +225,10 @@ function onLiveEvent(ev) {
     case "agent_text":
       write(String(data.text ?? ""), "agent");
       return;
+    case "agent_permission_denied":
+      lineBreak();
+      write(`✖ denied ${data.tool ?? ""} ${data.input ?? ""}: ${data.message ?? ""}\n`, "stderr");
+      return;
     case "phase_output":
       lineBreak();
       write(`${data.line ?? ""}\n`, data.stream === "stderr" ? "stderr" : "");

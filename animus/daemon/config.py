@@ -11,11 +11,13 @@
     supervisor: {intensity: 50, period: 10}
     ready_timeout: 10            # seconds a child has to acknowledge its start
     drain_timeout: 60            # daemon stop: how long a running phase may take to finish
-    bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers
+    bus: {tcp: ["tcp://127.0.0.1:5570"]}   # extra endpoints for remote publishers (CURVE;
+                                 # a non-loopback one needs allow_non_loopback: true)
     plugins:                     # per plugin: extra env to pass, config to send
       oai: {env: [OPENAI_BASE_URL], config: {base_url: "http://127.0.0.1:8000/v1"}}
     runners: {backend: local}    # or ray: see animus/workflow/ray_config.py, docs/ray.md
     transport: {host: 127.0.0.1, port: 7878}
+    commands: {env: [CARGO_HOME]}   # passed to every command phase beyond the safe base
 
 Every key is optional. A bad file stops the daemon with one line naming the
 key and what is wrong.
@@ -31,13 +33,13 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.supervision.spec import Backoff, SpecError
-from animus.workflow.remote.ray_config import RunnersConfigError, parse_runners
+from animus.workflow.remote.ray_config import RunnersConfigError, is_loopback_host, parse_runners
 
 __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
 CONFIG_FILE = ".animus/config.yaml"
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
-          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout"}
+          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout", "commands"}
 
 
 def truthy(value: str | None) -> bool:
@@ -59,6 +61,7 @@ class DaemonConfig:
     runners: dict[str, Any] = field(default_factory=lambda: {"backend": "local"})
     transport: dict[str, Any] = field(default_factory=dict)
     scheduler_kinds: tuple[str, ...] = ("task",)
+    command_env: tuple[str, ...] = ()  # passed from the runner's environment to every command phase
     raw: dict[str, Any] = field(default_factory=dict)
 
     def plugin_env(self, name: str) -> list[str]:
@@ -103,10 +106,18 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     for ep in tcp:
         if not str(ep).startswith("tcp://"):
             raise _fail(path, "bus.tcp", f"expected tcp://host:port, got {ep!r}")
+        if not is_loopback_host(str(ep)[len("tcp://"):]) and bus.get("allow_non_loopback") is not True:
+            raise _fail(path, "bus.tcp", f"{ep} listens beyond this machine; set bus.allow_non_loopback: true "
+                                         "to allow it (clients then need a CURVE key: docs/security.md)")
     try:
         runners = parse_runners(raw.get("runners"))
     except RunnersConfigError as exc:
         raise _fail(path, exc.key, exc.message) from None
+    commands = raw.get("commands") or {}
+    names = commands.get("env") if isinstance(commands, dict) else None
+    if not isinstance(commands, dict) or not isinstance(names or [], list) or \
+            not all(isinstance(n, str) and n.isidentifier() for n in names or []):
+        raise _fail(path, "commands.env", "expected a list of environment variable names")
     return DaemonConfig(
         pool_size=pool,
         interval_secs=float(raw.get("interval_secs", 5.0)),
@@ -120,5 +131,6 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         runners=dict(runners),
         transport=dict(raw.get("transport") or {}),
         scheduler_kinds=tuple(str(k) for k in ((raw.get("scheduler") or {}).get("kinds") or ["task"])),
+        command_env=tuple(names or ()),
         raw=raw,
     )

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from animus.config import DaemonConfig, truthy
+from animus.daemon.config import DaemonConfig, truthy
 from animus.plugin_runtime import protocol as p
-from animus.plugin_runtime.registry import InstalledPlugin, Registry
+from animus.plugin_runtime.plugin_env import plugin_env_fixed, plugin_env_names
+from animus.plugin_runtime.registry import Registry
 from animus.state.scope import Scope
 
-__all__ = ["plugin_children", "SUPERVISOR_OF_ROLE", "plugin_env"]
+__all__ = ["plugin_children", "SUPERVISOR_OF_ROLE", "declared_sensitive"]
 
 SUPERVISOR_OF_ROLE = {
     "provider": "providers",
@@ -33,21 +34,10 @@ SUPERVISOR_OF_ROLE = {
 LOG_STORAGE_SWITCH = "ANIMUS_DAEMON_DISABLE_LOG_STORAGE_PLUGIN"
 
 
-def plugin_env(plugin: InstalledPlugin, scope: Scope, config: DaemonConfig,
-               endpoints: dict[str, str]) -> dict[str, str]:
-    assert plugin.manifest is not None
-    env = plugin.manifest.plugin_env(dict(os.environ), config.plugin_env(plugin.name))
-    env.update({
-        p.ENV_ID: plugin.name,
-        p.ENV_STATE: str(scope.root),
-        p.ENV_PROJECT: str(scope.project_root),
-        "ANIMUS_HOME": str(scope.home),
-        **endpoints,
-    })
-    for name in ("ANIMUS_HOST_SILENCE_SECS", "PYTHONPATH"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
+def declared_sensitive(scope: Scope) -> list[str]:
+    """Every variable an installed plugin's manifest marks ``sensitive: true``."""
+    return sorted({v.name for pl in Registry(scope.plugins_dir).installed() if pl.manifest is not None
+                   for v in pl.manifest.env_required if v.sensitive})
 
 
 def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -73,7 +63,10 @@ def plugin_children(scope: Scope, config: DaemonConfig, role: str, sup_cfg: dict
             "id": plugin.name,
             "role": plugin.manifest.role,
             "argv": plugin.manifest.argv(),
-            "env": plugin_env(plugin, scope, config, endpoints),
+            # names only: the child supervisor takes the values from its own environment at
+            # spawn, so no secret is ever written to state/supervisors/<role>.json
+            "env_names": plugin_env_names(plugin, config.plugin_env(plugin.name)),
+            "env_set": plugin_env_fixed(plugin, scope, endpoints),
             "cwd": str(scope.project_root),
             "config": {**plugin.manifest.config, **config.plugin_config(plugin.name)},
             "backoff": config.restart.to_dict(),

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.health_policy import NOT_RUNNING
-from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.registry import Registry
 
 __all__ = ["complete_rows", "NOT_RUNNING"]

@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from animus.bus.eventlog import read_tail
+from animus.bus.frames import param_float, param_int, param_str
+from animus.daemon.config import DaemonConfig
+from animus.daemon.health_rows import complete_rows
+from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 from animus.errors import InvalidInput, NotFound, Unavailable
-from animus.plugin_runtime.health_rows import complete_rows
-from animus.plugin_runtime.plugin_specs import SUPERVISOR_OF_ROLE
 from animus.plugin_runtime.registry import Registry
+from animus.supervision.root import ControlHandlers, Root
 
-if TYPE_CHECKING:
-    from animus.supervision.root import Root
-
-__all__ = ["ControlApi", "STATUS_SCHEMA"]
+__all__ = ["ControlApi", "STATUS_SCHEMA", "control_handlers"]
 
 STATUS_SCHEMA = "animus.daemon.status.v1"
 WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject", "tick", "stats", "triggers", "fire",
@@ -31,9 +31,20 @@ WORKFLOW_METHODS = ("run", "list", "get", "resume", "cancel", "approve", "reject
 REMOTE_METHODS = ("workflow/store", "workflow/runner", "plugin/call")
 
 
+def control_handlers(config: DaemonConfig) -> Any:
+    """The root's control factory: its local and remote handler tables."""
+
+    def build(root: Root) -> ControlHandlers:
+        api = ControlApi(root, config)
+        return api.handlers(), api.remote_handlers()
+
+    return build
+
+
 class ControlApi:
-    def __init__(self, root: Root) -> None:
+    def __init__(self, root: Root, config: DaemonConfig) -> None:
         self.root = root
+        self.config = config
 
     def handlers(self) -> dict[str, Any]:
         table = {
@@ -61,13 +72,13 @@ class ControlApi:
     # -- daemon --------------------------------------------------------------
     async def runners(self) -> dict[str, Any]:
         """The runner backend: ``local``, or Ray with its address, nodes and runs."""
-        backend = self.root.config.runners.get("backend", "local")
+        backend = self.config.runners.get("backend", "local")
         if backend == "local":
             return {"backend": "local"}
         try:
             result: dict[str, Any] = await self.root.ask("workflows", "runners", {}, timeout=5)
         except Exception as exc:  # status must answer while the workflows supervisor is down
-            return {"backend": backend, "address": self.root.config.runners["ray"]["address"],
+            return {"backend": backend, "address": self.config.runners["ray"]["address"],
                     "connected": False, "last_error": str(exc), "nodes": [], "runs": []}
         return result
 
@@ -84,7 +95,7 @@ class ControlApi:
             "state_root": str(root.scope.root),
             "project_root": str(root.scope.project_root),
             "uptime_seconds": round(time.time() - root.started, 3),
-            "autonomous": bool(root.options.get("autonomous")),
+            "autonomous": root.settings.autonomous,
             "tree": tree,
             "runners": await self.runners(),
         }
@@ -93,7 +104,8 @@ class ControlApi:
         root = self.root
         names = [n for n, rec in (root.sup.children.items() if root.sup else []) if rec.spec.role != "workflow"]
         results = await asyncio.gather(
-            *(root.ask(n, "health", {"timeout": float(params.get("timeout", 3))}, timeout=6) for n in names),
+            *(root.ask(n, "health", {"timeout": param_float(params, "timeout", 3, 0.1, 60, "daemon/health")},
+                       timeout=6) for n in names),
             return_exceptions=True,
         )
         rows: list[dict[str, Any]] = []
@@ -121,10 +133,10 @@ class ControlApi:
 
     async def logs(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
-            return read_tail(self.root.scope.events_log, int(params.get("limit", 100)),
-                             params.get("level"), params.get("cat"), params.get("workflow_id"),
-                             params.get("search"))
+            return read_tail(self.root.scope.events_log, limit, *filters)
 
+        limit = param_int(params, "limit", 100, 1, 100_000, "daemon/logs")
+        filters = [param_str(params, key, "daemon/logs") for key in ("level", "cat", "workflow_id", "search")]
         return await asyncio.get_running_loop().run_in_executor(None, read)
 
     async def bus_sync(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +178,7 @@ class ControlApi:
         method = str(params.get("method") or "")
         if not name or not method:
             raise InvalidInput("plugin/call needs name and method")
-        timeout = float(params.get("timeout", 30))
+        timeout = param_float(params, "timeout", 30, 0.1, 3600, "plugin/call")
         sup = self._supervisor_of(name)
         reply: dict[str, Any] = await self.root.ask(
             sup, "call", {"plugin": name, "method": method, "params": params.get("params") or {},
@@ -203,7 +215,8 @@ class ControlApi:
         try:
             reply = await self.plugin_call({"name": plugin, "method": f"{kind}/{verb}",
                                             "params": params.get("params") or {},
-                                            "timeout": float(params.get("timeout", 15))})
+                                            "timeout": param_float(params, "timeout", 15, 0.1, 3600,
+                                                                   "subject/call")})
         except Unavailable as exc:
             raise Unavailable(f"Subject backend unavailable: {exc.message}",
                               fix=exc.fix or "animus daemon health") from None
@@ -215,7 +228,8 @@ class ControlApi:
     # -- workflows -----------------------------------------------------------
     def _workflow(self, verb: str) -> Any:
         async def forward(params: dict[str, Any]) -> Any:
-            return await self.root.ask("workflows", verb, params, timeout=float(params.get("timeout", 15)))
+            timeout = param_float(params, "timeout", 15, 0.1, 3600, f"workflow/{verb}")
+            return await self.root.ask("workflows", verb, params, timeout=timeout)
 
         return forward
 

@@ -1,0 +1,80 @@
+"""Request body limits for the transports, enforced while the body streams.
+
+A ``Content-Length`` check alone is no limit: a chunked request has none,
+and reading it "to check" is the attack (a 300 MiB chunked webhook grew
+the transport to 336 MB before its 413). ``BodyLimit`` is the outermost
+ASGI middleware: it answers 413 at once for a declared length over the
+limit, and otherwise counts the bytes the app pulls from ``receive``; the
+first chunk past the limit stops the app (``BodyTooLarge``, a
+``BaseException`` so no ``except Exception`` in the app turns it into a
+500) and the client gets 413. Nothing past the limit is ever read.
+
+Limits: ``max_body_bytes`` for every route (1 MiB), a prefix table for
+routes with their own (``/webhooks/``: ``webhook_max_bytes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = ["BodyLimit", "BodyTooLarge", "DEFAULT_MAX_BYTES"]
+
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+class BodyTooLarge(BaseException):
+    """Raised from ``receive`` past the limit: stops the app, never caught by it."""
+
+
+class BodyLimit:
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES,
+                 by_prefix: Mapping[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.by_prefix = dict(by_prefix or {})
+
+    def limit(self, path: str) -> int:
+        return next((n for prefix, n in self.by_prefix.items() if path.startswith(prefix)), self.max_bytes)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def watched_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send, limit)
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = orjson.dumps({"error": {"code": "invalid_input", "message": f"request body exceeds {limit} bytes"}})
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

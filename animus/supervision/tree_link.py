@@ -1,0 +1,108 @@
+"""The root's side of the ``tree`` socket: child supervisors' reports, and requests to them.
+
+Each child supervisor is a DEALER whose routing id is its name. It sends
+``ready`` (its pid and subtree) once its children are started, ``tree`` on
+every change of its subtree, and ``reply`` to the root's ``request``s. Every
+frame is checked at this edge (``bus.frames``): a malformed one is counted
+and dropped, never fatal. ``ask`` is request/response over the socket: one
+pending future per request id, failed with ``Unavailable`` on timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from animus.bus.codec import CodecError, pack, unpack
+from animus.bus.frames import FrameError, reply_id, subtree
+from animus.bus.metrics import Metrics
+from animus.errors import Unavailable, from_dict
+from animus.supervision.pidlock import create_times
+from animus.supervision.supervisor import ChildState, Supervisor
+
+__all__ = ["TreeLink"]
+
+
+class TreeLink:
+    def __init__(self, sock: zmq.asyncio.Socket, metrics: Metrics, changed: Callable[[], None]) -> None:
+        self.sock = sock
+        self.metrics = metrics
+        self.changed = changed  # the tree's pids changed: record them
+        self.sup: Supervisor | None = None  # set once the root's supervisor exists
+        self.skipped: dict[str, str] = {}  # supervisor -> why it is not running
+        self.disabled: dict[str, set[str]] = {}  # supervisor -> disabled children, kept across its restarts
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+
+    async def serve(self) -> None:
+        while True:
+            ident, *frames = await self.sock.recv_multipart()
+            try:
+                self._frame(ident, frames)
+            except FrameError as exc:  # checked at the edge: counted, dropped, never fatal
+                self.metrics.inc("tree_frames_malformed_total", reason=exc.reason[:40])
+
+    def _frame(self, ident: bytes, frames: list[bytes]) -> None:
+        if len(frames) != 1:
+            raise FrameError("wrong frame count")
+        try:
+            msg = unpack(frames[0])
+        except CodecError:
+            raise FrameError("not msgpack") from None
+        if not isinstance(msg, dict):
+            raise FrameError("not a map")
+        if self.sup is None:
+            return
+        name = ident.decode(errors="replace")
+        rec = self.sup.children.get(name)
+        kind = msg.get("type")
+        if kind in ("ready", "tree") and rec is not None:
+            children = subtree(msg.get("children", []))
+            pid = msg.get("pid", 0)
+            if kind == "ready" and type(pid) is not int:
+                raise FrameError("ready pid is not an integer")
+            rec.info["children"] = children
+            rec.info["worker_create_times"] = create_times(children)
+            if kind == "ready":
+                self.sup.child_ready(name, int(pid) or None)
+            else:
+                for child in children:
+                    if child.get("state") == "disabled":
+                        self.disabled.setdefault(name, set()).add(child["name"])
+            self.changed()
+        elif kind == "reply":
+            fut = self.pending.pop(reply_id(msg), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+
+    async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Send a request to a child supervisor and wait for its reply."""
+        if self.sup is None or supervisor not in self.sup.children:
+            reason = self.skipped.get(supervisor, "not part of this daemon")
+            raise Unavailable(f"{supervisor} supervisor is {reason}")
+        rec = self.sup.children[supervisor]
+        if rec.state is not ChildState.RUNNING:
+            raise Unavailable(f"{supervisor} supervisor is {rec.state.value}",
+                              fix="animus daemon status; animus daemon health")
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[req_id] = fut
+        try:
+            await self.sock.send_multipart([supervisor.encode(), pack(
+                {"type": "request", "id": req_id, "method": method, "params": params})])
+            reply = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"{supervisor} supervisor did not answer {method} within {timeout:g}s") from None
+        except zmq.ZMQError as exc:
+            raise Unavailable(f"{supervisor} supervisor is not connected: {exc}") from None
+        finally:
+            self.pending.pop(req_id, None)
+        if "error" in reply:
+            err = reply["error"]
+            raise from_dict(err) if isinstance(err, dict) else Unavailable(f"{supervisor} sent a malformed error")
+        return reply.get("result")

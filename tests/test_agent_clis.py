@@ -1,0 +1,178 @@
+"""The four real agent CLIs, driven through Animus: daemon -> provider plugin -> CLI -> scripted model.
+
+Each CLI is the pinned npm package (``scripts/install-agent-clis``), pointed at
+one loopback server per module (``agent_cli_server``) that speaks its vendor's
+streaming API. The scripted model asks for a real tool use (a shell command
+that writes a file), then answers with a verdict block. What a user checks:
+the file is in the run's working directory, the tool call and the text are in
+``events.jsonl``, usage is recorded; with ``permissions: read-only`` the write
+is denied, reported, and the phase fails saying so; a daemon SIGKILLed mid
+phase resumes the CLI's own session after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import agent_cli_support as clis
+from agent_cli_server import Hold, Say, ScriptedModels, Shell
+from animus.process.handle import wait_gone
+from animus.testing import wait_until
+from conftest import FAST_RESTART, Env, alive
+
+pytestmark = pytest.mark.skipif(bool(clis.missing()), reason=clis.install_hint())
+
+
+def _workflows() -> str:
+    agents, phases, flows = [], [], []
+    for v in clis.VENDORS:
+        model = clis.MODELS[v]
+        agents += [f"  {v}_edit: {{tool: {v}, model: {model}}}",
+                   f"  {v}_ro: {{tool: {v}, model: {model}, permissions: {{mode: read-only}}}}"]
+        for kind in ("edit", "ro"):
+            phases.append(f"  {v}_{kind}: {{mode: agent, agent: {v}_{kind}, idempotency: idempotent, "
+                          f"directive: 'Do the task.'}}")
+            flows.append(f"  - id: {v}_{kind}\n    phases: [{v}_{kind}]")
+    return ("agents:\n" + "\n".join(agents) + "\nphases:\n" + "\n".join(phases)
+            + "\nworkflows:\n" + "\n".join(flows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def models() -> Iterator[ScriptedModels]:
+    server = ScriptedModels()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, models: ScriptedModels) -> Iterator[Env]:
+    base = tmp_path_factory.mktemp("clis")
+    project = base / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
+    environ |= {"ANIMUS_HOME": str(base / "home"), "ANIMUS_START_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
+    env = Env(base / "home", project, clis.cli_environment(environ, models.url, base / "user"))
+    env.run("plugin", "install-defaults", check=True)
+    env.write_config({"restart": FAST_RESTART, "ready_timeout": 10, "interval_secs": 0.2,
+                      "plugins": clis.plugins_config()})
+    env.write_workflows(_workflows())
+    env.start("--skip-preflight")
+    try:
+        yield env
+    finally:
+        _stop(env)
+
+
+def _stop(env: Env) -> None:
+    pids = set(env.started)
+    for pid in env.started:
+        try:
+            pids |= {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        except psutil.Error:
+            pass
+    env.run("daemon", "stop", "--shutdown-timeout-secs", "20")
+    wait_until(lambda: not alive(pids), timeout=25, what="the daemon tree to be gone")
+
+
+def _run(env: Env, flow: str, title: str) -> str:
+    return str(env.call("workflow/run", {"title": title, "workflow_ref": flow})["workflow_id"])
+
+
+def _get(env: Env, wf: str) -> dict[str, Any]:
+    return env.call("workflow/get", {"id": wf})  # type: ignore[no-any-return]
+
+
+def _events(env: Env, wf: str) -> list[dict[str, Any]]:
+    log = Path(env.call("daemon/status")["state_root"]) / "logs" / "events.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in rows if e.get("workflow_id") == wf]
+
+
+def _finished(env: Env, wf: str, timeout: float = 90) -> dict[str, Any]:
+    wait_until(lambda: _get(env, wf)["status"] in ("completed", "failed", "blocked"), timeout=timeout,
+               what=f"workflow {wf} to finish")
+    return _get(env, wf)
+
+
+@pytest.mark.parametrize("vendor", clis.VENDORS)
+def test_cli_runs_a_tool_that_writes_into_the_run_directory(daemon: Env, models: ScriptedModels,
+                                                            vendor: str) -> None:
+    target = f"written-by-{vendor}.txt"
+    marker = models.script(f"write-{vendor}", Shell(f"printf 'hello from {vendor}' > {target}"),
+                           Say(clis.verdict(f"{vendor} wrote the greeting")))
+    wf = _run(daemon, f"{vendor}_edit", f"Write the greeting {marker}")
+    done = _finished(daemon, wf)
+    assert done["status"] == "completed", done
+    assert (daemon.project / target).read_text() == f"hello from {vendor}"
+
+    events = _events(daemon, wf)
+    calls = [e["data"] for e in events if e["kind"] == "agent_tool_call"]
+    assert any(target in json.dumps(c["input"]) for c in calls), calls
+    assert any(e["kind"] == "agent_tool_result" for e in events)
+    text = "".join(e["data"]["text"] for e in events if e["kind"] == "agent_text")
+    assert f"{vendor} wrote the greeting" in text
+    finished = next(e["data"] for e in events if e["kind"] == "agent_run_finished")
+    assert finished["usage"]["input_tokens"] > 0 and finished["usage"]["output_tokens"] > 0
+    assert finished["session_id"]
+    assert done["usage"]["input_tokens"] >= finished["usage"]["input_tokens"]
+    if vendor == "claude":  # the only one of the four that prices a run itself
+        assert finished["usage"]["cost_usd"] > 0
+    assert models.seen(f"write-{vendor}")[-1].step == 1  # the CLI sent the tool result back
+
+
+@pytest.mark.parametrize("vendor", clis.VENDORS)
+def test_read_only_denies_the_write_and_the_phase_says_so(daemon: Env, models: ScriptedModels,
+                                                          vendor: str) -> None:
+    target = f"denied-{vendor}.txt"
+    marker = models.script(f"ro-{vendor}", Shell(f"printf nope > {target}"),
+                           Say(clis.verdict("reviewed, looks fine")))
+    wf = _run(daemon, f"{vendor}_ro", f"Review the change {marker}")
+    done = _finished(daemon, wf)
+    assert not (daemon.project / target).exists()
+    assert done["status"] == "failed", done
+    assert "permission denied" in done["failure_reason"] and target in done["failure_reason"]
+    denied = [e["data"] for e in _events(daemon, wf) if e["kind"] == "agent_permission_denied"]
+    assert denied and target in denied[0]["input"] and denied[0]["message"], denied
+    shown = daemon.run("workflow", "get", wf).stdout
+    assert "permission denied" in shown
+
+
+RESUMABLE = ("claude", "codex", "gemini", "opencode")
+
+
+@pytest.mark.parametrize("vendor", RESUMABLE)
+def test_daemon_sigkill_mid_phase_resumes_the_cli_session(daemon: Env, models: ScriptedModels,
+                                                          vendor: str) -> None:
+    name = f"resume-{vendor}"
+    marker = models.script(name, Shell(f"printf one > step-{vendor}.txt"),
+                           Hold(name, then=Say(clis.verdict(f"{vendor} resumed and finished"))))
+    wf = _run(daemon, f"{vendor}_edit", f"Two steps {marker}")
+    wait_until(lambda: len(models.seen(name)) >= 2, timeout=60, what=f"{vendor} to reach the held turn")
+    session_file = Path(daemon.call("daemon/status")["state_root"]) / "runs" / wf / f"{vendor}_edit.session.json"
+    first = json.loads(session_file.read_text())["session_id"]
+    assert first
+
+    root = daemon.started[-1]
+    os.kill(root, signal.SIGKILL)
+    assert wait_gone(root, 10)
+    models.release(name)  # the held request's CLI is gone with the daemon
+    daemon.start("--skip-preflight")
+
+    done = _finished(daemon, wf, timeout=120)
+    assert done["status"] == "completed", done
+    attempts = [a for p in done["phases"] for a in p["attempt_list"]]
+    assert [a["status"] for a in attempts] == ["crashed", "completed"], attempts
+    assert attempts[-1]["session_id"] == first
+    resumed = models.seen(name)[-1]
+    assert resumed.step == 1 and "step-" + vendor in resumed.text  # the first turn's tool call, replayed
+    assert (daemon.project / f"step-{vendor}.txt").read_text() == "one"
