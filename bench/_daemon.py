@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +47,12 @@ class BenchDaemon:
 
 
 @contextmanager
-def running_daemon(plugins: tuple[str, ...] = ()) -> Iterator[BenchDaemon]:
+def running_daemon(plugins: tuple[str, ...] = (),
+                   prepare: Callable[[Path, dict[str, str]], None] | None = None) -> Iterator[BenchDaemon]:
     """Start ``animus daemon start --skip-preflight`` in a temp home, with these
-    first-party plugins installed (``builtin:<name>``); always stop it."""
+    first-party plugins installed (``builtin:<name>``); always stop it.
+
+    ``prepare(project, env)`` runs before the start (write YAML, make commits)."""
     tmp = Path(tempfile.mkdtemp(prefix="animus-bench-"))
     project = tmp / "project"
     project.mkdir()
@@ -59,6 +62,8 @@ def running_daemon(plugins: tuple[str, ...] = ()) -> Iterator[BenchDaemon]:
     for name in plugins:
         subprocess.run([*ANIMUS, "plugin", "install", f"builtin:{name}"], cwd=project, env=env,
                        capture_output=True, timeout=120, check=True)
+    if prepare is not None:
+        prepare(project, env)
     started = subprocess.run([*ANIMUS, "daemon", "start", "--skip-preflight", "--json"], cwd=project,
                              env=env, capture_output=True, text=True, timeout=120, check=False)
     if started.returncode != 0:

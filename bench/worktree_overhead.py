@@ -15,7 +15,14 @@ in 250 directories, one commit), each run does, measured step by step:
 The two kinds alternate so machine load hits both alike. Prints the median
 of each step, both totals, the ratio and the added milliseconds per run.
 
-Run: ``.venv/bin/python bench/worktree_overhead.py [--files N] [--runs N]``. Not a test.
+Then the same comparison end to end, through a real daemon on a repository of
+the same size (``--daemon-runs``, 0 to skip): a workflow with one command phase
+writing ten new files in its task root, run with ``worktree: auto`` and a
+``post_success.merge`` squash merge (worktree made, phase, commit, merge,
+worktree removed) against the same workflow with ``worktree: skip``; each
+time is from ``workflow/run`` to the run seen ``completed``.
+
+Run: ``.venv/bin/python bench/worktree_overhead.py [--files N] [--runs N] [--daemon-runs N]``. Not a test.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from pathlib import Path
 
 from animus.git import RepoLock, Strategy, Worktrees, commit_all, merge_branch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _daemon import running_daemon  # noqa: E402 - bench/ is not a package
+
 PHASE_EDITS = 10  # files a phase changes: half edited, half new
 
 
@@ -40,7 +50,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 def generate(root: Path, files: int) -> None:
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     sh(root, "init", "-q", "-b", "main")
     per_dir = 20
     for n in range(files):
@@ -89,10 +99,63 @@ def skip_run(root: Path, run: int) -> float:
     return took
 
 
+DAEMON_YAML = """
+phases:
+  edit:
+    mode: command
+    idempotency: idempotent
+    command:
+      program: sh
+      cwd_mode: task_root
+      args: [-c, 'mkdir -p out/$ANIMUS_WORKFLOW_ID && for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > out/$ANIMUS_WORKFLOW_ID/f$i.txt; done']
+workflows:
+  - id: auto
+    phases: [edit]
+    post_success: {merge: {strategy: squash, auto_merge: true}}
+  - id: skip
+    phases: [edit]
+    worktree: skip
+"""
+
+
+def daemon_runs(files: int, runs: int) -> tuple[float, float, int]:
+    """Median ms of a daemon run with worktree auto + squash merge, and with skip; runs merged."""
+    from animus.bus.rpc import ControlClient
+
+    def prepare(project: Path, env: dict[str, str]) -> None:
+        shutil.rmtree(project / ".git")
+        (project / ".animus").mkdir()
+        (project / ".animus" / "workflows.yaml").write_text(DAEMON_YAML)
+        generate(project, files)
+
+    def timed(client: ControlClient, ref: str) -> float:
+        t = time.perf_counter()
+        wf = client.call("workflow/run", {"title": f"bench {ref}", "workflow_ref": ref})["workflow_id"]
+        while (status := client.call("workflow/get", {"id": wf})["status"]) not in ("completed", "failed", "blocked"):
+            time.sleep(0.005)
+        if status != "completed":
+            raise SystemExit(f"bench run {wf} ({ref}) ended {status}")
+        return (time.perf_counter() - t) * 1000
+
+    with running_daemon(prepare=prepare) as d:
+        client = ControlClient(d.endpoint("control"), timeout=60)
+        try:
+            timed(client, "auto"), timed(client, "skip")  # warm up both
+            auto, skip = [], []
+            for _ in range(runs):
+                auto.append(timed(client, "auto"))
+                skip.append(timed(client, "skip"))
+            merged = int(sh(d.project, "rev-list", "--count", "main")) - 2
+        finally:
+            client.close()
+    return statistics.median(auto), statistics.median(skip), merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--daemon-runs", type=int, default=8)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="animus-bench-wt-"))
     env = {"GIT_CONFIG_GLOBAL": str(base / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
@@ -125,7 +188,15 @@ def main() -> int:
     print(f"ratio worktree/skip: {wt_ms / skip_ms:.0f}x; {merged} of {args.runs} runs squash-merged into main")
     print(f"result: a run in its own worktree, delivered by squash merge, costs {wt_ms - skip_ms:.0f} ms more "
           f"than writing in the project root, on a {args.files}-file repository")
-    return 0 if merged == args.runs else 1
+    if not args.daemon_runs:
+        return 0 if merged == args.runs else 1
+    auto_ms, plain_ms, delivered = daemon_runs(args.files, args.daemon_runs)
+    print(f"through the daemon, {args.daemon_runs} runs of each, interleaved (workflow/run to completed):")
+    print(f"  worktree: auto + squash merge: median {auto_ms:8.1f} ms")
+    print(f"  worktree: skip:                median {plain_ms:8.1f} ms")
+    print(f"ratio auto/skip: {auto_ms / plain_ms:.1f}x, {auto_ms - plain_ms:.0f} ms more per run; "
+          f"{delivered} of {args.daemon_runs} runs squash-merged into main")
+    return 0 if merged == args.runs and delivered == args.daemon_runs else 1
 
 
 if __name__ == "__main__":

@@ -26,24 +26,36 @@ def start(
     autonomous: bool = typer.Option(False, "--autonomous", help="Run the scheduler: take ready tasks and run their workflows."),
     skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Skip the required-plugins check (dev only)."),
     auto_install: bool = typer.Option(False, "--auto-install", help="Install missing default plugins before starting."),
+    auto_merge: Optional[bool] = typer.Option(None, "--auto-merge/--no-auto-merge", help="Merge every successful run's branch into its target (overrides post_success.merge.auto_merge)."),
+    auto_pr: Optional[bool] = typer.Option(None, "--auto-pr/--no-auto-pr", help="Push every successful run's branch and open a pull request (overrides create_pr)."),
+    auto_commit: Optional[bool] = typer.Option(None, "--auto-commit-before-merge/--no-auto-commit-before-merge", help="Commit what a run left uncommitted before delivery (default: on)."),
+    auto_prune: Optional[bool] = typer.Option(None, "--auto-prune-worktrees-after-merge/--no-auto-prune-worktrees-after-merge", help="Remove a run's worktree after delivery (overrides cleanup_worktree)."),
+    startup_cleanup: bool = typer.Option(True, "--startup-cleanup/--no-startup-cleanup", help="At start, remove the worktrees of finished or deleted runs (default: on)."),
     as_json: bool = JSON,
 ) -> None:
     """Start the daemon; return once the whole tree is up (readiness handshake)."""
-    from animus.cli.daemon_start import start_daemon
+    from animus.cli.daemon_start import git_options, start_daemon
 
-    guard(as_json, lambda: start_daemon(foreground, autonomous, skip_preflight, auto_install, as_json))
+    git = git_options(auto_merge, auto_pr, auto_commit, auto_prune, startup_cleanup)
+    guard(as_json, lambda: start_daemon(foreground, autonomous, skip_preflight, auto_install, as_json, git))
 
 
 @app.command("run")
 def run_foreground(
     autonomous: bool = typer.Option(False, "--autonomous"),
     skip_preflight: bool = typer.Option(False, "--skip-preflight"),
+    auto_merge: Optional[bool] = typer.Option(None, "--auto-merge/--no-auto-merge"),
+    auto_pr: Optional[bool] = typer.Option(None, "--auto-pr/--no-auto-pr"),
+    auto_commit: Optional[bool] = typer.Option(None, "--auto-commit-before-merge/--no-auto-commit-before-merge"),
+    auto_prune: Optional[bool] = typer.Option(None, "--auto-prune-worktrees-after-merge/--no-auto-prune-worktrees-after-merge"),
+    startup_cleanup: bool = typer.Option(True, "--startup-cleanup/--no-startup-cleanup"),
     as_json: bool = JSON,
 ) -> None:
     """Run the daemon in the foreground (same as start --foreground)."""
-    from animus.cli.daemon_start import start_daemon
+    from animus.cli.daemon_start import git_options, start_daemon
 
-    guard(as_json, lambda: start_daemon(True, autonomous, skip_preflight, False, as_json))
+    git = git_options(auto_merge, auto_pr, auto_commit, auto_prune, startup_cleanup)
+    guard(as_json, lambda: start_daemon(True, autonomous, skip_preflight, False, as_json, git))
 
 
 @app.command()

@@ -17,6 +17,7 @@ import select
 import subprocess
 import sys
 import time
+from typing import Any
 
 from animus.cli import context
 from animus.cli.output import echo, emit_json, err
@@ -24,7 +25,7 @@ from animus.errors import AnimusError, Conflict, ExitCode, Internal, Unavailable
 from animus.state.scope import Scope
 from animus.process.handle import wait_gone
 
-__all__ = ["start_daemon", "stop_daemon", "preflight_command", "running_pid"]
+__all__ = ["git_options", "start_daemon", "stop_daemon", "preflight_command", "running_pid"]
 
 START_TIMEOUT = float(os.environ.get("ANIMUS_START_TIMEOUT", "90"))
 
@@ -81,10 +82,19 @@ def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
                                        "fix_message": report["fix_message"]})
 
 
+def git_options(auto_merge: bool | None, auto_pr: bool | None, auto_commit: bool | None,
+                auto_prune: bool | None, startup_cleanup: bool) -> dict[str, Any]:
+    """The delivery flags as the daemon's ``git`` option (None: not given, the workflow YAML decides)."""
+    return {"flags": {"auto_merge": auto_merge, "auto_pr": auto_pr, "auto_commit_before_merge": auto_commit,
+                      "auto_prune_worktrees_after_merge": auto_prune}, "startup_cleanup": startup_cleanup}
+
+
 def start_daemon(foreground: bool = False, autonomous: bool = False, skip_preflight: bool = False,
-                 auto_install: bool = False, as_json: bool = False) -> int:
+                 auto_install: bool = False, as_json: bool = False, git: dict[str, Any] | None = None) -> int:
     from animus.cli.daemon_backup import finish_interrupted_restore
 
+    if git is None:  # no delivery flag given (the fast path): as the Typer command's defaults say
+        git = git_options(None, None, None, None, True)
     finish_interrupted_restore(context.scope())
     scope = context.scope().ensure()
     if scope.warning:
@@ -99,7 +109,7 @@ def start_daemon(foreground: bool = False, autonomous: bool = False, skip_prefli
     if foreground:
         from animus.daemon.main import run_daemon
 
-        return run_daemon(scope, {"autonomous": autonomous})
+        return run_daemon(scope, {"autonomous": autonomous, "git": git or {}})
     log_path = scope.root / "daemon" / "daemon.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
@@ -107,6 +117,8 @@ def start_daemon(foreground: bool = False, autonomous: bool = False, skip_prefli
             str(scope.project_root), "--ready-fd", str(write_fd)]
     if autonomous:
         argv.append("--autonomous")
+    if git:
+        argv += ["--git-options", json.dumps(git)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 pass_fds=(write_fd,), start_new_session=True, close_fds=True)

@@ -60,6 +60,7 @@ def render(wf: dict[str, Any]) -> None:
     for key in ("blocked_reason", "failure_reason", "waiting"):
         if wf.get(key):
             echo(f"{key}: {wf[key]}")
+    _render_git(wf)
     usage = wf.get("usage") or {}
     if usage.get("input_tokens") or usage.get("cost_usd"):
         echo(f"usage: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens, "
@@ -78,6 +79,25 @@ def render(wf: dict[str, Any]) -> None:
             if att.get("output_tail"):
                 for line in att["output_tail"].splitlines()[-5:]:
                     echo(f"      | {line}")
+
+
+def _render_git(wf: dict[str, Any]) -> None:
+    """Worktree, branch, commit, merge result and pull request (docs/worktrees.md)."""
+    wt, out = wf.get("worktree") or {}, wf.get("delivery") or {}
+    if wt.get("path"):
+        echo(f"worktree: {wt['path']}" + (" (removed)" if wt.get("removed") else ""))
+        echo(f"branch: {wt.get('branch')}" + (f" (from {str(wt['base'])[:10]})" if wt.get("base") else ""))
+    if out.get("commit"):
+        echo(f"commit: {out['commit']}")
+    merge = out.get("merge") or {}
+    if merge:
+        done = "already merged" if merge.get("already_merged") else str(merge.get("merged", ""))[:10]
+        echo(f"merge: {merge.get('strategy')} into {merge.get('target')}: {done}")
+    if out.get("state") == "blocked":
+        echo(f"delivery: blocked ({out.get('reason')})")
+    pr = out.get("pr") or {}
+    if pr:
+        echo(f"pull request: #{pr.get('number')} {pr.get('url')}")
 
 
 def get(workflow_id: str | None = None, id: str | None = None, as_json: bool = False) -> int:

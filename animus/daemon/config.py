@@ -18,6 +18,10 @@
     runners: {backend: local}    # or ray: see animus/workflow/ray_config.py, docs/ray.md
     transport: {host: 127.0.0.1, port: 7878}
     commands: {env: [CARGO_HOME]}   # passed to every command phase beyond the safe base
+    worktrees:                   # what a run's fresh worktree lacks: see docs/worktrees.md
+      copy: [.env]
+      symlink: [node_modules]
+      setup: npm ci
 
 Every key is optional. A bad file stops the daemon with one line naming the
 key and what is wrong.
@@ -32,6 +36,8 @@ from typing import Any
 import yaml
 
 from animus.errors import InvalidInput
+from animus.git.spec import SpecError as WorktreesError
+from animus.git.spec import WorktreeSetup, parse_worktree_setup
 from animus.supervision.spec import Backoff, SpecError
 from animus.workflow.remote.ray_config import RunnersConfigError, is_loopback_host, parse_runners
 
@@ -39,7 +45,8 @@ __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
 CONFIG_FILE = ".animus/config.yaml"
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
-          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout", "commands"}
+          "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout", "commands",
+          "worktrees"}
 
 
 def truthy(value: str | None) -> bool:
@@ -62,6 +69,7 @@ class DaemonConfig:
     transport: dict[str, Any] = field(default_factory=dict)
     scheduler_kinds: tuple[str, ...] = ("task",)
     command_env: tuple[str, ...] = ()  # passed from the runner's environment to every command phase
+    worktrees: WorktreeSetup = field(default_factory=WorktreeSetup)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def plugin_env(self, name: str) -> list[str]:
@@ -118,6 +126,10 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     if not isinstance(commands, dict) or not isinstance(names or [], list) or \
             not all(isinstance(n, str) and n.isidentifier() for n in names or []):
         raise _fail(path, "commands.env", "expected a list of environment variable names")
+    try:
+        worktrees = parse_worktree_setup(raw.get("worktrees"))
+    except WorktreesError as exc:
+        raise InvalidInput(f"{path}: {exc.message}", fix=exc.fix) from None
     return DaemonConfig(
         pool_size=pool,
         interval_secs=float(raw.get("interval_secs", 5.0)),
@@ -132,5 +144,6 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
         transport=dict(raw.get("transport") or {}),
         scheduler_kinds=tuple(str(k) for k in ((raw.get("scheduler") or {}).get("kinds") or ["task"])),
         command_env=tuple(names or ()),
+        worktrees=worktrees,
         raw=raw,
     )

@@ -70,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-root")
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("--autonomous", action="store_true")
+    parser.add_argument("--git-options", default="{}", help="JSON: delivery flags and startup cleanup")
     args = parser.parse_args(argv)
     from animus.state.scope import resolve_scope
 
     try:
         scope = resolve_scope(args.project_root)
-        return run_daemon(scope, {"autonomous": args.autonomous}, args.ready_fd)
+        return run_daemon(scope, {"autonomous": args.autonomous, "git": json.loads(args.git_options)},
+                          args.ready_fd)
     except AnimusError as exc:
         if args.ready_fd is not None:
             try:

@@ -78,6 +78,7 @@ class AnimusTree:
             "command_env": list(self.config.command_env),
             # endpoints only: the token and keys reach the supervisor in its environment
             "remote": remote,
+            "git": dict(self.options.get("git") or {}, worktrees=self.config.raw.get("worktrees")),
         }
         return cfg
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,8 +234,10 @@ class Worktrees:
             finally:
                 self._drop(path)
 
-    def prune(self, keep: Collection[str]) -> list[str]:
-        """Start-up cleanup: remove every managed worktree not in ``keep``; return their ids."""
+    def prune(self, keep: Container[str]) -> list[str]:
+        """Start-up cleanup: remove every managed worktree not in ``keep``; return their ids.
+
+        ``keep`` is only asked ``in``, while the lock is held: it may answer live."""
         removed: list[str] = []
         with self.lock:
             names = set(self._entries())

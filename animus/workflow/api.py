@@ -118,6 +118,8 @@ class WorkflowApi:
         wf = self.store.get(str(params.get("id") or ""))
         out = summary(wf)
         out["subject"] = wf.get("subject")
+        out["worktree"] = wf.get("worktree") or {}  # path, branch, base commit, removed
+        out["delivery"] = wf.get("delivery") or {}  # state, commit, merge, pr, reason
         attempts = self.store.attempts(wf["id"])
         phases: dict[str, dict[str, Any]] = {}
         cfg = self.parts.configs()

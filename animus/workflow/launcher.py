@@ -20,6 +20,7 @@ from animus.supervision.exit_reason import ExitReason
 from animus.supervision.service import DynamicChildren
 from animus.supervision.spec import ChildSpec, Restart, Timeout
 from animus.workflow.events import WorkflowEvents
+from animus.workflow.git_settings import ENV_GIT
 from animus.workflow.settings import WorkflowSettings
 from animus.workflow.store import WorkflowStore
 
@@ -81,7 +82,8 @@ class LocalRunners:
         env = dict(os.environ)
         env.update({p.ENV_STATE: str(s.state_root), p.ENV_PROJECT: str(s.project_root),
                     p.ENV_BUS: s.bus_endpoint, p.ENV_CONTROL: s.control_endpoint, "ANIMUS_RUN_NUMBER": str(run_no),
-                    "ANIMUS_COMMAND_ENV": ",".join(s.command_env)})
+                    "ANIMUS_COMMAND_ENV": ",".join(s.command_env),
+                    ENV_GIT: s.git.to_env()})
         spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner", wf["id"]],
                                              "env": env, "cwd": str(s.project_root)},
                          restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role="workflow")

@@ -21,6 +21,7 @@ from typing import Any
 
 from animus.errors import InvalidInput, NotFound
 from animus.workflow.permissions import AgentPermissions, parse_permissions
+from animus.git.spec import MergeSpec, WorktreeMode, WorktreeSpec, parse_merge, parse_worktree
 
 __all__ = [
     "AgentProfile",
@@ -179,6 +180,7 @@ class PhaseDefinition:
     idempotency: Idempotency = Idempotency.UNKNOWN
     timeout_secs: int | None = None
     retry: RetryPolicy | None = None
+    worktree: WorktreeMode | None = None  # per phase only the mode: a run's phases share one worktree
 
     def __post_init__(self) -> None:
         if self.mode is Mode.AGENT and not self.agent:
@@ -227,6 +229,8 @@ class WorkflowDefinition:
     name: str | None = None
     description: str | None = None
     budget: Budget | None = None
+    worktree: WorktreeSpec = field(default_factory=WorktreeSpec)
+    merge: MergeSpec | None = None  # post_success.merge; None: nothing is delivered
 
     def __post_init__(self) -> None:
         if not self.phases:
@@ -351,6 +355,7 @@ def _phase(d: dict[str, Any]) -> PhaseDefinition:
                                            tuple(dc["required_evidence"])),
         idempotency=Idempotency(d["idempotency"]), timeout_secs=d["timeout_secs"],
         retry=None if d["retry"] is None else RetryPolicy(**d["retry"]),
+        worktree=WorktreeMode(d["worktree"]) if d.get("worktree") else None,
     )
 
 
@@ -358,7 +363,8 @@ def _workflow(d: dict[str, Any]) -> WorkflowDefinition:
     entries = tuple(PhaseEntry(e["phase_id"], e["max_rework_attempts"], tuple(e["skip_if"]),
                                dict(e["on_verdict"])) for e in d["phases"])
     budget = None if d["budget"] is None else Budget(**d["budget"])
-    return WorkflowDefinition(d["id"], entries, d["name"], d["description"], budget)
+    return WorkflowDefinition(d["id"], entries, d["name"], d["description"], budget,
+                              parse_worktree(d.get("worktree")), parse_merge(d["merge"]) if d.get("merge") else None)
 
 
 def config_from_plain(data: dict[str, Any]) -> WorkflowConfig:

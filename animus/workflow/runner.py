@@ -14,12 +14,18 @@ workflow ``pending`` so the next start carries on. Anything else that kills
 a runner is a crash, which the workflows supervisor recovers by the phase's
 idempotency annotation.
 
+Before its first phase a run gets its place to work (``run_worktree``: its
+own git worktree, or the project root); once every phase is done (recorded
+with the last phase's result) its work is delivered (``deliver``), and a
+delivery that blocks or crashes is retried alone, never the phases.
+
 Started as ``python -m animus.workflow.runner <workflow id>`` with the
 ``ANIMUS_*`` environment set by the workflows supervisor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -36,7 +42,9 @@ from animus.workflow import transitions
 from animus.workflow.agent_phase import call_agent, cancel_agent
 from animus.workflow.command_phase import OUTPUT_TAIL, run_command
 from animus.workflow.config import read_compiled
-from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig
+from animus.workflow.deliver import deliver
+from animus.workflow.git_settings import ENV_GIT, GitSettings
+from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig, WorkflowDefinition
 from animus.workflow.outcomes import Blocked, Cancelled, Parked
 from animus.workflow.remote.store import (
     ENV_DAEMON_PROJECT,
@@ -48,6 +56,7 @@ from animus.workflow.remote.store import (
     open_store,
 )
 from animus.workflow.run_context import RunContext
+from animus.workflow.run_worktree import Placement, place
 from animus.workflow.store import StaleRun, WorkflowStore
 from animus.workflow.usage import add_usage
 
@@ -68,6 +77,8 @@ class Runner:
         self.agent_cwd = Path(os.environ.get(ENV_DAEMON_PROJECT) or self.project_root)
         self.daemon_run_dir = Path(os.environ.get(ENV_DAEMON_STATE) or self.state_root) / "runs" / wf_id
         self.config: WorkflowConfig = read_compiled(self.state_root / "state")
+        self.git = GitSettings.from_env(os.environ.get(ENV_GIT))  # the worktrees block, delivery flags
+        self.placement = Placement(self.project_root)  # where the run works: set before its first phase
         self.run_dir = self.state_root / "runs" / wf_id
         where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
         self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
@@ -122,10 +133,10 @@ class Runner:
             with self.store.tx() as c:
                 self.store.update(self.wf_id, c, started_at=time.time(), status="running")
             first = transitions.start(definition, task)
-            if isinstance(first, transitions.Complete):
-                self._end("completed", None)
-                return 0
-            self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
+            if isinstance(first, transitions.Complete):  # every phase skipped: straight to delivery
+                self.store.update(self.wf_id, delivery={"state": "pending"})
+            else:
+                self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
             self.publish("workflow", "workflow_started", workflow_ref=definition.id, subject_id=wf["subject_id"],
                          message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}{self.on_node()}",
                          **self.where())
@@ -133,8 +144,13 @@ class Runner:
             self.publish("workflow", "workflow_resumed", workflow_ref=definition.id, phase_index=wf["phase_index"],
                          **self.where())
         try:
+            if not self._place(definition):
+                return 0
             while True:
                 wf = self.store.get(self.wf_id)
+                if (wf.get("delivery") or {}).get("state") in ("pending", "blocked"):  # every phase is done
+                    self._finish(wf, definition)
+                    return 0
                 index = wf["phase_index"]
                 entry = definition.phases[index]
                 phase = self.config.phases[entry.phase_id]
@@ -146,15 +162,43 @@ class Runner:
                 outcome = self.run_phase(wf, index, phase)
                 if outcome is None:
                     return 0  # parked, blocked or cancelled: state already written
-                if isinstance(outcome, transitions.Complete):
-                    self._end("completed", None)
-                    return 0
                 if isinstance(outcome, transitions.Fail):
-                    self._end("failed", outcome.reason)
+                    self._announce("failed", outcome.reason)  # recorded with the phase's result
                     return 0
         except Cancelled:
             self._cancelled()
             return 0
+
+    def _place(self, definition: WorkflowDefinition) -> bool:
+        """The run's worktree, made or found again before its first phase; False when that blocked it."""
+        assert self.ctx is not None
+        try:
+            self.placement = place(self.ctx, self.store.get(self.wf_id), definition, self.config, self.git,
+                                   self.state_root, self._record)
+        except Blocked as blocked:
+            self._block(str(blocked))
+            return False
+        root = self.placement.task_root
+        self.ctx = dataclasses.replace(self.ctx, task_root=root, agent_cwd=root if not self.remote else self.agent_cwd)
+        return True
+
+    def _record(self, **fields: Any) -> None:
+        self.store.update(self.wf_id, **fields)
+
+    def _finish(self, wf: dict[str, Any], definition: WorkflowDefinition) -> None:
+        """Every phase is done: deliver, then end completed (or blocked, with the reason and its fix)."""
+        assert self.ctx is not None
+        if wf.get("delivery", {}).get("state") == "blocked":
+            self.store.update(self.wf_id, delivery=dict(wf["delivery"], state="pending"))
+        reason = deliver(self.ctx, wf, definition, self.placement, self.git, self._record)
+        if reason is None:
+            self._end("completed", None)
+        else:
+            self._block(reason)
+
+    def _block(self, reason: str, phase: str | None = None) -> None:
+        self.store.set_status(self.wf_id, "blocked", reason)
+        self.publish("workflow", "workflow_blocked", "error", phase=phase, reason=reason, message=f"blocked: {reason}")
 
     def _context(self, task_root: Path, agent_cwd: Path) -> RunContext:
         return RunContext(wf_id=self.wf_id, run_id=self.run_id, config=self.config, project_root=self.project_root,
@@ -191,14 +235,15 @@ class Runner:
         session_id = None
         exit_code = None
         try:
+            ctx = self._phase_ctx(phase)
             if phase.mode is Mode.COMMAND:
-                outcome = run_command(self.ctx, phase, attempt_no)
+                outcome = run_command(ctx, phase, attempt_no)
                 verdict, reason, exit_code, tail = outcome.verdict, outcome.reason, outcome.exit_code, outcome.tail
             elif phase.mode is Mode.MANUAL:
                 verdict, reason, tail = "advance", "approved by operator", ""
             else:
                 # the provider plugin records the session where recovery looks: the daemon's runs/
-                result = call_agent(self.ctx, wf, phase, provider or "", attempt_no,
+                result = call_agent(ctx, wf, phase, provider or "", attempt_no,
                                     self.daemon_run_dir / session_file.name)
                 verdict, reason = result["verdict"], result.get("reason") or result.get("summary") or ""
                 tail, usage, session_id = (result.get("summary") or "")[-OUTPUT_TAIL:], result.get("usage") or {}, result.get("session_id")
@@ -235,6 +280,11 @@ class Runner:
             if isinstance(step, transitions.Next):
                 fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,
                            "rework": dict(step.rework_counts), "feedback": step.feedback}
+            elif isinstance(step, transitions.Complete):  # with the last result, so no phase runs again for it
+                fields["delivery"] = {"state": "pending"}
+            else:  # the workflow fails with this result: one step, so a crash cannot make it run again
+                fields |= {"status": "failed", "failure_reason": step.reason, "completed_at": time.time(),
+                           "waiting": None}
             self.store.update(self.wf_id, c, **fields)
             self.store.checkpoint(c, self.wf_id, "phase_completed", phase.id)
         self.write_session(session_file, phase.id, {"provider": provider, "session_id": session_id, "status": status})
@@ -245,6 +295,14 @@ class Runner:
         return step
 
     # -- phase kinds ---------------------------------------------------------
+    def _phase_ctx(self, phase: PhaseDefinition) -> RunContext:
+        """The run's context, in the project root for a phase with ``worktree: skip``."""
+        assert self.ctx is not None
+        root = self.placement.root_for(phase.worktree, self.project_root)
+        if root == self.ctx.task_root:
+            return self.ctx
+        return dataclasses.replace(self.ctx, task_root=root, agent_cwd=self.agent_cwd)
+
     def _provider(self, phase: PhaseDefinition) -> str | None:
         if phase.mode is not Mode.AGENT:
             return None
@@ -254,6 +312,9 @@ class Runner:
     # -- endings -------------------------------------------------------------
     def _end(self, status: str, reason: str | None) -> None:
         self.store.set_status(self.wf_id, status, reason, waiting=None)
+        self._announce(status, reason)
+
+    def _announce(self, status: str, reason: str | None) -> None:
         kind = f"workflow_{status}"
         self.publish("workflow", kind, "info" if status == "completed" else "error",
                      reason=reason, message=f"workflow {status}" + (f": {reason}" if reason else ""))

@@ -14,7 +14,9 @@ thing, and hands each only the collaborators it needs:
   takes ``ready`` tasks by priority and age);
 - ``WorkflowApi``: the ``workflow/*`` control methods over all of them.
 
-At start, runs left ``running`` by a previous daemon are recovered first.
+At start, runs left ``running`` by a previous daemon are recovered first;
+then, before the first queued run starts, the worktrees of runs that are over
+are swept (``worktree_cleanup``; ``daemon start --no-startup-cleanup`` skips it).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from animus.workflow.recovery import recover
 from animus.workflow.scheduler import Scheduler
 from animus.workflow.settings import WorkflowSettings
 from animus.workflow.store import WorkflowStore
+from animus.workflow.worktree_cleanup import sweep
 
 __all__ = ["WorkflowService"]
 
@@ -99,7 +102,27 @@ class WorkflowService:
             self._ticker.cancel()
         await self.launcher.shutdown()  # remote runs drain here; local ones with the supervisor
 
+    async def _startup_cleanup(self) -> None:
+        try:
+            report = await asyncio.to_thread(sweep, self.settings)
+        except Exception as exc:  # a broken repository must not keep runs from starting
+            self.events.emit("worktree_cleanup", "error", {"error": f"{type(exc).__name__}: {exc}",
+                                                           "message": f"startup cleanup failed: {exc}"})
+            return
+        for wf_id, path in report.removed.items():
+            self.events.workflow("worktree_removed", "info", wf_id, path=path,
+                                 message=f"startup cleanup removed worktree {path}; its branch is kept")
+        for wf_id, why in report.kept.items():
+            self.events.workflow("worktree_kept", "warn", wf_id, message=f"startup cleanup kept the worktree: {why}")
+        if not (report.removed or report.kept):
+            return
+        self.events.emit("worktree_cleanup", "info", {
+            "removed": sorted(report.removed), "kept": sorted(report.kept),
+            "message": f"startup cleanup: {len(report.removed)} worktree(s) removed, {len(report.kept)} kept"})
+
     async def _tick_forever(self) -> None:
+        if self.settings.git.startup_cleanup:
+            await self._startup_cleanup()
         await self.queue.fill()
         while True:
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from animus.errors import InvalidInput
+from animus.workflow.git_settings import GitSettings
 
 __all__ = ["WorkflowSettings"]
 
@@ -26,6 +27,7 @@ class WorkflowSettings:
     runners: dict[str, Any] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)  # the Ray runners' endpoints (the token: environment)
     command_env: tuple[str, ...] = ()  # names every command phase gets (commands.env)
+    git: GitSettings = field(default_factory=GitSettings)  # worktrees block, delivery flags
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> WorkflowSettings:
@@ -38,6 +40,7 @@ class WorkflowSettings:
                 scheduler_kinds=tuple(raw.get("scheduler_kinds") or ("task",)),
                 runners=dict(raw.get("runners") or {}), remote=dict(raw.get("remote") or {}),
                 command_env=tuple(str(n) for n in raw.get("command_env") or ()),
+                git=GitSettings.from_plain(raw.get("git")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidInput(f"workflows service config: {type(exc).__name__}: {exc}",

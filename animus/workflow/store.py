@@ -28,7 +28,11 @@ STATUSES = ("pending", "running", "completed", "failed", "blocked", "cancelled")
 ACTIVE = ("pending", "running")
 TERMINAL = ("completed", "failed", "cancelled")
 IDEMPOTENCY_BLOCK = "Idempotency: phase requires explicit retry decision"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added after version 1, added to an existing workflow.db when it is opened.
+_ADDED = {"worktree_json": "TEXT NOT NULL DEFAULT '{}'",  # path, branch, base commit, removed
+          "delivery_json": "TEXT NOT NULL DEFAULT '{}'"}  # state (pending|done|blocked), commit, merge, pr
+_JSON_FIELDS = ("subject", "usage", "worktree", "delivery")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -53,6 +57,8 @@ CREATE TABLE IF NOT EXISTS workflows (
   runs INTEGER NOT NULL DEFAULT 0,
   node TEXT,
   usage_json TEXT NOT NULL DEFAULT '{}',
+  worktree_json TEXT NOT NULL DEFAULT '{}',
+  delivery_json TEXT NOT NULL DEFAULT '{}',
   created_at REAL NOT NULL,
   started_at REAL,
   updated_at REAL NOT NULL,
@@ -139,6 +145,10 @@ class WorkflowStore:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
+            have = {row[1] for row in c.execute("PRAGMA table_info(workflows)")}
+            for column, decl in _ADDED.items():
+                if column not in have:  # a workflow.db from before the column existed
+                    c.execute(f"ALTER TABLE workflows ADD COLUMN {column} {decl}")
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -220,7 +230,7 @@ class WorkflowStore:
                 self.update(wf_id, fenced, **fields)
             return
         fields["updated_at"] = time.time()
-        for key in [k for k in fields if k in ("subject", "usage")]:
+        for key in [k for k in fields if k in _JSON_FIELDS]:
             fields[f"{key}_json"] = json.dumps(fields.pop(key))
         if "rework" in fields:
             fields["rework_json"] = json.dumps(fields.pop("rework"))

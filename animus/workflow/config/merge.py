@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 
 from animus.errors import InvalidInput
+from animus.git.repo import is_git_repo
+from animus.git.spec import WorktreeMode
 from animus.workflow.config.interpolate import interpolate
 from animus.workflow.config.nodes import MAX_PHASES, hint, one_line
 from animus.workflow.config.sections import Layer, RawWorkflow, SectionParser
@@ -48,7 +50,7 @@ def _parse(text: str, src: str, env: Mapping[str, str], root: Path | None) -> La
         raise InvalidInput(f"{src}:1: invalid YAML: nested too deeply") from None
 
 
-def _combine(layers: Sequence[Layer], sources: tuple[str, ...]) -> WorkflowConfig:
+def _combine(layers: Sequence[Layer], sources: tuple[str, ...], root: Path | None = None) -> WorkflowConfig:
     """Merge layers in order (later ids win) and check every cross-reference."""
     merged = Layer()
     for layer in layers:
@@ -104,7 +106,20 @@ def _combine(layers: Sequence[Layer], sources: tuple[str, ...]) -> WorkflowConfi
                               f"'{target}' is not a phase of workflow '{wid}'" + hint(target, ids),
                               fix='name a phase of this workflow, or "" to end the workflow')
         workflows[wid] = WorkflowDefinition(wid, tuple(entries), raw.name, raw.description,
-                                            raw.budget)
+                                            raw.budget, raw.worktree, raw.merge)
+        if raw.worktree.mode is WorktreeMode.SKIP:
+            required = [e.phase_id for e in entries
+                        if merged.phases[e.phase_id].worktree is WorktreeMode.REQUIRED]
+            if required:
+                raise err(f"{raw.path}.worktree", f"skip, but its phase '{required[0]}' "
+                          "has worktree: required", fix="set the workflow's worktree to auto or required")
+
+    required = [f"{raw.path}.worktree" for raw in merged.workflows.values()
+                if raw.worktree.mode is WorktreeMode.REQUIRED]
+    required += [f"phases.{p.id}.worktree" for p in merged.phases.values() if p.worktree is WorktreeMode.REQUIRED]
+    if required and root is not None and not is_git_repo(root):  # say so now, not at run time
+        raise err(required[0], f"required, but {root} is not a git repository",
+                  fix=f"git -C {root} init && git -C {root} commit --allow-empty -m init, or set worktree: auto")
 
     default_ref = merged.default_ref or next(iter(workflows), None)
     if default_ref is not None and default_ref not in workflows:
@@ -143,7 +158,7 @@ def load_workflow_texts(texts: Sequence[tuple[str, str]], env: Mapping[str, str]
                         project_root: Path | None = None) -> WorkflowConfig:
     """Load ``(source name, YAML text)`` pairs as one config, in order."""
     layers = [_parse(text, src, env, project_root) for src, text in texts]
-    return _combine(layers, tuple(src for src, _ in texts))
+    return _combine(layers, tuple(src for src, _ in texts), project_root)
 
 
 def load_workflow_config(project_root: Path, env: Mapping[str, str]) -> WorkflowConfig:

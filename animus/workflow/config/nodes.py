@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from animus.errors import InvalidInput
+from animus.git.spec import SpecError
 
 __all__ = ["ID", "MAX_PHASES", "MAX_VALUES", "NONE", "NodeReader", "absent", "cron_ok", "hint", "line_of",
            "one_line", "show"]
@@ -96,6 +97,24 @@ def cron_ok(expr: str) -> bool:
 
 
 NONE: frozenset[str] = frozenset()
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _node_at(node: Node, rest: str) -> Node:
+    """The node at ``rest`` (``.a.b[2]``) below ``node``; for a block, its key (the block's line)."""
+    steps = _STEP.findall(rest)
+    for n, (key, index) in enumerate(steps):
+        if key and isinstance(node, MappingNode):
+            pair = next(((k, v) for k, v in node.value if isinstance(k, ScalarNode) and k.value == key), None)
+            if pair is None:
+                return node
+            last = n == len(steps) - 1
+            node = pair[0] if last and not isinstance(pair[1], ScalarNode) else pair[1]
+        elif index and isinstance(node, SequenceNode) and int(index) < len(node.value):
+            node = node.value[int(index)]
+        else:
+            return node
+    return node
 
 
 class NodeReader:
@@ -237,6 +256,21 @@ class NodeReader:
 
     def texts(self, node: Node, path: str) -> tuple[str, ...]:
         return tuple(self.text(n, f"{path}[{i}]") for i, n in enumerate(self.seq(node, path)))
+
+    def value(self, node: Node, path: str) -> Any:
+        """Any node (a scalar, a list, a mapping) as JSON-ready data."""
+        try:
+            return jsonable(self._ctor.construct_object(node, deep=True), [MAX_VALUES])
+        except ValueError as exc:
+            raise self.err(node, path, str(exc),
+                           fix="use plain strings, numbers, booleans, lists and mappings") from None
+
+    def spec(self, node: Node, path: str, parse: Callable[[Any, str], T]) -> T:
+        """A value read by one of ``animus.git.spec``'s parsers; its error points at the field it names."""
+        try:
+            return parse(self.value(node, path), path)
+        except SpecError as exc:
+            raise self.err(_node_at(node, exc.where[len(path):]), exc.where, exc.reason, exc.fix) from None
 
     def plain(self, node: Node, path: str) -> dict[str, Any]:
         """A free-form mapping (daemon settings, schedule input) as JSON-ready data."""

@@ -7,13 +7,15 @@ model yet (``*_IGNORED``), which are accepted so existing files load.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from yaml.nodes import Node, ScalarNode
 
 from animus.errors import InvalidInput
+from animus.git.spec import MergeSpec, WorktreeMode, WorktreeSpec, parse_post_success, parse_worktree
 from animus.workflow.conditions import parse_condition
 from animus.workflow.permissions import AgentPermissions, parse_permissions
 from animus.workflow.config.nodes import ID, NodeReader, absent, cron_ok, hint, show
@@ -38,6 +40,8 @@ from animus.workflow.model import (
 
 __all__ = ["Layer", "Ref", "RawWorkflow", "SectionParser"]
 
+T = TypeVar("T")
+
 VERDICTS = [v.value for v in Verdict]
 
 # *_IGNORED: keys the original defines that Animus does not model (yet). They are
@@ -53,22 +57,26 @@ _AGENT_IGNORED = {"name", "description", "role", "persona", "memory", "communica
                   "structured_capabilities", "tool_policy", "project_overrides",
                   "reasoning_effort", "approval_policy"}
 _PHASE = {"mode", "agent", "agent_id", "directive", "system_prompt", "command", "manual",
-          "decision_contract", "idempotency", "timeout_secs", "retry"}
+          "decision_contract", "idempotency", "timeout_secs", "retry", "worktree"}
 _PHASE_IGNORED = {"skills", "runtime", "capabilities", "output_contract", "output_json_schema",
-                  "default_tool", "worktree"}
+                  "default_tool"}
 _COMMAND = {"program", "args", "env", "cwd_mode", "cwd_path", "timeout_secs", "success_exit_codes"}
 _COMMAND_IGNORED = {"parse_json_output", "expected_result_kind", "expected_schema", "category",
                     "failure_pattern", "excerpt_max_chars", "on_success_verdict",
                     "on_failure_verdict", "confidence", "failure_risk"}
 _CONTRACT = {"min_confidence", "max_risk", "allow_missing_decision", "required_evidence"}
-_WORKFLOW = {"id", "name", "description", "phases", "budget"}
-_WORKFLOW_IGNORED = {"post_success", "variables", "worktree"}
+_WORKFLOW = {"id", "name", "description", "phases", "budget", "worktree", "post_success"}
+_WORKFLOW_IGNORED = {"variables"}
 _ENTRY = {"max_rework_attempts", "skip_if", "on_verdict"}
 _TARGET_IGNORED = {"guard", "allow_agent_target", "allowed_targets"}
 _SCHEDULE = {"id", "cron", "workflow_ref", "enabled", "input"}
 _TRIGGER = {"id", "type", "workflow_ref", "enabled", "config", "input"}
 _TRIGGER_TYPES = {"cron": TriggerType.CRON, "file_watcher": TriggerType.FILE_WATCHER,
                   "webhook": TriggerType.WEBHOOK, "github_webhook": TriggerType.WEBHOOK}
+
+
+def _phase_worktree(value: Any, path: str) -> WorktreeMode:
+    return parse_worktree(value, path, phase=True).mode
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class RawWorkflow:
     description: str | None
     budget: Budget | None
     items: list[PhaseEntry | Ref]
+    worktree: WorktreeSpec = field(default_factory=WorktreeSpec)
+    merge: MergeSpec | None = None
 
 
 @dataclass
@@ -198,7 +208,8 @@ class SectionParser(NodeReader):
                                      lambda n, p: self.choice(n, p, Idempotency),
                                      Idempotency.UNKNOWN),
                 timeout_secs=self.opt(f, "timeout_secs", path, self.integer, None),
-                retry=self.opt(f, "retry", path, self.retry, None))
+                retry=self.opt(f, "retry", path, self.retry, None),
+                worktree=self.opt(f, "worktree", path, self.noted(_phase_worktree), None))
 
     def command(self, node: Node, path: str) -> CommandSpec:
         f = self.fields(node, path, _COMMAND, _COMMAND_IGNORED, required=("program",))
@@ -266,7 +277,16 @@ class SectionParser(NodeReader):
                 path, self.opt(f, "name", path, self.text, None),
                 self.opt(f, "description", path, self.text, None),
                 self.opt(f, "budget", path, self.budget, None),
-                [self.entry(n, f"{path}.phases[{j}]") for j, n in enumerate(nodes)])
+                [self.entry(n, f"{path}.phases[{j}]") for j, n in enumerate(nodes)],
+                self.opt(f, "worktree", path, self.noted(parse_worktree), WorktreeSpec()),
+                self.opt(f, "post_success", path, self.noted(parse_post_success), None))
+
+    def noted(self, parse: Callable[[Any, str], T]) -> Callable[[Node, str], T]:
+        """A reader for a git-layer block (``animus.git.spec``) that notes where it was written."""
+        def read(node: Node, path: str) -> T:
+            self.note(path, node)
+            return self.spec(node, path, parse)
+        return read
 
     def entry(self, node: Node, path: str) -> PhaseEntry | Ref:
         """An entry: ``p``, ``{p: {...}}``, ``{id: p, ...}`` or ``{workflow_ref: <id>}``."""

@@ -52,7 +52,7 @@ ENV_DAEMON_PROJECT = "ANIMUS_DAEMON_PROJECT_ROOT"
 # What a runner may write: nothing else reaches the SQL.
 WORKFLOW_FIELDS = frozenset({"status", "started_at", "phase_index", "current_phase", "waiting", "not_before",
                              "blocked_reason", "failure_reason", "completed_at", "resume_session", "usage",
-                             "rework", "feedback"})
+                             "rework", "feedback", "worktree", "delivery"})
 ATTEMPT_FIELDS = frozenset({"verdict", "exit_code", "output_tail", "usage", "session_id", "decision", "error"})
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

@@ -7,6 +7,9 @@
 const STATUSES = ["backlog", "ready", "in-progress", "blocked", "done", "cancelled"];
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const QUIET_KINDS = new Set(["phase_output", "agent_text", "agent_tool_call", "bus_watermark", "stream_sync"]);
+// a run's worktree and its delivery (docs/worktrees.md): shown by their message
+const GIT_KINDS = new Set(["worktree_created", "worktree_reused", "changes_committed", "branch_merged", "merge_blocked",
+  "pr_opened", "worktree_kept", "worktree_removed"]);
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -242,7 +245,10 @@ function onLiveEvent(ev) {
       write(`■ phase ${ev.phase || data.phase || ""} ${data.status || ""}${data.verdict ? ` (${data.verdict})` : ""}\n`, "phase-head");
       break;
     default:
-      if (ev.kind && ev.kind.startsWith("workflow_")) {
+      if (GIT_KINDS.has(ev.kind)) {
+        lineBreak();
+        write(`◆ ${data.message || ev.kind}\n`, ev.level === "error" ? "stderr" : "phase-head");
+      } else if (ev.kind && ev.kind.startsWith("workflow_")) {
         lineBreak();
         write(`● ${ev.kind.replace("workflow_", "")}${data.reason ? `: ${data.reason}` : ""}\n`, "phase-head");
       }
