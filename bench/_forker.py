@@ -1,6 +1,7 @@
 """A bare preloaded fork server for the benchmarks: the physical floor of a worker restart.
 
-Not a benchmark itself. It imports the modules named on its command line
+Not a benchmark itself (run without arguments, as ``make bench`` does, it does
+nothing). ``python bench/_forker.py serve <modules>`` imports the modules
 (what the daemon's zygote preloads), then for each JSON line on stdin
 (``{"module", "env", "cwd"}``) forks a child that becomes that worker, and
 prints the child's pid. No supervisor, no restart policy, no bookkeeping:
@@ -57,5 +58,6 @@ def main() -> None:
         print(pid, flush=True)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
+    del sys.argv[1]
     main()

@@ -226,7 +226,7 @@ def start_forker(module: str) -> subprocess.Popen[str]:
     """The bare preloaded process, with what the daemon's zygote preloads for this worker."""
     from animus.supervision.zygote import BASE_PRELOAD
 
-    forker = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_forker.py")), *BASE_PRELOAD,
+    forker = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_forker.py")), "serve", *BASE_PRELOAD,
                                module, module + ".__main__"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     assert forker.stdout is not None and forker.stdout.readline().strip() == "ready"
