@@ -25,9 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bytecode import compile_package
+from animus.plugin_runtime.catalog import DEFAULT_SETS
 from _daemon import running_daemon
 
 TARGET = 2.0
+DEFAULTS = tuple(name for names in DEFAULT_SETS.values() for name in names)  # the 16 first-party plugins
 HEAVY = ("typer", "click", "rich", "structlog", "psutil", "yaml", "sigstore", "zmq")
 # (label, argv); {wf} and {task} are filled in once the daemon has them
 COMMANDS = [
@@ -98,11 +100,6 @@ def _setup(run: list[str], env: dict[str, str], cwd: Path) -> dict[str, str]:
     return {"{task}": task, "{wf}": wf}
 
 
-def _install_defaults(project: Path, env: dict[str, str]) -> None:
-    subprocess.run([*_cli(), "plugin", "install-defaults", "--include-subjects", "--include-transports",
-                    "--include-triggers", "--json"], env=env, cwd=project, capture_output=True, check=True)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=15)
@@ -111,7 +108,7 @@ def main() -> int:
     run = _cli()
     print(f"cli latency: {len(COMMANDS)} commands, {a.runs} rounds; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {note}")
-    with running_daemon(_install_defaults) as d:
+    with running_daemon(plugins=DEFAULTS) as d:
         fill = _setup(run, d.env, d.project)
         argvs = [[fill.get(x, x) for x in args] for _, args in COMMANDS]
         plugins = len(json.loads(subprocess.run([*run, "plugin", "list", "--json"], env=d.env, cwd=d.project,

@@ -259,6 +259,8 @@ def main() -> int:
         bus = Bus(scope.endpoint("bus.out"), control)
         config = json.loads((state_root / "state" / "supervisors" / "providers.json").read_text())
         spec = next(c for c in config["children"] if c["id"] == PLUGIN)
+        # the supervisor file names the variables; the values come from the environment, as at spawn
+        spec["env"] = {**{k: env[k] for k in spec.get("env_names", []) if k in env}, **spec.get("env_set", {})}
         host = BareHost(state_root.parent.parent)
         module = spec["argv"][2] if spec["argv"][1:2] == ["-m"] else "animus.testing_worker"
         fork_env = spec["env"] if args.via == "zygote" else {**spec["env"], "PROBE_MODE": "ok"}
