@@ -31,7 +31,7 @@ from typing import Any
 from animus.errors import InvalidInput
 from animus.workflow.mcp_servers import McpServer, Transport
 
-__all__ = ["ClaudeMcp", "claude_mcp", "codex_mcp_toml", "gemini_mcp_settings", "opencode_mcp_config"]
+__all__ = ["ClaudeMcp", "claude_mcp", "codex_mcp_override", "codex_mcp_toml", "gemini_mcp_settings", "opencode_mcp_config"]
 
 
 def _bound(servers: Sequence[McpServer]) -> Sequence[McpServer]:
@@ -78,20 +78,30 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
+def _codex_fields(s: McpServer) -> dict[str, Any]:
+    if s.transport is Transport.HTTP:
+        fields: dict[str, Any] = {"url": s.url, "http_headers": dict(s.headers)}
+    else:
+        fields = {"command": s.command, "args": list(s.args), "env": dict(s.env)}
+    if s.tools:
+        fields["enabled_tools"] = list(s.tools)
+    return {key: value for key, value in fields.items() if value or key == "args"}
+
+
 def codex_mcp_toml(servers: Sequence[McpServer]) -> str:
     """``[mcp_servers.<name>]`` tables to add to Codex's ``config.toml``."""
     blocks = []
     for s in _bound(servers):
-        if s.transport is Transport.HTTP:
-            fields: dict[str, Any] = {"url": s.url, "http_headers": dict(s.headers)}
-        else:
-            fields = {"command": s.command, "args": list(s.args), "env": dict(s.env)}
-        if s.tools:
-            fields["enabled_tools"] = list(s.tools)
         lines = [f"[mcp_servers.{s.name}]"]  # names are bare-key safe (mcp_servers.NAME)
-        lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items() if value or key == "args"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in _codex_fields(s).items()]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
+
+
+def codex_mcp_override(servers: Sequence[McpServer]) -> str:
+    """``mcp_servers=<inline table>`` for ``codex -c``: it replaces the whole table for one run,
+    so the servers in the user's own ``config.toml`` stay out of it (as Claude's strict config does)."""
+    return "mcp_servers=" + _toml_value({s.name: _codex_fields(s) for s in _bound(servers)})
 
 
 def gemini_mcp_settings(servers: Sequence[McpServer]) -> dict[str, Any]:

@@ -45,6 +45,8 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.workflow.mcp_render import codex_mcp_override
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -87,7 +89,10 @@ env_required: tuple[EnvVar, ...] = (
 _SANDBOX = {"read-only": "read-only", "edit": "workspace-write", "full": "danger-full-access"}
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
+    """The sandbox flags; the run's MCP servers replace ``mcp_servers`` for this run (``-c``), so
+    the user's own ``config.toml`` servers stay out of it."""
     if permissions.allow_tools or permissions.deny_tools:
         raise ValueError(
             "codex has no per-tool permissions: remove allow_tools/deny_tools from this agent's "
@@ -102,7 +107,7 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path)
         entry = (f"{{name=\"animus\",base_url={json.dumps(base_url)},env_key=\"OPENAI_API_KEY\","
                  "wire_api=\"responses\"}")
         args += ["-c", f"model_providers.animus={entry}", "-c", 'model_provider="animus"']
-    return Launch(tuple(args))
+    return Launch((*args, "-c", codex_mcp_override(servers)))
 
 
 def build_argv(

@@ -35,6 +35,7 @@ selected", exit 41) unless the user's settings select one: set
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.state.files import atomic_json
+from animus.workflow.mcp_render import gemini_mcp_settings
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -92,7 +96,8 @@ def _rule(tool: str, decision: str) -> str:
     return f"[[rule]]\ntoolName = {json.dumps(tool)}\ndecision = \"{decision}\"\npriority = 900\n"
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
     args = ["--skip-trust", "--approval-mode", _APPROVAL[permissions.mode]]
     rules = [_rule(t, "allow") for t in permissions.allow_tools]
     rules += [_rule(t, "deny") for t in permissions.deny_tools]
@@ -103,7 +108,36 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path)
         policy = scratch / "animus-policy.toml"
         policy.write_text("\n".join(rules), encoding="utf-8")
         args += ["--policy", str(policy)]
-    return Launch(tuple(args))
+    if not servers:
+        return Launch(tuple(args))
+    # only these servers (the user's own stay out), and their tools allowed (policy priority below 900,
+    # so deny_tools such as mcp_animus_workflow_run still win)
+    args += ["--allowed-mcp-server-names", ",".join(s.name for s in servers)]
+    return Launch(tuple(args), _system_settings(env, scratch, servers))
+
+
+_SYSTEM_SETTINGS = {"darwin": "/Library/Application Support/GeminiCli/settings.json",
+                    "win32": "C:\\ProgramData\\gemini-cli\\settings.json"}
+
+
+def _system_settings(env: Mapping[str, str], scratch: Path, servers: Sequence[McpServer]) -> dict[str, str]:
+    """The run's servers as Gemini's *system* settings, which it merges over the user's and the
+    project's: the user's own settings stay as they are, and nothing is written in the project."""
+    theirs = Path(env.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+                  or _SYSTEM_SETTINGS.get(sys.platform, "/etc/gemini-cli/settings.json"))
+    settings: dict[str, Any] = {}
+    if theirs.is_file():
+        try:
+            settings = json.loads(theirs.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot add the run's MCP servers to Gemini's system settings {theirs}: {exc} "
+                             "(fix: make it plain JSON, or remove mcp_servers from the agent profile)") from None
+    settings = (settings if isinstance(settings, dict) else {}) | gemini_mcp_settings(servers)
+    ours = scratch / "system-settings.json"
+    atomic_json(ours, settings, mode=0o600)  # a server's env may hold its tokens
+    return {"GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(ours),  # and system defaults where they were
+            "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": env.get("GEMINI_CLI_SYSTEM_DEFAULTS_PATH")
+            or str(theirs.parent / "system-defaults.json")}
 
 
 def build_argv(
