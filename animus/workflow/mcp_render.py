@@ -10,7 +10,8 @@ Pure functions, one per CLI, checked against the pinned CLIs' own schemas
   in ``-p`` nobody approves a tool, so an MCP tool not allowed is denied —
   the rules are also how ``tools`` narrows a server;
 - Codex: ``[mcp_servers.<name>]`` tables for its ``config.toml`` (``command``,
-  ``args``, ``env``; ``url``, ``http_headers``; ``enabled_tools``). Codex
+  ``args``, ``env``; ``url``, ``http_headers``; ``enabled_tools``; ``required``,
+  ``default_tools_approval_mode = "approve"``), or all of them as one ``-c`` override. Codex
   starts a stdio server with a minimal environment plus ``env``, which is why
   ``bind`` puts ``ANIMUS_HOME`` into the animus server's ``env``;
 - Gemini CLI: ``settings.json`` ``mcpServers`` (``command``, ``args``,
@@ -24,7 +25,7 @@ Pure functions, one per CLI, checked against the pinned CLIs' own schemas
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, (list, tuple)):
@@ -85,6 +88,9 @@ def _codex_fields(s: McpServer) -> dict[str, Any]:
         fields = {"command": s.command, "args": list(s.args), "env": dict(s.env)}
     if s.tools:
         fields["enabled_tools"] = list(s.tools)
+    # required: Codex waits for the server before the first turn (an optional one still starting is
+    # left out of it); approve: `codex exec` never asks, and the profile named these tools
+    fields |= {"required": True, "default_tools_approval_mode": "approve"}
     return {key: value for key, value in fields.items() if value or key == "args"}
 
 
@@ -98,10 +104,14 @@ def codex_mcp_toml(servers: Sequence[McpServer]) -> str:
     return "\n".join(blocks)
 
 
-def codex_mcp_override(servers: Sequence[McpServer]) -> str:
+def codex_mcp_override(servers: Sequence[McpServer], disabled: Mapping[str, Sequence[str]] | None = None) -> str:
     """``mcp_servers=<inline table>`` for ``codex -c``: it replaces the whole table for one run,
-    so the servers in the user's own ``config.toml`` stay out of it (as Claude's strict config does)."""
-    return "mcp_servers=" + _toml_value({s.name: _codex_fields(s) for s in _bound(servers)})
+    so the servers in the user's own ``config.toml`` stay out of it (as Claude's strict config does).
+    ``disabled``: server name -> tools to turn off (``disabled_tools``; a profile's deny rules)."""
+    off = disabled or {}
+    return "mcp_servers=" + _toml_value({s.name: _codex_fields(s) | ({"disabled_tools": list(off[s.name])}
+                                                                    if off.get(s.name) else {})
+                                         for s in _bound(servers)})
 
 
 def gemini_mcp_settings(servers: Sequence[McpServer]) -> dict[str, Any]:

@@ -35,7 +35,6 @@ selected", exit 41) unless the user's settings select one: set
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,31 +112,35 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
     # only these servers (the user's own stay out), and their tools allowed (policy priority below 900,
     # so deny_tools such as mcp_animus_workflow_run still win)
     args += ["--allowed-mcp-server-names", ",".join(s.name for s in servers)]
-    return Launch(tuple(args), _system_settings(env, scratch, servers))
+    return Launch(tuple(args), {"GEMINI_CLI_HOME": str(_home_with_servers(env, scratch, servers))})
 
 
-_SYSTEM_SETTINGS = {"darwin": "/Library/Application Support/GeminiCli/settings.json",
-                    "win32": "C:\\ProgramData\\gemini-cli\\settings.json"}
+def _home_with_servers(env: Mapping[str, str], scratch: Path, servers: Sequence[McpServer]) -> Path:
+    """A ``GEMINI_CLI_HOME`` for this run whose ``settings.json`` is the user's plus the run's servers.
 
-
-def _system_settings(env: Mapping[str, str], scratch: Path, servers: Sequence[McpServer]) -> dict[str, str]:
-    """The run's servers as Gemini's *system* settings, which it merges over the user's and the
-    project's: the user's own settings stay as they are, and nothing is written in the project."""
-    theirs = Path(env.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
-                  or _SYSTEM_SETTINGS.get(sys.platform, "/etc/gemini-cli/settings.json"))
-    settings: dict[str, Any] = {}
-    if theirs.is_file():
+    Gemini CLI reads MCP servers from settings only, and takes system settings only from root-owned
+    paths, so the run gets a home of its own: each entry of the user's ``.gemini`` but ``settings.json``
+    is linked into it, so logins, history and sessions (``tmp/``, which ``--resume`` reads) stay the user's.
+    """
+    home = Path(env.get("GEMINI_CLI_HOME") or env.get("HOME") or Path.home())
+    theirs, ours = home / ".gemini", scratch / "gemini-home" / ".gemini"
+    settings: Any = {}
+    if (theirs / "settings.json").is_file():
         try:
-            settings = json.loads(theirs.read_text(encoding="utf-8"))
+            settings = json.loads((theirs / "settings.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot add the run's MCP servers to Gemini's system settings {theirs}: {exc} "
-                             "(fix: make it plain JSON, or remove mcp_servers from the agent profile)") from None
-    settings = (settings if isinstance(settings, dict) else {}) | gemini_mcp_settings(servers)
-    ours = scratch / "system-settings.json"
-    atomic_json(ours, settings, mode=0o600)  # a server's env may hold its tokens
-    return {"GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(ours),  # and system defaults where they were
-            "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": env.get("GEMINI_CLI_SYSTEM_DEFAULTS_PATH")
-            or str(theirs.parent / "system-defaults.json")}
+            raise ValueError(f"cannot add the run's MCP servers to {theirs / 'settings.json'}: {exc} (fix: make it "
+                             "plain JSON without comments, or remove mcp_servers from the agent profile)") from None
+    (theirs / "tmp").mkdir(parents=True, exist_ok=True)  # sessions land in the user's home from the first run on
+    ours.mkdir(parents=True, exist_ok=True)
+    for entry in theirs.iterdir():
+        if entry.name != "settings.json":
+            (ours / entry.name).symlink_to(entry)
+    if (home / ".agents").exists():
+        (ours.parent / ".agents").symlink_to(home / ".agents")
+    merged = (settings if isinstance(settings, dict) else {}) | gemini_mcp_settings(servers)
+    atomic_json(ours / "settings.json", merged, mode=0o600)  # a server's env may hold its tokens
+    return ours.parent
 
 
 def build_argv(
