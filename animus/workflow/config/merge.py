@@ -21,6 +21,7 @@ from animus.errors import InvalidInput
 from animus.git.repo import is_git_repo
 from animus.git.spec import WorktreeMode
 from animus.workflow.config.interpolate import interpolate
+from animus.workflow.config.mcp_section import resolve_agents
 from animus.workflow.config.nodes import MAX_PHASES, hint, one_line
 from animus.workflow.config.sections import Layer, RawWorkflow, SectionParser
 from animus.workflow.defaults import DEFAULTS_YAML, EMBEDDED_SOURCE
@@ -62,12 +63,16 @@ def _combine(layers: Sequence[Layer], sources: tuple[str, ...], root: Path | Non
         merged.daemon.update(layer.daemon)
         merged.locs.update(layer.locs)
         merged.default_ref = layer.default_ref or merged.default_ref
+        merged.mcp_servers.update(layer.mcp_servers)
+        merged.agent_mcp.update({aid: layer.agent_mcp.get(aid) for aid in layer.agents})  # follows its agent
 
     def err(path: str, msg: str, fix: str | None = None) -> InvalidInput:
         src, line = merged.locs.get(path, (sources[-1] if sources else "<config>", 1))
         return InvalidInput(one_line(f"{src}:{line}: {path}: {msg}"), fix=fix,
                             details={"file": src, "line": line, "field": path})
 
+    resolve_agents(merged.agents, merged.agent_mcp, merged.mcp_servers, merged.locs,
+                   sources[-1] if sources else "<config>")  # names may come from any file
     for pid, phase in merged.phases.items():
         if phase.agent is not None and phase.agent not in merged.agents:
             raise err(f"phases.{pid}.agent", f"unknown agent '{phase.agent}'"

@@ -19,6 +19,8 @@ from animus.git.spec import MergeSpec, WorktreeMode, WorktreeSpec, parse_post_su
 from animus.workflow.conditions import parse_condition
 from animus.workflow.permissions import AgentPermissions, parse_permissions
 from animus.workflow.config.nodes import ID, NodeReader, absent, cron_ok, hint, show
+from animus.workflow.config.mcp_section import read_agent_list, read_catalog
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.model import (
     AgentProfile,
     Budget,
@@ -47,13 +49,14 @@ VERDICTS = [v.value for v in Verdict]
 # *_IGNORED: keys the original defines that Animus does not model (yet). They are
 # accepted so existing files load; any other unknown key is an error with a hint.
 _TOP = {"agents", "phases", "workflows", "pipelines", "schedules", "triggers", "default_workflow_ref",
-        "daemon"}
-_TOP_IGNORED = {"mcp_servers", "agent_channels", "models", "phase_catalog", "variables",
+        "daemon", "mcp_servers"}
+_TOP_IGNORED = {"agent_channels", "models", "phase_catalog", "variables",
                 "tools_allowlist", "tools", "phase_mcp_bindings", "integrations",
                 "secrets", "worktree"}
-_AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider", "permissions"}
+_AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider", "permissions",
+          "mcp_servers"}
 _AGENT_IGNORED = {"name", "description", "role", "persona", "memory", "communication", "models",
-                  "tool_profile", "mcp_servers", "mcp_server_configs", "skills", "capabilities",
+                  "tool_profile", "mcp_server_configs", "skills", "capabilities",
                   "structured_capabilities", "tool_policy", "project_overrides",
                   "reasoning_effort", "approval_policy"}
 _PHASE = {"mode", "agent", "agent_id", "directive", "system_prompt", "command", "manual",
@@ -109,6 +112,8 @@ class Layer:
     default_ref: str | None = None
     daemon: dict[str, Any] = field(default_factory=dict)
     locs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    agent_mcp: dict[str, Any] = field(default_factory=dict)  # agent id -> its raw list, resolved after merge
 
 
 class SectionParser(NodeReader):
@@ -143,6 +148,8 @@ class SectionParser(NodeReader):
             self.note("default_workflow_ref", node)
         if "daemon" in top:
             self.layer.daemon = self.plain(top["daemon"], "daemon")
+        if "mcp_servers" in top:
+            self.layer.mcp_servers = read_catalog(self, top["mcp_servers"])
         return self.layer
 
     def agents(self, node: Node) -> None:
@@ -164,6 +171,8 @@ class SectionParser(NodeReader):
                 model=self.opt(f, "model", path, self.text, None), system_prompt=prompt,
                 fallback_provider=self.opt(f, "fallback_provider", path, self.ident, None),
                 permissions=self.permissions(f, path))
+            if "mcp_servers" in f:
+                self.layer.agent_mcp[aid] = read_agent_list(self, f["mcp_servers"], path)
 
     def permissions(self, f: dict[str, Node], path: str) -> AgentPermissions:
         node = f.get("permissions")
