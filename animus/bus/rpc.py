@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the CLI's blocking client must not pay for importing asynci
 from animus.bus.codec import CodecError, pack, unpack
 from animus.bus.curve import ClientKeys, secure_client
 from animus.bus.frames import FrameError, request_fields
+from animus.bus.pending import Pending
 from animus.errors import DAEMON_NOT_RUNNING, AnimusError, Internal, InvalidInput, Unavailable, from_dict
 
 __all__ = ["ControlClient", "AsyncControlClient", "serve_request", "Handler"]
@@ -111,8 +112,7 @@ class AsyncControlClient:
         self._sock = ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(endpoint)
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending = Pending()
         self._reader: asyncio.Task[None] | None = None
 
     async def _read(self) -> None:
@@ -122,13 +122,7 @@ class AsyncControlClient:
                 reply = _unpack_reply(raw)
             except AnimusError:
                 continue
-            fut = self._pending.pop(reply.get("id"), None)  # type: ignore[arg-type]
-            if fut is None or fut.done():
-                continue
-            if "error" in reply:
-                fut.set_exception(from_dict(reply["error"]))
-            else:
-                fut.set_result(reply.get("result"))
+            self._pending.settle(reply.get("id"), reply)
 
     async def call(self, method: str, params: dict[str, Any] | None = None,
                    timeout: float = 30.0) -> Any:
@@ -136,23 +130,18 @@ class AsyncControlClient:
 
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[req_id] = fut
+        req_id, fut = self._pending.open()
         await self._sock.send(pack({"id": req_id, "method": method, "params": params or {}}))
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"daemon did not answer {method} within {timeout:g}s") from None
-        finally:
-            self._pending.pop(req_id, None)
+        reply = await self._pending.wait(
+            req_id, fut, timeout, lambda: Unavailable(f"daemon did not answer {method} within {timeout:g}s"))
+        if "error" in reply:
+            raise from_dict(reply["error"])
+        return reply.get("result")
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(Unavailable("control client closed"))
+        self._pending.fail_all(Unavailable("control client closed"))
         self._sock.close(linger=0)
 
 

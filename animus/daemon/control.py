@@ -15,6 +15,7 @@ from typing import Any
 from animus.bus.eventlog import read_tail
 from animus.bus.frames import param_float, param_int, param_str
 from animus.daemon.config import DaemonConfig
+from animus.daemon.health_rows import complete_rows
 from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.plugin_runtime.registry import Registry
@@ -54,6 +55,7 @@ class ControlApi:
             "daemon/logs": self.logs,
             "bus/sync": self.bus_sync,
             "plugin/list": self.plugin_list,
+            "plugin/installed": self.plugin_installed,
             "plugin/call": self.plugin_call,
             "supervisor/stop_child": self.stop_child,
             "supervisor/restart_child": self.restart_child,
@@ -113,6 +115,7 @@ class ControlApi:
                              "last_error": str(res), "source": "supervisor"})
             else:
                 rows.extend(res)
+        rows = complete_rows(rows, Registry(root.scope.plugins_dir), dict(root.skipped))
         return {"schema": "animus.daemon.health.v1", "daemon": {"status": "healthy", "pid": os.getpid(),
                 "uptime_seconds": round(time.time() - root.started, 3)}, "plugins": rows}
 
@@ -157,6 +160,19 @@ class ControlApi:
         return [{"name": n, "state": c.get("state"), "pid": c.get("pid"), "restarts": c.get("restarts"),
                  "last_error": c.get("last_error")} for n, c in sorted(live.items())]
 
+    async def plugin_installed(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The installed-plugin table with live states, or one plugin's detail (``name``)."""
+        from animus.plugin_runtime.listing import plugin_detail, plugin_rows
+
+        registry = Registry(self.root.scope.plugins_dir)
+        if params.get("name"):
+            plugin = registry.get(str(params["name"]))
+            if plugin is None:
+                raise NotFound(f"plugin {params['name']!r} is not installed", fix="animus plugin list")
+            return plugin_detail(plugin)
+        live = {row["name"]: row for row in await self.plugin_list({})}
+        return plugin_rows(registry.installed(), live)
+
     async def plugin_call(self, params: dict[str, Any]) -> dict[str, Any]:
         name = str(params.get("name") or "")
         method = str(params.get("method") or "")
@@ -166,7 +182,7 @@ class ControlApi:
         sup = self._supervisor_of(name)
         reply: dict[str, Any] = await self.root.ask(
             sup, "call", {"plugin": name, "method": method, "params": params.get("params") or {},
-                          "timeout": timeout}, timeout=timeout + 5)
+                          "timeout": timeout, "with_info": bool(params.get("with_info"))}, timeout=timeout + 5)
         return reply
 
     async def stop_child(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +205,40 @@ class ControlApi:
 
     # -- subjects ------------------------------------------------------------
     async def subject_call(self, params: dict[str, Any]) -> Any:
+        """A subject verb on the plugin the routing picks; a change made is a ``subject``-category event."""
+        verb = params.get("verb")
+        before = await self._status_of(params) if verb == "status" else None
+        result = await self._subject_call(params)
+        if verb in ("create", "update", "status") and isinstance(result, dict):
+            self._subject_changed(str(verb), result, before, params)
+        return result
+
+    async def _status_of(self, params: dict[str, Any]) -> str | None:
+        subject_id = (params.get("params") or {}).get("id")
+        try:
+            found = await self._subject_call({"kind": params.get("kind"), "verb": "get", "params": {"id": subject_id}})
+        except Exception:  # noqa: BLE001 - only the event's from_status is lost; the call itself goes on
+            return None
+        return found.get("status") if isinstance(found, dict) else None
+
+    def _subject_changed(self, verb: str, subject: dict[str, Any], before: str | None, params: dict[str, Any]) -> None:
+        """A change any client made (the CLI, an agent through MCP, HTTP) on the bus; tagged with the
+        run whose agent made it when the caller names one (``workflow_id``)."""
+        data: dict[str, Any] = {"subject_id": subject.get("id"), "kind": params.get("kind") or "task",
+                                "origin": params.get("origin")}
+        if verb == "status":
+            name, data = "subject_status_changed", data | {"from_status": before, "to_status": subject.get("status")}
+        elif verb == "create":
+            name, data = "subject_created", data | {k: subject.get(k) for k in ("title", "status", "parent")}
+        else:
+            name, data = "subject_updated", data | {"fields": sorted((params.get("params") or {}).get("fields") or {})}
+        try:
+            if self.root.bus is not None:
+                self.root.bus.publish("subject", name, "info", data, workflow_id=params.get("workflow_id") or None)
+        except Exception:  # noqa: BLE001 - the change is made; a bus hiccup must not report it as failed
+            pass
+
+    async def _subject_call(self, params: dict[str, Any]) -> Any:
         from animus.plugin_runtime.subject_routing import route_kind
 
         kind = str(params.get("kind") or "task")

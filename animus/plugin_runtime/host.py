@@ -10,7 +10,6 @@ that its supervisor restarts it under the restart budget.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import zmq.asyncio
 
 from animus import __version__
 from animus.bus.codec import MAX_FRAME_BYTES, CodecError, pack, unpack
+from animus.bus.pending import Pending
 from animus.errors import Unavailable
 from animus.plugin_runtime import protocol as p
 
@@ -84,8 +84,7 @@ class PluginHost:
         self.info: dict[str, dict[str, Any]] = {}
         self.ready: set[str] = set()
         self.misses: dict[str, int] = {}
-        self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending = Pending()
         self._leaving: set[tuple[str, int]] = set()  # exited processes whose last replies may still come
         self._tasks: set[asyncio.Task[Any]] = set()
         self.malformed = 0
@@ -144,12 +143,8 @@ class PluginHost:
         elif not self._current(child, pid) and not ("id" in msg and (child, pid) in self._leaving):
             self._dropped("not from a connected plugin")  # only a plugin's own process answers or notifies
         elif "id" in msg and ("result" in msg or "error" in msg):
-            entry = self._pending.get(msg["id"]) if type(msg["id"]) is int else None
-            if entry is None or entry[0] != child:
+            if not self._pending.settle(msg["id"], msg, owner=child):
                 self._dropped("reply to no request of this plugin")
-            elif not entry[1].done():
-                self._pending.pop(msg["id"], None)
-                entry[1].set_result(msg)
         elif isinstance(method, str) and self.on_notification is not None:
             self.on_notification(child, method, params or {})
 
@@ -181,10 +176,7 @@ class PluginHost:
         self.malformed += 1
         error = PluginProtocolError(f"plugin {child} {what}")
         self.emit("plugin_malformed_frame", "warn", {"child": child, "pid": pid, "error": str(error)})
-        for req_id, (owner, fut) in list(self._pending.items()):
-            if owner == child and not fut.done():
-                fut.set_exception(error)
-                self._pending.pop(req_id, None)
+        self._pending.fail(self._pending.owed_by(child), error)
 
     async def _send(self, child: str, msg: dict[str, Any]) -> None:
         peer = self.peers.get(child)
@@ -197,16 +189,14 @@ class PluginHost:
 
     async def request(self, child: str, method: str, params: Any, timeout: float) -> Any:
         """Send a request and return its result; raise PluginCallError or Unavailable."""
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[req_id] = (child, fut)
+        req_id, fut = self._pending.open(child)
         try:
             await self._send(child, p.request(req_id, method, params))
-            reply = await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise Unavailable(f"plugin {child} did not answer {method} within {timeout:g}s") from None
-        finally:
-            self._pending.pop(req_id, None)
+        except BaseException:
+            self._pending.discard(req_id)
+            raise
+        reply = await self._pending.wait(
+            req_id, fut, timeout, lambda: Unavailable(f"plugin {child} did not answer {method} within {timeout:g}s"))
         if "error" in reply:
             raise PluginCallError(child, reply["error"] or {})
         return reply.get("result")
@@ -279,7 +269,7 @@ class PluginHost:
         """The child exited: fail what it still owes once the replies it sent are read."""
         self.ready.discard(child)
         peer = self.peers.pop(child, None)
-        owed = {req_id: fut for req_id, (owner, fut) in self._pending.items() if owner == child and not fut.done()}
+        owed = self._pending.owed_by(child)
         if owed:
             leaving = (child, peer[1]) if peer is not None else None
             if leaving is not None:
@@ -295,16 +285,14 @@ class PluginHost:
             await asyncio.sleep(0.01)
         if leaving is not None:
             self._leaving.discard(leaving)
-        for req_id, fut in owed.items():
-            if not fut.done():
-                fut.set_exception(Unavailable(f"plugin {child} exited while handling the request"))
-                self._pending.pop(req_id, None)
+        self._pending.fail(owed, Unavailable(f"plugin {child} exited while handling the request"))
 
     async def health(self, child: str, timeout: float = 3.0) -> dict[str, Any]:
         started = time.monotonic()
         result = await self.request(child, "health/check", {}, timeout)
         if not isinstance(result, dict) or result.get("status") not in ("healthy", "degraded", "unhealthy"):
-            return {"status": "unhealthy", "last_error": f"health/check returned garbage: {result!r}"[:300]}
+            return {"status": "unhealthy", "garbage": True,
+                    "last_error": f"health/check returned garbage: {result!r}"[:300]}
         result.setdefault("latency_ms", round((time.monotonic() - started) * 1000, 2))
         return result
 

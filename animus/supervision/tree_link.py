@@ -10,8 +10,6 @@ pending future per request id, failed with ``Unavailable`` on timeout.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ import zmq.asyncio
 from animus.bus.codec import CodecError, pack, unpack
 from animus.bus.frames import FrameError, reply_id, subtree
 from animus.bus.metrics import Metrics
+from animus.bus.pending import Pending
 from animus.errors import Unavailable, from_dict
 from animus.supervision.pidlock import create_times
 from animus.supervision.supervisor import ChildState, Supervisor
@@ -36,8 +35,7 @@ class TreeLink:
         self.sup: Supervisor | None = None  # set once the root's supervisor exists
         self.skipped: dict[str, str] = {}  # supervisor -> why it is not running
         self.disabled: dict[str, set[str]] = {}  # supervisor -> disabled children, kept across its restarts
-        self.pending: dict[int, asyncio.Future[Any]] = {}
-        self._ids = itertools.count(1)
+        self.pending = Pending()
 
     async def serve(self) -> None:
         while True:
@@ -76,9 +74,7 @@ class TreeLink:
                         self.disabled.setdefault(name, set()).add(child["name"])
             self.changed()
         elif kind == "reply":
-            fut = self.pending.pop(reply_id(msg), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
+            self.pending.settle(reply_id(msg), msg, owner=name)
 
     async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
         """Send a request to a child supervisor and wait for its reply."""
@@ -89,19 +85,15 @@ class TreeLink:
         if rec.state is not ChildState.RUNNING:
             raise Unavailable(f"{supervisor} supervisor is {rec.state.value}",
                               fix="animus daemon status; animus daemon health")
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[req_id] = fut
+        req_id, fut = self.pending.open(supervisor)
         try:
             await self.sock.send_multipart([supervisor.encode(), pack(
                 {"type": "request", "id": req_id, "method": method, "params": params})])
-            reply = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"{supervisor} supervisor did not answer {method} within {timeout:g}s") from None
         except zmq.ZMQError as exc:
+            self.pending.discard(req_id)
             raise Unavailable(f"{supervisor} supervisor is not connected: {exc}") from None
-        finally:
-            self.pending.pop(req_id, None)
+        reply = await self.pending.wait(
+            req_id, fut, timeout, lambda: Unavailable(f"{supervisor} supervisor did not answer {method} within {timeout:g}s"))
         if "error" in reply:
             err = reply["error"]
             raise from_dict(err) if isinstance(err, dict) else Unavailable(f"{supervisor} sent a malformed error")
