@@ -25,8 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bytecode import compile_package
-from animus.plugin_runtime.catalog import DEFAULT_SETS
 from _daemon import running_daemon
+
+from animus.plugin_runtime.catalog import DEFAULT_SETS
 
 TARGET = 2.0
 DEFAULTS = tuple(name for names in DEFAULT_SETS.values() for name in names)  # the 16 first-party plugins

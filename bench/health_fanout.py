@@ -41,8 +41,8 @@ from typing import Any
 import yaml
 
 from animus.bus.rpc import ControlClient
-from animus.state.scope import Scope, scope_name
 from animus.plugin_runtime.install import install
+from animus.state.scope import Scope, scope_name
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
 HEALTH_DELAY = 0.020

@@ -42,15 +42,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "providers"))
 sys.path.insert(0, str(ROOT / "tests"))
-from daemon_setup import BIN, plugins_config, prompt, standin_environment
-
 import agent_cli_support as clis
 from agent_cli_server import Say, ScriptedModels, Shell
-from animus.plugins.providers import CLI_VENDORS
-from animus.workflow.permissions import AgentPermissions
+from daemon_setup import BIN, plugins_config, prompt, standin_environment
 
+from animus.plugins.providers import CLI_VENDORS
 from animus.plugins.providers.claude import engine as claude
 from animus.plugins.providers.verdict import verdict_instructions
+from animus.workflow.permissions import AgentPermissions
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
 

@@ -46,9 +46,9 @@ import zmq
 
 from animus.bus.codec import pack, unpack
 from animus.bus.rpc import ControlClient
-from animus.state.scope import Scope
-from animus.process import handle as process
 from animus.plugin_runtime import protocol as p
+from animus.process import handle as process
+from animus.state.scope import Scope
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
 PLUGIN = "probe"

@@ -34,11 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _soak import checks, setup  # noqa: E402
-from _soak.budget import replay  # noqa: E402
-from _soak.chaos import Chaos, Plan  # noqa: E402
-from _soak.events import LiveState, LogFollower, epoch, read_events  # noqa: E402
-from _soak.workload import Feeder, Resolver, Resume, Stream, SubjectWriter, db_rows  # noqa: E402
+from _soak import checks, setup
+from _soak.budget import replay
+from _soak.chaos import Chaos, Plan
+from _soak.events import LiveState, LogFollower, epoch, read_events
+from _soak.workload import Feeder, Resolver, Resume, Stream, SubjectWriter, db_rows
 
 LOSSES = ("lost_workflows", "duplicate_side_effects", "orphans", "budget_mismatches", "lost_events",
           "lost_records", "duplicate_records")
@@ -119,10 +119,10 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
     stopped = time.time()
     out = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180)
     chaos.close_lifetime(stopped)
-    chaos.finish_watches()
+    chaos.watches.finish()
     stream.finish()
     follower.close()
-    orphans = list(chaos.tally.orphans)
+    orphans = list(chaos.watches.orphans)
     deadline = time.monotonic() + 10
     while (left := checks.scan_orphans(soak)) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = setup.prepare()
     try:
         summary, details = soak_run(soak, args, seed)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (whatever stopped it, the JSON line says so)
         import traceback
 
         traceback.print_exc()

@@ -15,68 +15,25 @@ seconds later (it died with its owner, or was reaped): a survivor is an orphan.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
+from _soak.events import LiveState, LogFollower
+from _soak.plan import CRASH_LOOP_SHARE, EXPENSIVE, STOP_SHARE, WEIGHTS, Plan, Tally
+from _soak.setup import ROLE_OF, SACRIFICIAL, SoakEnv, start_daemon
+from _soak.targets import Targets, Victim, descendants, send
+from _soak.watch import ORPHAN_GRACE, Watches, alive
 from animus.bus.rpc import ControlClient
 from animus.errors import AnimusError
 
-from _soak.events import LiveState, LogFollower
-from _soak.setup import ROLE_OF, SACRIFICIAL, SoakEnv, start_daemon
-from _soak.targets import Targets, Victim, descendants, send
-
-# among the kinds that have a process to hit right now; a supervisor or a zygote takes a whole
-# subtree with it (and a second or two of two busy cores to come back)
-WEIGHTS = {"worker": 20, "runner": 12, "runner_side_effecting": 15, "provider_cli": 15, "command": 15,
-           "command_grandchild": 12, "zygote": 1, "supervisor": 1}
-EXPENSIVE = ("zygote", "supervisor")
-STOP_SHARE = 0.08
-CRASH_LOOP_SHARE = 0.01
-ORPHAN_GRACE = 10.0
 STATUS_EVERY = 0.25
 SUPERVISOR_OF = {"trigger": "triggers", "transport": "transports"}
-
-
-@dataclass
-class Plan:
-    kills: int | None
-    daemon_kills: int
-    minutes: float | None
-    gap: float = 0.03  # mean pause between two actions
-
-    def daemon_kill_due(self, done: int, kills: int, elapsed: float) -> bool:
-        if done >= self.daemon_kills:
-            return False
-        share = (done + 1) / (self.daemon_kills + 1)
-        return (self.kills is not None and kills >= self.kills * share) or \
-            (self.minutes is not None and elapsed >= self.minutes * 60 * share)
-
-    def finished(self, kills: int, daemon_kills: int, elapsed: float) -> bool:
-        if self.minutes is not None and elapsed >= self.minutes * 60:
-            return True
-        return self.kills is not None and kills >= self.kills and daemon_kills >= self.daemon_kills
-
-
-@dataclass
-class Tally:
-    kills: Counter[str] = field(default_factory=Counter)
-    stops: Counter[str] = field(default_factory=Counter)
-    daemon_kills: int = 0
-    side_effecting_kills: int = 0
-    crash_loops: int = 0
-    orphans: list[str] = field(default_factory=list)
-    root_deaths: dict[str, float] = field(default_factory=dict)  # daemon/root:<pid> -> when
-    lifetimes: list[tuple[float, float]] = field(default_factory=list)  # daemon up, stream connected
-    timing: Counter[str] = field(default_factory=Counter)  # seconds spent, by step
 
 
 class Chaos:
@@ -86,8 +43,7 @@ class Chaos:
         self.on_restart = on_restart
         self.targets = Targets(soak, state, rng)
         self.tally = Tally()
-        self.conts: list[tuple[float, int, str]] = []  # SIGCONT due, pidfd, label
-        self.watch: list[tuple[float, str, dict[int, float]]] = []  # check due, victim, what must be gone
+        self.watches = Watches(soak)
         self.client: ControlClient | None = None
         self._status: tuple[float, dict[str, Any]] | None = None
         self.sacrificed: set[str] = set()  # crash-looped in this daemon's life
@@ -116,39 +72,12 @@ class Chaos:
 
     def pump(self) -> None:
         self.state.feed(self.follower.poll())
+        self.watches.due()
         now = time.monotonic()
-        for due, fd, label in [c for c in self.conts if c[0] <= now]:
-            self.conts.remove((due, fd, label))
-            self._cont(fd)
-        for item in [w for w in self.watch if w[0] <= now]:
-            self.watch.remove(item)
-            self._check_gone(item[1], item[2])
         if now - self.last_report > 30:
             self.last_report = now
             print(f"soak: {now - self.started:.0f}s, {sum(self.tally.kills.values())} kills, "
                   f"{self.tally.daemon_kills} daemon kills, {self.state.events} events", file=sys.stderr, flush=True)
-
-    def _cont(self, fd: int) -> None:
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        os.close(fd)
-
-    def _check_gone(self, label: str, pids: dict[int, float]) -> None:
-        for pid, ct in pids.items():
-            try:
-                proc = psutil.Process(pid)
-                if abs(proc.create_time() - ct) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                cmd = " ".join(proc.cmdline())[:160]
-            except psutil.Error:
-                continue
-            self.tally.orphans.append(f"pid {pid} ({cmd}) outlived {label} by {ORPHAN_GRACE:g}s")
-            try:
-                send(self.soak, pid, ct, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -203,22 +132,10 @@ class Chaos:
 
     def release(self) -> None:
         """SIGCONT everything still frozen."""
-        for _, fd, _ in self.conts:
-            self._cont(fd)
-        self.conts.clear()
+        self.watches.thaw_all()
         if self.client is not None:
             self.client.close()
             self.client = None
-
-    def finish_watches(self) -> None:
-        """The orphan checks still due (the end of the soak usually outlasts their grace)."""
-        while self.watch:
-            due = min(w[0] for w in self.watch)
-            time.sleep(max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            for item in [w for w in self.watch if w[0] <= now]:
-                self.watch.remove(item)
-                self._check_gone(item[1], item[2])
 
     def _kinds(self, available: dict[str, list[Victim]]) -> list[str]:
         """A kind drawn by weight over every kind; then, if it has nothing to hit right now,
@@ -250,7 +167,7 @@ class Chaos:
                     continue
                 self.tally.kills[victim.kind] += 1
                 self.tally.side_effecting_kills += victim.side_effecting
-                self.watch.append((time.monotonic() + ORPHAN_GRACE, f"the kill of {victim.label}", below))
+                self.watches.check_later(f"the kill of {victim.label}", below)
                 return True
         return False
 
@@ -267,7 +184,7 @@ class Chaos:
         except ProcessLookupError:
             return
         assert fd is not None
-        self.conts.append((time.monotonic() + hold, fd, victim.label))
+        self.watches.thaw_later(hold, fd, victim.label)
         self.tally.stops[victim.kind] += 1
 
     def crash_loop(self) -> None:
@@ -280,7 +197,7 @@ class Chaos:
         self.tally.crash_loops += 1
         last = None
         for _ in range(12):
-            def back() -> tuple[int, float] | None:
+            def back(last: int | None = last) -> tuple[int, float] | None:
                 got = self.state.acked.get((sup, name))
                 return got if got is not None and got[0] != last else None
 
@@ -326,9 +243,9 @@ class Chaos:
         self._status = None
         # the whole tree dies with its root
         end = time.monotonic() + ORPHAN_GRACE
-        while time.monotonic() < end and any(_alive(p, c) for p, c in below.items()):
+        while time.monotonic() < end and any(alive(p, c) for p, c in below.items()):
             self.sleep(0.05)
-        self._check_gone("the daemon's SIGKILL", below)
+        self.watches.check_gone("the daemon's SIGKILL", below)
         self.state.feed(self.follower.after_crash())
         t1 = time.monotonic()
         try:
@@ -351,12 +268,4 @@ class Chaos:
 
     def close_lifetime(self, when: float) -> None:
         self.tally.lifetimes.append((self.up_since, when))
-
-
-def _alive(pid: int, ct: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - ct) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 

@@ -24,7 +24,7 @@ def epoch(ts: Any) -> float:
     """An event's ``ts``: epoch seconds on the bus, RFC 3339 in the log."""
     if isinstance(ts, (int, float)):
         return float(ts)
-    return dt.datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    return dt.datetime.fromisoformat(str(ts)).timestamp()
 
 
 def log_files(path: Path) -> list[Path]:

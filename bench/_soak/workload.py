@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _soak.setup import ANIMUS, POOL_SIZE, WORKFLOW_REFS, SoakEnv
 from animus.bus.rpc import ControlClient
 from animus.errors import AnimusError
-
-from _soak.setup import ANIMUS, POOL_SIZE, WORKFLOW_REFS, SoakEnv
 
 SUBJECT_KINDS = ("task", "requirement", "sqlite.task", "md.task")
 
