@@ -38,6 +38,7 @@ from _soak import checks, setup
 from _soak.budget import replay
 from _soak.chaos import Chaos, Plan
 from _soak.events import LiveState, LogFollower, epoch, read_events
+from _soak.watch import Watches
 from _soak.workload import Feeder, Resolver, Resume, Stream, SubjectWriter, db_rows
 
 LOSSES = ("lost_workflows", "duplicate_side_effects", "orphans", "budget_mismatches", "lost_events",
@@ -58,10 +59,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def resolve_all(soak: setup.SoakEnv, resumes: list[Resume], deadline: float) -> None:
+def resolve_all(soak: setup.SoakEnv, resumes: list[Resume], deadline: float, watches: Watches) -> None:
     """Let every run settle, then resume the blocked ones (``workflow resume --force``, the
-    operator's command) until none is left blocked or the deadline passes."""
+    operator's command) until none is left blocked or the deadline passes. The orphan checks
+    of the last kills fall due meanwhile, with the daemon still up (its stop would hide a leftover)."""
     while time.monotonic() < deadline:
+        watches.due()
         active = db_rows(soak, "SELECT COUNT(*) FROM workflows WHERE status IN ('pending','running')")
         if active and active[0][0]:
             time.sleep(0.5)
@@ -114,12 +117,12 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
             worker.stop()
     chaos_minutes = chaos.elapsed() / 60
     resumes = list(resolver.resumes)
-    resolve_all(soak, resumes, time.monotonic() + 300)
+    resolve_all(soak, resumes, time.monotonic() + 300, chaos.watches)
+    chaos.watches.finish()
     stored = stored_subjects(soak)
     stopped = time.time()
     out = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180)
     chaos.close_lifetime(stopped)
-    chaos.watches.finish()
     stream.finish()
     follower.close()
     orphans = list(chaos.watches.orphans)
@@ -149,7 +152,8 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         "budget_mismatches": len(budget.mismatches), "lost_events": lost_ev.count,
         "lost_records": lost_subj.count + lost_ev_records.count, "duplicate_records": dup_records.count,
         "stops": sum(t.stops.values()), "crash_loops": t.crash_loops,
-        "kills_by_kind": dict(t.kills), "stops_by_kind": dict(t.stops),
+        "kills_by_kind": dict(t.kills), "worker_kills_by_role": dict(t.worker_roles),
+        "stops_by_kind": dict(t.stops),
         "forced_resumes": sum(1 for r in resumes if r.outcome == "ok"),
         "workflow_statuses": statuses, "ledger": ledger_stats, "stream": stream_stats,
         "budget": {"decisions": budget.decisions, "restarts": budget.restarts, "disabled": budget.disabled,

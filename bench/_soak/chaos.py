@@ -166,6 +166,8 @@ class Chaos:
                 except ProcessLookupError:
                     continue
                 self.tally.kills[victim.kind] += 1
+                if victim.kind == "worker":
+                    self.tally.worker_roles[victim.label.split(":", 1)[0]] += 1
                 self.tally.side_effecting_kills += victim.side_effecting
                 self.watches.check_later(f"the kill of {victim.label}", below)
                 return True

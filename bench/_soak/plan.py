@@ -43,6 +43,7 @@ class Plan:
 class Tally:
     kills: Counter[str] = field(default_factory=Counter)
     stops: Counter[str] = field(default_factory=Counter)
+    worker_roles: Counter[str] = field(default_factory=Counter)  # the worker kills, by plugin role
     daemon_kills: int = 0
     side_effecting_kills: int = 0
     crash_loops: int = 0

@@ -37,7 +37,8 @@ def test_three_hundred_kills_and_three_daemon_kills_lose_nothing(tmp_path: Path)
     assert "error" not in summary, proc.stderr[-3000:]
     # what it did: the planned chaos, spread over the tree, some of it mid side-effect
     assert summary["kills"] >= 300 and summary["daemon_kills"] == 3
-    assert summary["kills_by_kind"].get("worker", 0) > 0 and summary["kills_by_kind"].get("runner", 0) > 0
+    assert summary["kills_by_kind"].get("runner", 0) > 0 and summary["kills_by_kind"].get("command", 0) > 0
+    assert set(summary["worker_kills_by_role"]) == {"provider", "subject", "trigger", "transport"}
     assert summary["side_effecting_kills"] >= 1, "no kill landed while a side-effecting phase ran"
     assert summary["workflows"] > 0 and summary["forced_resumes"] >= 1
     # what it lost: nothing (the details are the lines before the summary)
