@@ -162,6 +162,7 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         "client_errors": {type(w).__name__: dict(w.errors.most_common(5)) for w in (feeder, writer, resolver)}, "daemon_stop_exit": out.returncode,
         "chaos_minutes": round(chaos_minutes, 2), "minutes": round((time.monotonic() - began) / 60, 2),
         "timing": {k: round(v, 1) for k, v in t.timing.items()},
+        "chaos_step_errors": dict(t.step_errors.most_common(5)),
         "kills_per_minute": round(sum(t.kills.values()) / max(chaos_minutes, 1e-9), 1),
     }
     details = {"lost_workflows": lost_wf.details, "duplicate_side_effects": dups.details, "orphans": orphans[:20],

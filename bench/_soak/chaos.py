@@ -112,23 +112,33 @@ class Chaos:
                 continue
             t1 = time.monotonic()
             self.tally.timing["status"] += t1 - t0
-            r = self.rng.random()
-            if r < CRASH_LOOP_SHARE:
-                self.crash_loop()
-                self.tally.timing["crash_loop"] += time.monotonic() - t1
-            elif r < CRASH_LOOP_SHARE + STOP_SHARE:
-                self.stop_one(status)
-                self.tally.timing["stop"] += time.monotonic() - t1
-            elif not self.kill_one(status):
-                self.tally.timing["no_victim"] += time.monotonic() - t1
-                self.sleep(0.05)  # nothing ripe to kill right now
+            try:
+                acted = self.step(status, t1)
+            except (psutil.Error, OSError) as exc:  # a process gone mid-look: the step is void, the soak goes on
+                self.tally.step_errors[f"{type(exc).__name__}: {exc}"[:100]] += 1
+                acted = False
+            if not acted:
+                self.sleep(0.05)  # nothing ripe to hit right now
                 continue
-            else:
-                self.tally.timing["kill"] += time.monotonic() - t1
             t2 = time.monotonic()
             self.sleep(self.rng.expovariate(1 / self.plan.gap))
             self.tally.timing["gap"] += time.monotonic() - t2
         self.release()
+
+    def step(self, status: dict[str, Any], t1: float) -> bool:
+        r = self.rng.random()
+        if r < CRASH_LOOP_SHARE:
+            self.crash_loop()
+            self.tally.timing["crash_loop"] += time.monotonic() - t1
+        elif r < CRASH_LOOP_SHARE + STOP_SHARE:
+            self.stop_one(status)
+            self.tally.timing["stop"] += time.monotonic() - t1
+        elif not self.kill_one(status):
+            self.tally.timing["no_victim"] += time.monotonic() - t1
+            return False
+        else:
+            self.tally.timing["kill"] += time.monotonic() - t1
+        return True
 
     def release(self) -> None:
         """SIGCONT everything still frozen."""
@@ -230,7 +240,10 @@ class Chaos:
         self.sleep(self.rng.uniform(0.0, 0.3))  # somewhere in the phase
         self.tally.timing["daemon_kill.aim"] += time.monotonic() - t0
         root = int(self._status_retrying()["pid"])
-        ct = psutil.Process(root).create_time()
+        try:
+            ct = psutil.Process(root).create_time()
+        except psutil.Error:
+            return  # gone since it answered: the next try finds out (a daemon that died by itself stops the soak)
         below = descendants(root)
         side_effecting = any(p.idempotency != "idempotent" for p in self.state.inflight.values())
         send(self.soak, root, ct, signal.SIGKILL)

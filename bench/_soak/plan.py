@@ -50,3 +50,4 @@ class Tally:
     root_deaths: dict[str, float] = field(default_factory=dict)  # daemon/root:<pid> -> when
     lifetimes: list[tuple[float, float]] = field(default_factory=list)  # daemon up, stream connected
     timing: Counter[str] = field(default_factory=Counter)  # seconds spent, by step
+    step_errors: Counter[str] = field(default_factory=Counter)  # steps void because a process vanished

@@ -150,7 +150,11 @@ def send(soak: SoakEnv, pid: int, create_time: float, sig: int) -> int | None:
         raise ProcessLookupError(pid) from None
     fd = os.pidfd_open(pid)
     try:
-        if abs(psutil.Process(pid).create_time() - create_time) > 0.01:  # reused between the checks
+        try:
+            reused = abs(psutil.Process(pid).create_time() - create_time) > 0.01  # between the checks
+        except psutil.Error:
+            reused = True  # gone (and reaped) since: the pidfd may be another's now
+        if reused:
             raise ProcessLookupError(pid)
         signal.pidfd_send_signal(fd, sig)
     except BaseException:
