@@ -41,6 +41,9 @@ def test_three_hundred_kills_and_three_daemon_kills_lose_nothing(tmp_path: Path)
     assert set(summary["worker_kills_by_role"]) == {"provider", "subject", "trigger", "transport"}
     assert summary["side_effecting_kills"] >= 1, "no kill landed while a side-effecting phase ran"
     assert summary["workflows"] > 0 and summary["forced_resumes"] >= 1
+    # and each loss count had something to count: not zero for want of material
+    assert summary["ledger"]["side_effecting_lines"] > 0 and summary["subject_writes"] > 0
+    assert summary["stream"]["stream_received"] > 0 and summary["budget"]["restarts"] > 0
     # what it lost: nothing (the details are the lines before the summary)
     assert {k: summary[k] for k in LOSSES} == {k: 0 for k in LOSSES}, "\n".join(lines[-40:])
     assert summary["ok"] is True and proc.returncode == 0
