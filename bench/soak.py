@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -143,6 +144,8 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
     died.update(chaos.tally.root_deaths)
     budget = replay(read_events(log), setup.RESTART, setup.SUPERVISOR, died)
     t = chaos.tally
+    stalls = checks.unanswered_while_up([c for w in (feeder, writer, resolver) for c in w.unanswered],
+                                        list(t.root_deaths.values()))
     summary: dict[str, Any] = {
         "schema": "animus.soak.v1", "seed": seed,
         "kills": sum(t.kills.values()), "daemon_kills": t.daemon_kills,
@@ -159,6 +162,8 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         "budget": {"decisions": budget.decisions, "restarts": budget.restarts, "disabled": budget.disabled,
                    "escalations": budget.escalations},
         "subject_writes": sum(1 for w in writer.writes if w.ok),
+        "unanswered_calls": sum(len(w.unanswered) for w in (feeder, writer, resolver)),
+        "unanswered_while_up": len(stalls),
         "client_errors": {type(w).__name__: dict(w.errors.most_common(5)) for w in (feeder, writer, resolver)}, "daemon_stop_exit": out.returncode,
         "chaos_minutes": round(chaos_minutes, 2), "minutes": round((time.monotonic() - began) / 60, 2),
         "timing": {k: round(v, 1) for k, v in t.timing.items()},
@@ -167,7 +172,8 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
     }
     details = {"lost_workflows": lost_wf.details, "duplicate_side_effects": dups.details, "orphans": orphans[:20],
                "budget_mismatches": budget.mismatches[:20], "lost_events": lost_ev.details,
-               "lost_records": lost_subj.details + lost_ev_records.details, "duplicate_records": dup_records.details}
+               "lost_records": lost_subj.details + lost_ev_records.details, "duplicate_records": dup_records.details,
+               "unanswered_while_up": stalls[:20]}
     return summary, details
 
 
@@ -176,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print(f"soak: seed {seed}", file=sys.stderr, flush=True)
     soak = setup.prepare()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped: its processes go too
     try:
         summary, details = soak_run(soak, args, seed)
-    except Exception as exc:  # noqa: BLE001 (whatever stopped it, the JSON line says so)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 (whatever stopped it, the JSON line says so)
         import traceback
 
         traceback.print_exc()
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ok = all(summary[k] == 0 for k in LOSSES)
     summary["ok"] = ok
-    for key in LOSSES:
+    for key in (*LOSSES, "unanswered_while_up"):
         for line in details[key]:
             print(f"{key}: {line}")
     if ok and not args.keep:

@@ -204,6 +204,14 @@ def lost_events(log: Iterable[dict[str, Any]], stream_out: Path, windows: list[t
     return found, {"stream_received": received, "stream_gap_reported": reported, "logged": logged}
 
 
+def unanswered_while_up(calls: list[tuple[float, float, str]], root_deaths: list[float]) -> list[str]:
+    """Client calls that got no answer at all although no daemon kill fell while they waited
+    (a call in flight when its daemon dies is lost with it; any other should be answered,
+    with an error if need be). Not a loss of state: reported beside the losses."""
+    return [f"{method} sent at {sent:.3f} got no answer in {end - sent:.0f}s with the daemon up"
+            for sent, end, method in calls if not any(sent - 1.0 <= d <= end for d in root_deaths)]
+
+
 def scan_orphans(soak: SoakEnv) -> list[str]:
     """Every process on the machine with this run's marker, but us."""
     out = []

@@ -61,13 +61,17 @@ class Worker(threading.Thread):
         self.stopping = threading.Event()
         self.client: ControlClient | None = None
         self.errors: Counter[str] = Counter()  # what went wrong, by message (the daemon down, mostly)
+        self.unanswered: list[tuple[float, float, str]] = []  # (sent, gave up, method): no answer at all
 
     def call(self, method: str, params: dict[str, Any], timeout: float = 20) -> Any:
         if self.client is None:
             self.client = ControlClient(self.soak.endpoint("control"), timeout=timeout)
+        sent = time.time()
         try:
             return self.client.call(method, params, timeout=timeout)
-        except AnimusError:
+        except AnimusError as exc:
+            if "did not answer" in str(exc):
+                self.unanswered.append((sent, time.time(), method))
             self.client.close()  # a fresh socket after a failure, as a new CLI process would have
             self.client = None
             raise
