@@ -10,7 +10,13 @@ processes running for good (found by ``bench/soak.py``). So:
   killed before the leader is reaped (its pid, the group's id, is still
   reserved then: the signal cannot reach anyone else) — ``finish``;
 - while it runs, the group is recorded in ``runs/<id>/command.json``
-  (leader pid and create time); whoever sees the runner die kills what is
+  (leader pid and create time) — recorded before the command runs anything:
+  it is started behind a gate (``start``: ``/bin/sh`` waits on a pipe, then
+  execs the command in the same process), opened once the record is written;
+  a runner killed in between closes the pipe and the gate exits (a runner
+  killed after the command had started its helpers, before the record, used
+  to leave them unknown to everyone: found by ``bench/soak.py``);
+  whoever sees the runner die kills what is
   left of it — the workflows service when a runner exits, when it starts
   (after its supervisor or the daemon was killed), and when it is abandoned
   by a dying supervisor — ``sweep``. Only processes of that group created
@@ -19,20 +25,66 @@ processes running for good (found by ``bench/soak.py``). So:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
 
 from animus.process.handle import kill_groups, signal_group
+from animus.process.pdeathsig import preexec_parent_death
 from animus.state.files import atomic_json
 
-__all__ = ["RECORD", "finish", "record", "clear", "sweep", "sweep_all"]
+__all__ = ["RECORD", "start", "finish", "record", "clear", "sweep", "sweep_all"]
 
 RECORD = "command.json"
+# the gate is the command's stdin until it opens: a line opens it, end of file (the runner
+# died) closes it for good; the command itself gets /dev/null
+_GATE = 'read -r _ || exit 125; exec "$@" </dev/null'
+
+
+def start(run_dir: Path, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, its output on one pipe; it runs once its group is
+    recorded. ``OSError`` (no such program, no such directory) before anything runs."""
+    _check_program(argv[0], cwd, env)
+    gate, opener = os.pipe()
+    try:
+        child = subprocess.Popen(["/bin/sh", "-c", _GATE, "animus-command", *argv], cwd=cwd, env=dict(env),
+                                 stdin=gate, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True, preexec_fn=preexec_parent_death)
+    except BaseException:
+        os.close(opener)
+        raise
+    finally:
+        os.close(gate)
+    try:
+        record(run_dir, child)
+        os.write(opener, b"\n")
+    except BaseException:
+        os.close(opener)  # the gate exits without running anything
+        child.wait()
+        raise
+    os.close(opener)
+    return child
+
+
+def _check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """What ``Popen`` of the command itself would raise: the gate would only exit 127."""
+    if not cwd.is_dir():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(cwd))
+    if os.sep in program:
+        path = Path(program) if os.path.isabs(program) else cwd / program
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
 def record(run_dir: Path, child: subprocess.Popen[bytes]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from animus import redact
-from animus.process.pdeathsig import preexec_parent_death
 from animus.workflow import command_group
 from animus.workflow.command_env import UnresolvedSecret, command_env, resolve_argv
 from animus.workflow.model import CwdMode, PhaseDefinition
@@ -61,11 +59,8 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail = ""
     with open(log_path, "ab") as log:
-        child = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                 preexec_fn=preexec_parent_death)
+        child = command_group.start(ctx.run_dir, argv, cwd, env)  # runs once its group is on record
         ctx.in_flight.child = child
-        command_group.record(ctx.run_dir, child)
         stream = child.stdout
         assert stream is not None
         deadline = time.monotonic() + timeout

@@ -26,10 +26,19 @@ pytestmark = pytest.mark.chaos
 WORKFLOWS = """
 phases:
   serve: {mode: command, idempotency: sideeffecting, command: {program: bash, args: [-c, "sleep 600 >/dev/null 2>&1 & echo $! > {pids}/$ANIMUS_WORKFLOW_ID.$ANIMUS_ATTEMPT; trap 'kill $!' EXIT; sleep 5"]}}
+  first: {mode: command, command: {program: bash, args: ["{check}"]}}
 workflows:
   - id: serve
     phases: [serve]
+  - id: first
+    phases: [first]
 default_workflow_ref: serve
+"""
+# bash builtins only: the very first thing the command does is look for its group's record
+CHECK = """#!/bin/bash
+rec=; [[ -f "$RUNS/$ANIMUS_WORKFLOW_ID/command.json" ]] && read -r rec < "$RUNS/$ANIMUS_WORKFLOW_ID/command.json"
+if [[ $rec == *"\\"pid\\": $$,"* ]]; then seen=recorded; else seen=unrecorded; fi
+echo "$seen" > "$OUT/$ANIMUS_WORKFLOW_ID"
 """
 
 
@@ -48,9 +57,19 @@ def test_a_commands_background_processes_die_with_its_shell_runner_or_daemon(env
     pids = tmp_path / "pids"
     pids.mkdir()
     env.write_config({"pool_size": 3, "restart": {"initial": 0.05, "cap": 0.2}})
-    env.write_workflows(WORKFLOWS.replace("{pids}", str(pids)))
+    check = tmp_path / "check.sh"
+    env.write_workflows(WORKFLOWS.replace("{pids}", str(pids)).replace("{check}", str(check)))
     env.run("plugin", "install-defaults", "--include-subjects", check=True)
     env.start()
+
+    # the group is on record before the command runs anything: a runner killed at any moment
+    # leaves nothing that no one knows of (it used to be recorded only after the command started)
+    check.write_text(CHECK.replace("$RUNS", str(Path(env.call("daemon/status")["state_root"]) / "runs"))
+                     .replace("$OUT", str(pids)))
+    firsts = [env.call("workflow/run", {"title": "first", "workflow_ref": "first"})["workflow_id"] for _ in range(3)]
+    seen = {wf: wait_until(lambda wf=wf: (pids / wf).exists() and (pids / wf).read_text().strip(), timeout=30,
+                           what="the command to look for its record") for wf in firsts}
+    assert seen == {wf: "recorded" for wf in firsts}
 
     # the shell killed: the runner records the phase's failure and stops what the shell left behind
     wf, shell, server = start_one(env, pids)
