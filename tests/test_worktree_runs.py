@@ -367,3 +367,41 @@ def test_bad_worktree_and_merge_settings_are_one_line_errors(env: Env, tmp_path:
     root = env.project.resolve()
     assert f".animus/workflows.yaml:6: workflows.w.worktree: required, but {root} is not a git repository" in said
     assert f"(fix: git -C {root} init && " in said
+
+
+# -- a set-up command that fails, then a teardown ---------------------------------------------
+
+def test_a_failing_setup_blocks_before_any_phase_and_the_teardown_runs_before_removal(env: Env,
+                                                                                      tmp_path: Path) -> None:
+    broken, torn = tmp_path / "deps-broken", tmp_path / "teardown.log"
+    broken.touch()
+    phase = ("{mode: command, idempotency: idempotent, command: {program: sh, cwd_mode: task_root, "
+             'args: [-c, "echo built > built.txt"]}}')
+    setup = f'if [ -e "{broken}" ]; then echo "no deps here" >&2; exit 3; fi; echo deps installed'
+    setup_project(env, tmp_path, f"""
+phases:
+  build: {phase}
+workflows:
+  - id: deliver
+    phases: [build]
+    post_success: {{merge: {{strategy: squash, auto_merge: true}}}}
+""", worktrees={"setup": ["sh", "-c", setup], "teardown": ["sh", "-c", f'basename "$PWD" >> "{torn}"']})
+    env.start("--skip-preflight")
+
+    wf = run(env, new_task(env, "needs deps"), "deliver")
+    blocked = settle(env, wf, "blocked")
+    path = Path(blocked["worktree"]["path"])
+    reason = blocked["blocked_reason"]
+    assert reason.startswith(f"the worktree setup command `{setup}` exited 3: no deps here in {path} "), reason
+    assert f"(cd {path} && {setup})" in reason and reason.endswith(f"then animus workflow resume {wf})")
+    assert not (path / "built.txt").exists()  # no phase ran in a worktree that is not set up
+    assert events(env, "phase_started", wf) == []
+
+    broken.unlink()  # the operator's fix; a plain resume (no phase had started, nothing to repeat)
+    env.run("workflow", "resume", wf, check=True)
+    done = settle(env, wf, "completed")
+    assert git(env, "show", "main:built.txt") == "built"
+    assert torn.read_text().split() == [wf]  # the teardown ran once, in the run's worktree
+    assert done["worktree"].get("removed") is True and not path.exists()
+    lines = [e["data"]["line"] for e in events(env, "phase_output", wf) if e["phase"] == "worktree-setup"]
+    assert "no deps here" in lines and lines[-1] == "deps installed"
