@@ -48,7 +48,7 @@ from animus.workflow.launcher import LauncherHooks
 from animus.workflow.remote.ray_config import RayRunnersConfig, is_loopback_host
 from animus.workflow.remote.runs import Lost, Overdue, RemoteRun, Unplaceable, liveness, node_label
 from animus.workflow.settings import WorkflowSettings
-from animus.workflow.store import TERMINAL
+from animus.workflow.store import TERMINAL, WorkflowRow
 
 __all__ = ["RayBackend"]
 
@@ -141,7 +141,7 @@ class RayBackend:
             await self.hooks.fill()
 
     # -- runs ----------------------------------------------------------------
-    def _spec(self, wf: dict[str, Any], run: str) -> dict[str, Any]:
+    def _spec(self, wf: WorkflowRow, run: str) -> dict[str, Any]:
         state_root = self.settings.state_root
         subject = wf.get("subject") or {}
         branch = (subject.get("branch") or (subject.get("custom") or {}).get("branch") or self.cfg.branch
@@ -160,7 +160,7 @@ class RayBackend:
             "command_env": list(self.settings.command_env),
         }
 
-    async def launch(self, wf: dict[str, Any], runs: int) -> None:
+    async def launch(self, wf: WorkflowRow, runs: int) -> None:
         """Start one run as a Ray task (``wf`` is already marked running)."""
         wf_id = wf["id"]
         run = RemoteRun(wf_id, f"{wf_id}.{runs}", submitted=self.clock())
