@@ -99,7 +99,9 @@ def stored_subjects(soak: setup.SoakEnv) -> dict[str, list[dict[str, Any]]]:
 def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
     rng = random.Random(seed)
     began = time.monotonic()
+    stages: dict[str, float] = {}
     setup.start_daemon(soak)
+    stages["start"] = time.monotonic() - began
     state = LiveState(setup.RESTART["healthy_window"])
     follower = LogFollower(soak.state_root / "logs" / "events.jsonl")
     stream = Stream(soak, soak.tmp / "stream.jsonl")
@@ -117,9 +119,13 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         for worker in (feeder, writer, resolver):
             worker.stop()
     chaos_minutes = chaos.elapsed() / 60
+    stages["chaos"] = chaos.elapsed()
+    mark = time.monotonic()
     resumes = list(resolver.resumes)
     resolve_all(soak, resumes, time.monotonic() + 300, chaos.watches)
     chaos.watches.finish()
+    stages["resolve"] = time.monotonic() - mark
+    mark = time.monotonic()
     stored = stored_subjects(soak)
     stopped = time.time()
     out = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180)
@@ -133,6 +139,8 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
     orphans += [f"{o} alive after the final daemon stop" for o in left]
     checks.kill_marked(soak)
 
+    stages["stop"] = time.monotonic() - mark
+    mark = time.monotonic()
     log = soak.state_root / "logs" / "events.jsonl"
     dups, ledger_stats = checks.duplicate_side_effects(soak, resumes)
     lost_wf, statuses = checks.lost_workflows(soak, feeder.accepted)
@@ -144,6 +152,7 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
     died.update(chaos.tally.root_deaths)
     budget = replay(read_events(log), setup.RESTART, setup.SUPERVISOR, died)
     t = chaos.tally
+    stages["checks"] = time.monotonic() - mark
     stalls = checks.unanswered_while_up([c for w in (feeder, writer, resolver) for c in w.unanswered],
                                         list(t.root_deaths.values()))
     summary: dict[str, Any] = {
@@ -167,6 +176,7 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         "client_errors": {type(w).__name__: dict(w.errors.most_common(5)) for w in (feeder, writer, resolver)}, "daemon_stop_exit": out.returncode,
         "chaos_minutes": round(chaos_minutes, 2), "minutes": round((time.monotonic() - began) / 60, 2),
         "timing": {k: round(v, 1) for k, v in t.timing.items()},
+        "stages_seconds": {k: round(v, 1) for k, v in stages.items()},
         "chaos_step_errors": dict(t.step_errors.most_common(5)),
         "kills_per_minute": round(sum(t.kills.values()) / max(chaos_minutes, 1e-9), 1),
     }

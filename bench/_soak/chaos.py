@@ -46,6 +46,7 @@ class Chaos:
         self.watches = Watches(soak)
         self.client: ControlClient | None = None
         self._status: tuple[float, dict[str, Any]] | None = None
+        self._available: tuple[dict[str, Any], dict[str, list[Victim]]] | None = None
         self.sacrificed: set[str] = set()  # crash-looped in this daemon's life
         self.up_since = time.time()
         self.started = time.monotonic()
@@ -69,6 +70,13 @@ class Chaos:
         if self._status is None or now - self._status[0] > STATUS_EVERY:
             self._status = (now, self.status())
         return self._status[1]
+
+    def available(self, status: dict[str, Any]) -> dict[str, list[Victim]]:
+        """What could be hit, by kind, looked up once per ``daemon/status`` answer (psutil over the
+        whole tree costs more than a kill): a victim gone since is skipped by ``send``."""
+        if self._available is None or self._available[0] is not status:
+            self._available = (status, self.targets.snapshot(status))
+        return self._available[1]
 
     def pump(self) -> None:
         self.state.feed(self.follower.poll())
@@ -165,7 +173,7 @@ class Chaos:
         return send(self.soak, victim.pid, victim.create_time, sig)
 
     def kill_one(self, status: dict[str, Any]) -> bool:
-        available = self.targets.snapshot(status)
+        available = self.available(status)
         for kind in self._kinds(available):
             candidates = available[kind]
             self.rng.shuffle(candidates)
@@ -178,13 +186,22 @@ class Chaos:
                 self.tally.kills[victim.kind] += 1
                 if victim.kind == "worker":
                     self.tally.worker_roles[victim.label.split(":", 1)[0]] += 1
-                self.tally.side_effecting_kills += victim.side_effecting
+                self.tally.side_effecting_kills += self.targets.side_effecting_now(victim)
+                self._forget(available, victim, below)
                 self.watches.check_later(f"the kill of {victim.label}", below)
                 return True
         return False
 
+    def _forget(self, available: dict[str, list[Victim]], victim: Victim, below: dict[int, float]) -> None:
+        """The victim and what dies with it are no longer candidates (a doomed process is no target)."""
+        if victim.kind in EXPENSIVE:
+            self._available = None  # a whole subtree goes
+            return
+        for kind, victims in available.items():
+            available[kind] = [v for v in victims if v.pid != victim.pid and v.pid not in below]
+
     def stop_one(self, status: dict[str, Any]) -> None:
-        available = self.targets.snapshot(status)
+        available = self.available(status)
         kinds = self._kinds(available)
         if not kinds:
             return

@@ -34,6 +34,7 @@ class Victim:
     create_time: float
     label: str
     side_effecting: bool = False  # a side-effecting (or unannotated) phase runs in what dies
+    runner: int = 0  # the workflow runner it belongs to (a runner, its command and their children)
 
 
 def _ct(pid: int) -> float | None:
@@ -91,15 +92,25 @@ class Targets:
             if child.get("state") != "running" or phase is None:
                 continue
             se = phase.idempotency in SIDE_EFFECTING
-            out["runner_side_effecting" if se else "runner"].append(self._victim("runner", pid, f"runner:{phase.phase}", se))
+            out["runner_side_effecting" if se else "runner"].append(
+                self._victim("runner", pid, f"runner:{phase.phase}", se, pid))
             for leader in kids.get(pid, []):  # the command (bash, or what bash exec'd as its last command)
-                out["command"].append(self._victim("command", leader, f"command:{phase.phase}", se))
-                out["command_grandchild"].extend(self._victim("command_grandchild", g, f"grandchild:{phase.phase}", se)
-                                                 for g in kids.get(leader, []))
+                out["command"].append(self._victim("command", leader, f"command:{phase.phase}", se, pid))
+                out["command_grandchild"].extend(
+                    self._victim("command_grandchild", g, f"grandchild:{phase.phase}", se, pid)
+                    for g in kids.get(leader, []))
         return {k: [v for v in vs if v.create_time > 0] for k, vs in out.items()}
 
-    def _victim(self, kind: str, pid: int, label: str, side_effecting: bool = False) -> Victim:
-        return Victim(kind, pid, _ct(pid) or 0.0, label, side_effecting)
+    def _victim(self, kind: str, pid: int, label: str, side_effecting: bool = False, runner: int = 0) -> Victim:
+        return Victim(kind, pid, _ct(pid) or 0.0, label, side_effecting, runner)
+
+    def side_effecting_now(self, victim: Victim) -> bool:
+        """Whether a side-effecting phase runs in what this kill takes, as of now (the snapshot
+        may be a fraction of a second old)."""
+        if not victim.runner:
+            return victim.side_effecting  # a supervisor (or its zygote): as seen with the tree
+        phase = self.state.inflight.get(victim.runner)
+        return phase is not None and phase.idempotency in SIDE_EFFECTING
 
     def _ripe(self, supervisor: str, child: dict[str, Any]) -> bool:
         acked = self.state.acked.get((supervisor, child["name"]))
