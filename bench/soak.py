@@ -36,14 +36,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _soak import checks, setup
-from _soak.budget import replay
 from _soak.chaos import Chaos, Plan
-from _soak.events import LiveState, LogFollower, epoch, read_events
+from _soak.events import LiveState, LogFollower
+from _soak.summary import LOSSES, Load, Outcome, summarize
 from _soak.watch import Watches
 from _soak.workload import Feeder, Resolver, Resume, Stream, SubjectWriter, db_rows
-
-LOSSES = ("lost_workflows", "duplicate_side_effects", "orphans", "budget_mismatches", "lost_events",
-          "lost_records", "duplicate_records")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -96,19 +93,18 @@ def stored_subjects(soak: setup.SoakEnv) -> dict[str, list[dict[str, Any]]]:
         client.close()
 
 
-def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    rng = random.Random(seed)
+def chaos_phase(soak: setup.SoakEnv, args: argparse.Namespace, rng: random.Random) -> Outcome:
+    """The daemon, the workload and the chaos, until the plan is done."""
     began = time.monotonic()
-    stages: dict[str, float] = {}
     setup.start_daemon(soak)
-    stages["start"] = time.monotonic() - began
+    stages = {"start": time.monotonic() - began}
     state = LiveState(setup.RESTART["healthy_window"])
     follower = LogFollower(soak.state_root / "logs" / "events.jsonl")
     stream = Stream(soak, soak.tmp / "stream.jsonl")
     stream.start()
-    feeder, writer, resolver = Feeder(soak, rng.randrange(1 << 30)), SubjectWriter(soak, rng.randrange(1 << 30)), \
-        Resolver(soak, rng.randrange(1 << 30))
-    for worker in (feeder, writer, resolver):
+    load = Load(Feeder(soak, rng.randrange(1 << 30)), SubjectWriter(soak, rng.randrange(1 << 30)),
+                Resolver(soak, rng.randrange(1 << 30)))
+    for worker in load.workers:
         worker.start()
     chaos = Chaos(soak, state, follower, rng, Plan(args.kills, args.daemon_kills, args.minutes), stream.ensure)
     chaos.up_since = stream.live_since[0]
@@ -116,75 +112,40 @@ def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[
         chaos.run()
     finally:
         chaos.release()
-        for worker in (feeder, writer, resolver):
+        for worker in load.workers:
             worker.stop()
-    chaos_minutes = chaos.elapsed() / 60
     stages["chaos"] = chaos.elapsed()
+    return Outcome(soak, chaos, load, stream, follower, began, stages)
+
+
+def end_phase(run: Outcome) -> None:
+    """Every blocked run resumed until all complete; the subjects read; the daemon stopped; then
+    anything of the run's marker still alive anywhere is an orphan."""
+    soak, mark = run.soak, time.monotonic()
+    run.resumes = list(run.load.resolver.resumes)
+    resolve_all(soak, run.resumes, time.monotonic() + 300, run.chaos.watches)
+    run.chaos.watches.finish()
+    run.stages["resolve"] = time.monotonic() - mark
     mark = time.monotonic()
-    resumes = list(resolver.resumes)
-    resolve_all(soak, resumes, time.monotonic() + 300, chaos.watches)
-    chaos.watches.finish()
-    stages["resolve"] = time.monotonic() - mark
-    mark = time.monotonic()
-    stored = stored_subjects(soak)
+    run.stored = stored_subjects(soak)
     stopped = time.time()
-    out = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180)
-    chaos.close_lifetime(stopped)
-    stream.finish()
-    follower.close()
-    orphans = list(chaos.watches.orphans)
+    run.stop_exit = soak.cli("daemon", "stop", "--shutdown-timeout-secs", "60", timeout=180).returncode
+    run.chaos.close_lifetime(stopped)
+    run.stream.finish()
+    run.follower.close()
+    run.orphans = list(run.chaos.watches.orphans)
     deadline = time.monotonic() + 10
     while (left := checks.scan_orphans(soak)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    orphans += [f"{o} alive after the final daemon stop" for o in left]
+    run.orphans += [f"{o} alive after the final daemon stop" for o in left]
     checks.kill_marked(soak)
+    run.stages["stop"] = time.monotonic() - mark
 
-    stages["stop"] = time.monotonic() - mark
-    mark = time.monotonic()
-    log = soak.state_root / "logs" / "events.jsonl"
-    dups, ledger_stats = checks.duplicate_side_effects(soak, resumes)
-    lost_wf, statuses = checks.lost_workflows(soak, feeder.accepted)
-    lost_subj, dup_records = checks.subject_records(writer.writes, stored)
-    lost_ev_records = checks.event_records(soak, read_events(log), stored["task"])
-    lost_ev, stream_stats = checks.lost_events(read_events(log), stream.out, chaos.tally.lifetimes)
-    died = {f"supervisor/{e['data']['child']}:{e['data']['pid']}": epoch(e["ts"]) for e in read_events(log)
-            if e["kind"] == "child_exited" and (e.get("data") or {}).get("supervisor") == "root"}
-    died.update(chaos.tally.root_deaths)
-    budget = replay(read_events(log), setup.RESTART, setup.SUPERVISOR, died)
-    t = chaos.tally
-    stages["checks"] = time.monotonic() - mark
-    stalls = checks.unanswered_while_up([c for w in (feeder, writer, resolver) for c in w.unanswered],
-                                        list(t.root_deaths.values()))
-    summary: dict[str, Any] = {
-        "schema": "animus.soak.v1", "seed": seed,
-        "kills": sum(t.kills.values()), "daemon_kills": t.daemon_kills,
-        "side_effecting_kills": t.side_effecting_kills,
-        "workflows": len(db_rows(soak, "SELECT id FROM workflows")),
-        "lost_workflows": lost_wf.count, "duplicate_side_effects": dups.count, "orphans": len(orphans),
-        "budget_mismatches": len(budget.mismatches), "lost_events": lost_ev.count,
-        "lost_records": lost_subj.count + lost_ev_records.count, "duplicate_records": dup_records.count,
-        "stops": sum(t.stops.values()), "crash_loops": t.crash_loops,
-        "kills_by_kind": dict(t.kills), "worker_kills_by_role": dict(t.worker_roles),
-        "stops_by_kind": dict(t.stops),
-        "forced_resumes": sum(1 for r in resumes if r.outcome == "ok"),
-        "workflow_statuses": statuses, "ledger": ledger_stats, "stream": stream_stats,
-        "budget": {"decisions": budget.decisions, "restarts": budget.restarts, "disabled": budget.disabled,
-                   "escalations": budget.escalations},
-        "subject_writes": sum(1 for w in writer.writes if w.ok),
-        "unanswered_calls": sum(len(w.unanswered) for w in (feeder, writer, resolver)),
-        "unanswered_while_up": len(stalls),
-        "client_errors": {type(w).__name__: dict(w.errors.most_common(5)) for w in (feeder, writer, resolver)}, "daemon_stop_exit": out.returncode,
-        "chaos_minutes": round(chaos_minutes, 2), "minutes": round((time.monotonic() - began) / 60, 2),
-        "timing": {k: round(v, 1) for k, v in t.timing.items()},
-        "stages_seconds": {k: round(v, 1) for k, v in stages.items()},
-        "chaos_step_errors": dict(t.step_errors.most_common(5)),
-        "kills_per_minute": round(sum(t.kills.values()) / max(chaos_minutes, 1e-9), 1),
-    }
-    details = {"lost_workflows": lost_wf.details, "duplicate_side_effects": dups.details, "orphans": orphans[:20],
-               "budget_mismatches": budget.mismatches[:20], "lost_events": lost_ev.details,
-               "lost_records": lost_subj.details + lost_ev_records.details, "duplicate_records": dup_records.details,
-               "unanswered_while_up": stalls[:20]}
-    return summary, details
+
+def soak_run(soak: setup.SoakEnv, args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    run = chaos_phase(soak, args, random.Random(seed))
+    end_phase(run)
+    return summarize(run, seed)
 
 
 def main(argv: list[str] | None = None) -> int:
