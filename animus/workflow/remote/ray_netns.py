@@ -265,14 +265,23 @@ class NamespaceCluster:
         return kill_namespace(self.node_ns)
 
     def stop(self) -> None:
+        """Every process of both nodes killed, both namespaces deleted, the files removed: all of it
+        tried even when a step fails (the first failure is raised at the end)."""
+        errors: list[BaseException] = []
         for ns in (self.node_ns, self.head_ns):
             try:
                 kill_namespace(ns)
-            finally:
-                _ip("netns", "del", ns, check=False)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                errors.append(exc)
+            _ip("netns", "del", ns, check=False)
         for proc in self.procs:
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired as exc:
+                errors.append(exc)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if errors:
+            raise errors[0]
 
 
 def _nodes(address: str, count: int, timeout: float) -> list[dict[str, Any]]:
