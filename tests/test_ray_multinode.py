@@ -217,6 +217,25 @@ except AnimusError as exc:
     print(type(exc).__name__, exc)
 """
 
+# a publisher on the bus input: the broker's subscription reaches it only once the CURVE handshake passed
+PUBLISH = """import sys
+import zmq
+from animus.bus.curve import ClientKeys, secure_client
+sock = zmq.Context.instance().socket(zmq.XPUB)
+sock.setsockopt(zmq.LINGER, 0)
+keys = ClientKeys.from_env()
+if keys is not None:
+    secure_client(sock, sys.argv[1], keys)
+sock.connect(sys.argv[1])
+print("subscribed" if sock.poll(int(sys.argv[2])) else "no handshake")
+"""
+
+
+def refused(env: Env, domain: str) -> float:
+    """Handshakes the daemon refused on ``domain`` (its metrics)."""
+    counters = env.call("daemon/metrics")["counters"]
+    return sum(v for k, v in counters.items() if k.startswith(f"tcp_handshakes_refused_total{{domain={domain},"))
+
 
 @pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed: pip install -e '.[test,ray]'")
 def test_runs_placed_by_resources_on_the_worker_node(nodes: tuple[Env, NamespaceCluster, Path]) -> None:
@@ -226,13 +245,21 @@ def test_runs_placed_by_resources_on_the_worker_node(nodes: tuple[Env, Namespace
     control = runners["control_endpoint"]
     assert control.startswith(f"tcp://{HEAD_IP}:") and runners["bus_endpoint"].startswith(f"tcp://{HEAD_IP}:")
     assert {n["ip"] for n in runners["nodes"] if n["alive"]} == {HEAD_IP, NODE_IP}
-    # from the worker node's machine: no handshake without the runners' CURVE key; with it, no token, no answer
-    bare = {k: v for k, v in env.env.items() if not k.startswith("ANIMUS_CURVE")}
-    assert from_node(cluster, ASK, bare, control).startswith("Unavailable")
+    # from the worker node's machine, both tcp endpoints: no handshake without the runners' CURVE key
+    # (none, or another key: refused and counted); with it, the bus input subscribes, and the control
+    # socket wants the token too
     workflows_pid = next(s for s in env.status()["tree"] if s["name"] == "workflows")["pid"]
     keys = ClientKeys.from_env(psutil.Process(workflows_pid).environ())
     assert keys is not None
+    bare = {k: v for k, v in env.env.items() if not k.startswith("ANIMUS_CURVE")}
+    stranger = bare | ClientKeys.new(keys.server).to_env()
+    assert from_node(cluster, ASK, bare, control).startswith("Unavailable")
+    assert from_node(cluster, ASK, stranger, control).startswith("Unavailable")
+    assert from_node(cluster, PUBLISH, bare, runners["bus_endpoint"], "1500") == "no handshake"
+    wait_until(lambda: refused(env, "animus-control") >= 1 and refused(env, "animus-bus") >= 1, timeout=10,
+               what="the daemon to count the refused handshakes on both endpoints")
     assert "token" in from_node(cluster, ASK, bare | keys.to_env(), control)
+    assert from_node(cluster, PUBLISH, bare | keys.to_env(), runners["bus_endpoint"], "10000") == "subscribed"
 
     wf = run(env, "far away", "far")
     wait_until(lambda: marks(tmp, "far"), timeout=90, what="the phase to start on a node")
