@@ -28,7 +28,8 @@ from conftest import ANIMUS, FAST_RESTART, Env
 
 from animus.bus.curve import ClientKeys
 from animus.testing import wait_until
-from animus.workflow.remote.ray_netns import HEAD_IP, NODE_IP, NamespaceCluster, exposure, netns_problem, ns_pids
+from animus.workflow.remote.netns_sockets import exposure
+from animus.workflow.remote.ray_netns import HEAD_IP, NODE_IP, NamespaceCluster, netns_problem, ns_pids
 from animus.workflow.remote.ray_spec import worktree_choice
 from animus.workflow.remote.ray_task import prepare_worktree
 from animus.workflow.store import IDEMPOTENCY_BLOCK

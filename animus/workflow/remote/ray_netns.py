@@ -18,13 +18,12 @@ known without bookkeeping: the processes in its namespace (``ip netns
 pids``). :meth:`NamespaceCluster.kill_node` kills them all at once, the way a
 machine dies. :func:`exposure` is the check that nothing listens or talks
 beyond the namespace's own addresses; its input comes from psutil run
-*inside* the namespace (``python -m animus.workflow.remote.ray_netns
-sockets``): psutil reads ``/proc/net``, which is the reader's namespace.
+*inside* the namespace (``python -m animus.workflow.remote.netns_sockets``):
+psutil reads ``/proc/net``, which is the reader's namespace.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -38,14 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from animus.workflow.remote.ray_cluster import OBJECT_STORE_BYTES, SINGLE_MACHINE_ENV, is_loopback
+from animus.workflow.remote.netns_sockets import exposure
+from animus.workflow.remote.ray_cluster import OBJECT_STORE_BYTES, SINGLE_MACHINE_ENV
 
-__all__ = ["HEAD_IP", "NODE_IP", "NamespaceCluster", "exposure", "netns_problem", "ns_pids", "sweep_stale"]
+__all__ = ["HEAD_IP", "NODE_IP", "NamespaceCluster", "netns_problem", "ns_pids", "sweep_stale"]
 
 HEAD_IP, NODE_IP = "198.18.0.2", "198.18.0.3"  # RFC 2544's benchmarking range: never routed
 GCS_PORT = 6379
 PREFIX = "animus-t"  # namespaces are named animus-t<pid of their owner>-<hex>-a|b
-WILDCARDS = {"0.0.0.0", "::", ""}
+TEMP_ROOT = "/tmp"  # short: Ray's unix socket paths under it must stay within 107 bytes
 
 
 def _ip(*args: str, check: bool = True) -> str:
@@ -102,59 +102,22 @@ def kill_namespace(ns: str, timeout: float = 15.0) -> list[int]:
     return sorted(killed)
 
 
+def _orphaned(name: str) -> bool:
+    """Named by :class:`NamespaceCluster` for an owner process that is gone."""
+    owner = name[len(PREFIX):].split("-", 1)[0]
+    return name.startswith(PREFIX) and owner.isdigit() and not Path(f"/proc/{owner}").exists()
+
+
 def sweep_stale() -> None:
-    """Remove namespaces an earlier, killed test session left (their owner pid is gone)."""
+    """Remove the namespaces, and their processes and files, that an earlier, killed test session left."""
     for line in _ip("netns", "list", check=False).splitlines():
         name = line.split()[0] if line.split() else ""
-        owner = name[len(PREFIX):].split("-", 1)[0]
-        if name.startswith(PREFIX) and owner.isdigit() and not Path(f"/proc/{owner}").exists():
+        if _orphaned(name):
             kill_namespace(name)
             _ip("netns", "del", name, check=False)
-
-
-def _addr(ip: str) -> str:
-    """``::ffff:198.18.0.2`` → ``198.18.0.2``; scope suffixes dropped."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
-
-
-def exposure(report: dict[str, Any], allowed: set[str]) -> list[str]:
-    """What in a namespace's report (``sockets``) reaches beyond loopback and ``allowed``, one line each.
-    A wildcard listener is fine only because the interface check passes: it then listens on those alone."""
-    bad = [f"interface {name} has {ip}" for name, ip in report["addrs"]
-           if not (is_loopback(ip) or _addr(ip) in allowed)]
-    for c in report["conns"]:
-        local, remote = _addr(c["laddr"]), _addr(c["raddr"])
-        if (local not in WILDCARDS and not is_loopback(local) and local not in allowed) or (
-                remote and not is_loopback(remote) and remote not in allowed):
-            bad.append(f"pid {c['pid']} ({c['name']}) {c['status']} {c['laddr']}:{c['lport']} -> "
-                       f"{c['raddr'] or '-'}:{c['rport'] or '-'}")
-    return bad
-
-
-def _report() -> dict[str, Any]:
-    """Interfaces and inet sockets of the namespace this process is in (run inside it)."""
-    import socket
-
-    import psutil
-
-    addrs = [(name, a.address) for name, entries in psutil.net_if_addrs().items() for a in entries
-             if a.family in (socket.AF_INET, socket.AF_INET6)]
-    conns = []
-    for c in psutil.net_connections(kind="inet"):
-        try:
-            name = psutil.Process(c.pid).name() if c.pid else "?"
-        except psutil.Error:
-            name = "?"
-        conns.append({"pid": c.pid, "name": name, "status": c.status, "laddr": c.laddr.ip if c.laddr else "",
-                      "lport": c.laddr.port if c.laddr else 0, "raddr": c.raddr.ip if c.raddr else "",
-                      "rport": c.raddr.port if c.raddr else 0})
-    return {"addrs": addrs, "conns": conns}
+    for path in Path(TEMP_ROOT).glob(f"{PREFIX}*"):
+        if _orphaned(path.name):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -167,8 +130,12 @@ class NamespaceCluster:
     node_resources: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     name: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{secrets.token_hex(2)}")
-    temp_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="animus-rayns-", dir="/tmp")))
+    temp_dir: Path = Path()  # default: /tmp/<name>-<random>, swept like the namespaces once its owner is gone
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.temp_dir == Path():
+            self.temp_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=TEMP_ROOT))
 
     @property
     def head_ns(self) -> str:
@@ -251,7 +218,7 @@ class NamespaceCluster:
         return nodes
 
     def report(self, ns: str) -> dict[str, Any]:
-        argv = [sys.executable, "-m", "animus.workflow.remote.ray_netns", "sockets"]
+        argv = [sys.executable, "-m", "animus.workflow.remote.netns_sockets"]
         out = subprocess.run(self.exec_argv(ns, argv), capture_output=True, text=True, timeout=60, check=True)
         return dict(json.loads(out.stdout))
 
@@ -299,8 +266,5 @@ def _nodes(address: str, count: int, timeout: float) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "sockets":
-        print(json.dumps(_report()))
-    elif sys.argv[1] == "nodes":
-        print(json.dumps(_nodes(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
+if __name__ == "__main__" and sys.argv[1] == "nodes":
+    print(json.dumps(_nodes(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
