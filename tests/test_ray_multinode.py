@@ -327,7 +327,9 @@ def test_worker_node_lost_mid_run(nodes: tuple[Env, NamespaceCluster, Path]) -> 
     assert runs_by_node(env) == {HEAD_IP: (True, [holder]), NODE_IP: (True, sorted([safe, risky]))}
     assert all(Path(where).is_relative_to(node_work) for where, _ in marks(tmp, "safe") + marks(tmp, "risky"))
 
-    killed = cluster.kill_node()  # raylet, agents, Ray workers, runners and their commands: the machine dies
+    # the machine dies: its link first (no reset reaches the head), then the raylet, agents, Ray workers,
+    # runners and their commands
+    killed = cluster.kill_node()
     assert killed and not ns_pids(cluster.node_ns)
     blocked = wait_status(env, risky, "blocked", timeout=30)  # noticed: missed heartbeats or Ray's node death
     assert blocked["blocked_reason"] == IDEMPOTENCY_BLOCK

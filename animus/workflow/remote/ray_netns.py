@@ -43,6 +43,7 @@ from animus.workflow.remote.ray_cluster import OBJECT_STORE_BYTES, SINGLE_MACHIN
 __all__ = ["HEAD_IP", "NODE_IP", "NamespaceCluster", "netns_problem", "ns_pids", "sweep_stale"]
 
 HEAD_IP, NODE_IP = "198.18.0.2", "198.18.0.3"  # RFC 2544's benchmarking range: never routed
+HEAD_DEV, NODE_DEV = "animus0", "animus1"  # the two ends of the veth pair
 GCS_PORT = 6379
 PREFIX = "animus-t"  # namespaces are named animus-t<pid of their owner>-<hex>-a|b
 TEMP_ROOT = "/tmp"  # short: Ray's unix socket paths under it must stay within 107 bytes
@@ -162,9 +163,9 @@ class NamespaceCluster:
         for ns in (self.head_ns, self.node_ns):
             _ip("netns", "add", ns)
             _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("link", "add", "animus0", "netns", self.head_ns, "type", "veth", "peer", "name", "animus1",
+        _ip("link", "add", HEAD_DEV, "netns", self.head_ns, "type", "veth", "peer", "name", NODE_DEV,
             "netns", self.node_ns)
-        for ns, dev, ip in ((self.head_ns, "animus0", HEAD_IP), (self.node_ns, "animus1", NODE_IP)):
+        for ns, dev, ip in ((self.head_ns, HEAD_DEV, HEAD_IP), (self.node_ns, NODE_DEV, NODE_IP)):
             _ip("-n", ns, "link", "set", dev, "addrgenmode", "none")  # no IPv6 link-local address
             _ip("-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
@@ -193,7 +194,8 @@ class NamespaceCluster:
         return self.wait_nodes(2, timeout)
 
     def start_node(self) -> None:
-        """(Re)start the worker node, in its namespace."""
+        """(Re)start the worker node, in its namespace (its link back up after :meth:`kill_node`)."""
+        _ip("-n", self.node_ns, "link", "set", NODE_DEV, "up")
         self._ray(self.node_ns, [f"--address={self.address}", f"--node-ip-address={NODE_IP}",
                                  f"--num-cpus={self.node_cpus}", f"--resources={json.dumps(self.node_resources)}"],
                   "node.log")
@@ -228,7 +230,10 @@ class NamespaceCluster:
                 for line in exposure(self.report(ns), {HEAD_IP, NODE_IP})]
 
     def kill_node(self) -> list[int]:
-        """The worker node dies whole: every process in its namespace, SIGKILL."""
+        """The worker node dies whole, the way a machine does: its link goes down first, so that
+        nothing it sends afterwards reaches the head (no FIN, no reset: its peers find out by
+        silence), then every process in its namespace is SIGKILLed. Return the pids killed."""
+        _ip("-n", self.node_ns, "link", "set", NODE_DEV, "down")
         return kill_namespace(self.node_ns)
 
     def stop(self) -> None:
