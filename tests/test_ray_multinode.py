@@ -211,7 +211,7 @@ ASK = """import sys
 from animus.bus.curve import ClientKeys
 from animus.bus.rpc import ControlClient
 from animus.errors import AnimusError
-client = ControlClient(sys.argv[1], timeout=3, curve=ClientKeys.from_env())
+client = ControlClient(sys.argv[1], timeout=float(sys.argv[2]), curve=ClientKeys.from_env())
 try:
     print(client.call("workflow/runner", {"op": "heartbeat", "wf_id": "wf-x", "run": "wf-x.1"}))
 except AnimusError as exc:
@@ -254,12 +254,12 @@ def test_runs_placed_by_resources_on_the_worker_node(nodes: tuple[Env, Namespace
     assert keys is not None
     bare = {k: v for k, v in env.env.items() if not k.startswith("ANIMUS_CURVE")}
     stranger = bare | ClientKeys.new(keys.server).to_env()
-    assert from_node(cluster, ASK, bare, control).startswith("Unavailable")
-    assert from_node(cluster, ASK, stranger, control).startswith("Unavailable")
+    assert from_node(cluster, ASK, bare, control, "1.5").startswith("Unavailable")
+    assert from_node(cluster, ASK, stranger, control, "1.5").startswith("Unavailable")
     assert from_node(cluster, PUBLISH, bare, runners["bus_endpoint"], "1500") == "no handshake"
     wait_until(lambda: refused(env, "animus-control") >= 1 and refused(env, "animus-bus") >= 1, timeout=10,
                what="the daemon to count the refused handshakes on both endpoints")
-    assert "token" in from_node(cluster, ASK, bare | keys.to_env(), control)
+    assert "token" in from_node(cluster, ASK, bare | keys.to_env(), control, "10")
     assert from_node(cluster, PUBLISH, bare | keys.to_env(), runners["bus_endpoint"], "10000") == "subscribed"
 
     wf = run(env, "far away", "far")
