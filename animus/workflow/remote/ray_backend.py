@@ -45,7 +45,7 @@ from animus.workflow.remote.ray_config import RayRunnersConfig, is_loopback_host
 from animus.workflow.remote.ray_spec import run_secrets, run_spec, worktree_choice
 from animus.workflow.remote.runs import Lost, Overdue, RemoteRun, Unplaceable, liveness, node_label
 from animus.workflow.settings import WorkflowSettings
-from animus.workflow.store import TERMINAL
+from animus.workflow.store import TERMINAL, WorkflowRow
 
 __all__ = ["RayBackend"]
 
@@ -138,7 +138,7 @@ class RayBackend:
             await self.hooks.fill()
 
     # -- runs ----------------------------------------------------------------
-    async def launch(self, wf: dict[str, Any], runs: int) -> None:
+    async def launch(self, wf: WorkflowRow, runs: int) -> None:
         """Start one run as a Ray task (``wf`` is already marked running)."""
         wf_id = wf["id"]
         run = RemoteRun(wf_id, f"{wf_id}.{runs}", submitted=self.clock())

@@ -24,11 +24,12 @@ from animus.bus.curve import ClientKeys
 from animus.workflow.config import COMPILED_FILE
 from animus.workflow.remote.ray_config import RayRunnersConfig
 from animus.workflow.settings import WorkflowSettings
+from animus.workflow.store import WorkflowRow
 
 __all__ = ["run_secrets", "run_spec", "worktree_choice"]
 
 
-def run_spec(wf: dict[str, Any], run: str, settings: WorkflowSettings, cfg: RayRunnersConfig,
+def run_spec(wf: WorkflowRow, run: str, settings: WorkflowSettings, cfg: RayRunnersConfig,
              remote: dict[str, str], curve: ClientKeys | None) -> dict[str, Any]:
     state_root = settings.state_root
     subject = wf.get("subject") or {}
