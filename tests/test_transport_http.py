@@ -135,9 +135,11 @@ def test_browser_login_trades_the_url_token_for_a_cookie(http: Transport) -> Non
         page = browser.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
-        assert '<script src="/ui/app.js">' in page.text
+        assert '<script type="module" src="/ui/app.js">' in page.text  # ES modules, no build step
         script = browser.get("/ui/app.js")
-        assert script.status_code == 200 and "EventSource" in script.text
+        assert script.status_code == 200 and 'from "./dom.js"' in script.text
+        assert script.headers["content-type"].startswith("text/javascript")  # what a module script needs
+        assert "EventSource" in browser.get("/ui/dom.js").text
         again = browser.get("/ui/app.js", headers={"if-none-match": script.headers["etag"]})
         assert again.status_code == 304
         assert browser.get("/ui/nope.js").status_code == 404
