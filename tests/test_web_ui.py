@@ -8,7 +8,8 @@ worktree. The operator's flows, each checked where a person would check it
 
 - a task made with the New task form (opened with ``n``, submitted with
   Enter) is the record ``animus subject get`` shows; its status and priority
-  change from the card's menus; a change made elsewhere reaches the board;
+  change from the card's menus (and its status by dropping it on a column);
+  a change made elsewhere reaches the board;
 - a workflow opened from its link streams its output as it happens (command
   lines, agent tokens) and is approved from its gate;
 - a run blocked by the idempotency rule is resumed with ``--force`` after a
@@ -261,6 +262,15 @@ def test_a_task_from_the_form_then_moved_and_reprioritised_on_the_board(env: Env
     wait_until(lambda: env.json("subject", "get", "--id", task["id"])["subject"]["priority"] == "p0", timeout=15,
                what="the task's priority to be p0")
 
+    # dragging the card to a column: WebDriver cannot drive HTML5 drag and drop, so the page's own
+    # handlers get the browser's events (dragstart, drop with one DataTransfer) from a script
+    browser.execute_script("""
+        const data = new DataTransfer();
+        document.querySelector(arguments[0]).dispatchEvent(new DragEvent("dragstart", {dataTransfer: data, bubbles: true}));
+        document.querySelector('#board [data-status="in-progress"]').dispatchEvent(
+            new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));""", card)
+    wait_until(lambda: env.json("subject", "get", "--id", task["id"])["subject"]["status"] == "in-progress",
+               timeout=15, what="the dragged task to be in progress")
     env.run("subject", "status", "--id", task["id"], "--status", "blocked", check=True)  # someone else
     wait_until(lambda: task["id"] in text_of(browser, '#board [data-status="blocked"]'), timeout=15,
                what="the board to follow a change made elsewhere")

@@ -12,6 +12,7 @@ import { Output } from "./output.js";
 
 export const IDEMPOTENCY_BLOCK = "Idempotency: phase requires explicit retry decision";
 const TERMINAL = new Set(["completed", "cancelled"]);
+const REPLAY = 2000; // events a page opened late gets from the log
 const QUIET = new Set(["phase_output", "agent_text", "agent_tool_call", "agent_tool_result", "agent_usage"]);
 const DIFF_EVENTS = new Set(["worktree_created", "phase_completed", "changes_committed", "branch_merged",
   "merge_blocked", "pr_opened", "worktree_removed", "workflow_completed"]);
@@ -35,7 +36,7 @@ export function openWorkflow(id) {
   delete diffBox().dataset.loaded;
   view = { id, wf: null, diffStale: true, denials: new Map(), output: new Output($("#output"), addDenial) };
   view.output.clear();
-  view.stream = openStream(`/api/events?workflow=${encodeURIComponent(id)}&tail=2000`, onEvent,
+  view.stream = openStream(`/api/events?workflow=${encodeURIComponent(id)}&tail=${REPLAY}`, onEvent,
     (on, text) => setConn($("#live-stream"), on, text));
   reload();
 }
@@ -47,6 +48,10 @@ export function closeWorkflow() {
 
 function onEvent(ev) {
   if (!view) return;
+  if (ev.kind === "stream_ready" && (ev.data || {}).replayed >= REPLAY) {
+    $("#output").prepend(el("span", { class: "gap" }, `[earlier events not shown: the page replays the last ${REPLAY}; `
+      + `animus daemon logs --search ${view.id} --limit 10000 has them all]\n`));
+  }
   view.output.show(ev);
   if (DIFF_EVENTS.has(ev.kind)) view.diffStale = true;
   if (ev.kind !== "stream_ready" && !QUIET.has(ev.kind)) reloadSoon();
