@@ -75,10 +75,11 @@ export function confirmAction(title, text, action) {
 
 // Server-sent events that come back after the server went away (a daemon
 // restart): the browser retries a dropped stream by itself, but gives up on
-// an error answer, so this opens a fresh one. Each (src, seq) is delivered
-// once, so what a reconnect replays from the log is not shown twice.
+// an error answer, so this opens a fresh one. A publisher's seq only grows,
+// so an event at or below the last seq seen from its src was shown already:
+// what a reconnect replays from the log is not shown twice.
 export function openStream(url, onEvent, onState) {
-  const seen = new Set();
+  const lastSeq = new Map(); // src -> highest seq delivered
   let source = null;
   let closed = false;
   const connect = () => {
@@ -87,9 +88,8 @@ export function openStream(url, onEvent, onState) {
     source.onmessage = (msg) => {
       const ev = JSON.parse(msg.data);
       if (typeof ev.src === "string" && Number.isInteger(ev.seq)) {
-        const key = `${ev.src}#${ev.seq}`;
-        if (seen.has(key)) return;
-        seen.add(key);
+        if (ev.seq <= (lastSeq.get(ev.src) ?? -1)) return;
+        lastSeq.set(ev.src, ev.seq);
       }
       if (ev.kind === "stream_ready") onState(true, "live");
       onEvent(ev);
