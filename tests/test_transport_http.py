@@ -115,11 +115,13 @@ def test_token_file_is_private_and_the_server_binds_loopback(env: Env, http: Tra
 
 
 def test_every_request_needs_the_token(http: Transport) -> None:
-    for path in ("/api/status", "/api/workflows", "/metrics", "/api/events", "/", "/openapi.json"):
+    for path in ("/api/status", "/api/workflows", "/metrics", "/api/events", "/", "/openapi.json",
+                 "/api/workflows/wf-1/diff"):
         bare = httpx.get(http.url + path, timeout=10)
         assert bare.status_code == 401, path
         assert bare.json()["error"]["code"] == "unauthorized"
         assert bare.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.patch(http.url + "/api/subjects/task/TASK-1", json={"priority": "p0"}, timeout=10).status_code == 401
     wrong = httpx.get(http.url + "/api/status", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert wrong.status_code == 401
     assert http.get("/api/status").status_code == 200
