@@ -30,7 +30,7 @@ from typing import Any
 
 import agent_cli_wire as wire
 
-__all__ = ["Fail", "Hold", "Recorded", "Say", "ScriptedModels", "Shell", "WriteFile"]
+__all__ = ["Fail", "Hold", "McpTool", "Recorded", "Say", "ScriptedModels", "Shell", "WriteFile"]
 
 _MARKER = re.compile(r"\[script:([A-Za-z0-9_.-]+)\]")
 
@@ -48,6 +48,16 @@ class WriteFile:
 
     path: str
     content: str
+
+
+@dataclass(frozen=True)
+class McpTool:
+    """Call ``tool`` of the MCP server ``server`` by whatever name the CLI gave it in the request
+    (``mcp__animus__subject_status``, ``animus_subject_status`` …)."""
+
+    tool: str
+    arguments: dict[str, Any]
+    server: str = "animus"
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class Hold:
     then: Shell | WriteFile | Say
 
 
-Step = Shell | WriteFile | Say | Fail | Hold
+Step = Shell | WriteFile | McpTool | Say | Fail | Hold
 
 
 @dataclass(frozen=True)

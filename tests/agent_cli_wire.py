@@ -61,9 +61,11 @@ def has_tools(vendor: str, body: dict[str, Any]) -> bool:
 
 def tool_results(vendor: str, body: dict[str, Any]) -> int:
     """How many tool results the conversation already holds (the script's step)."""
-    if vendor == "anthropic":
-        return sum(1 for m in body.get("messages") or [] if isinstance(m.get("content"), list)
-                   for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+    if vendor == "anthropic":  # a ToolSearch (Claude loading a deferred MCP tool) is not a step of the script
+        blocks = [b for m in body.get("messages") or [] if isinstance(m.get("content"), list)
+                  for b in m["content"] if isinstance(b, dict)]
+        searches = {b.get("id") for b in blocks if b.get("type") == "tool_use" and b.get("name") == "ToolSearch"}
+        return sum(1 for b in blocks if b.get("type") == "tool_result" and b.get("tool_use_id") not in searches)
     if vendor == "responses":
         return sum(1 for i in body.get("input") or []
                    if isinstance(i, dict) and str(i.get("type", "")).endswith("call_output"))
@@ -123,8 +125,21 @@ def _sse(event: str | None, data: Any) -> bytes:
 _CWD = re.compile(r"Primary working directory: ([^\s\\\"]+)")
 
 
+def _mcp_name(vendor: str, body: dict[str, Any], step: Any) -> str | None:
+    """The CLI's own name for an MCP tool, found among the tools the request offers."""
+    found = sorted(n for n in _tool_names(vendor, body)
+                   if n.endswith(step.tool) and step.server in n[: -len(step.tool)])
+    return found[0] if found else None
+
+
 def _tool_call(vendor: str, body: dict[str, Any], step: Any) -> tuple[str, dict[str, Any]]:
-    from agent_cli_server import Shell
+    from agent_cli_server import McpTool, Shell
+
+    if isinstance(step, McpTool):
+        name = _mcp_name(vendor, body, step)
+        if name is None:  # Claude defers MCP tools: load it first, as a model would
+            return "ToolSearch", {"query": f"select:mcp__{step.server}__{step.tool}", "max_results": 5}
+        return name, dict(step.arguments)
 
     if vendor == "anthropic":
         if isinstance(step, Shell):
@@ -150,7 +165,10 @@ def _tool_call(vendor: str, body: dict[str, Any], step: Any) -> tuple[str, dict[
 def _tool_names(vendor: str, body: dict[str, Any]) -> set[str]:
     if vendor == "gemini":
         return {str(d.get("name")) for t in body.get("tools") or [] for d in t.get("functionDeclarations") or []}
-    return {str(t.get("name") or (t.get("function") or {}).get("name")) for t in body.get("tools") or []}
+    tools = body.get("tools") or []
+    # Codex offers an MCP server's tools as a Responses "namespace" (mcp__animus) of functions: <ns>::<name>
+    nested = {f"{t['name']}::{f.get('name')}" for t in tools if t.get("type") == "namespace" for f in t.get("tools") or []}
+    return nested | {str(t.get("name") or (t.get("function") or {}).get("name")) for t in tools}
 
 
 def _write_command(step: Any) -> str:
@@ -158,7 +176,12 @@ def _write_command(step: Any) -> str:
 
 
 def stream(vendor: str, body: dict[str, Any], step: Any) -> Iterator[bytes]:
-    from agent_cli_server import Say
+    from agent_cli_server import McpTool, Say
+
+    offered = _tool_names(vendor, body)
+    if isinstance(step, McpTool) and _mcp_name(vendor, body, step) is None and "ToolSearch" not in offered:
+        step = Say(f"[scripted server] {vendor} offered no tool {step.tool} of MCP server {step.server}: "
+                   f"{sorted(_tool_names(vendor, body))}")
 
     text = step.text if isinstance(step, Say) else None
     tool = None if isinstance(step, Say) else _tool_call(vendor, body, step)
@@ -214,8 +237,9 @@ def _responses(body: dict[str, Any], text: str | None, tool: tuple[str, dict[str
                                 "content": [{"type": "output_text", "text": text, "annotations": []}]}
     else:
         assert tool is not None
-        item = {"type": "function_call", "id": _id("fc"), "call_id": _id("call"), "name": tool[0],
-                "arguments": json.dumps(tool[1]), "status": "completed"}
+        namespace, _, name = tool[0].rpartition("::")
+        item = {"type": "function_call", "id": _id("fc"), "call_id": _id("call"), "name": name,
+                "arguments": json.dumps(tool[1]), "status": "completed", **({"namespace": namespace} if namespace else {})}
         yield _sse("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
                                                   "item": item | {"status": "in_progress", "arguments": ""}})
     yield _sse("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item})

@@ -7,7 +7,9 @@ that writes a file), then answers with a verdict block. What a user checks:
 the file is in the run's working directory, the tool call and the text are in
 ``events.jsonl``, usage is recorded; with ``permissions: read-only`` the write
 is denied, reported, and the phase fails saying so; a daemon SIGKILLed mid
-phase resumes the CLI's own session after a restart.
+phase resumes the CLI's own session after a restart. An agent whose profile
+names ``mcp_servers: [animus]`` marks its own task done and files a
+follow-up through ``animus mcp serve``, and the CLI shows both.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psutil
 import pytest
 
 import agent_cli_support as clis
-from agent_cli_server import Hold, Say, ScriptedModels, Shell
+from agent_cli_server import Hold, McpTool, Say, ScriptedModels, Shell
 from animus.process.handle import wait_gone
 from animus.testing import wait_until
 from conftest import FAST_RESTART, Env, alive
@@ -37,8 +39,9 @@ def _workflows() -> str:
     for v in clis.VENDORS:
         model = clis.MODELS[v]
         agents += [f"  {v}_edit: {{tool: {v}, model: {model}}}",
-                   f"  {v}_ro: {{tool: {v}, model: {model}, permissions: {{mode: read-only}}}}"]
-        for kind in ("edit", "ro"):
+                   f"  {v}_ro: {{tool: {v}, model: {model}, permissions: {{mode: read-only}}}}",
+                   f"  {v}_mcp: {{tool: {v}, model: {model}, mcp_servers: [animus]}}"]
+        for kind in ("edit", "ro", "mcp"):
             phases.append(f"  {v}_{kind}: {{mode: agent, agent: {v}_{kind}, idempotency: idempotent, "
                           f"directive: 'Do the task.'}}")
             flows.append(f"  - id: {v}_{kind}\n    phases: [{v}_{kind}]")
@@ -62,7 +65,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, models: ScriptedModels) -> 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
     environ |= {"ANIMUS_HOME": str(base / "home"), "ANIMUS_START_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
     env = Env(base / "home", project, clis.cli_environment(environ, models.url, base / "user"))
-    env.run("plugin", "install-defaults", check=True)
+    env.run("plugin", "install-defaults", "--include-subjects", check=True)  # the board, for the MCP test
     env.write_config({"restart": FAST_RESTART, "ready_timeout": 10, "interval_secs": 0.2,
                       "plugins": clis.plugins_config()})
     env.write_workflows(_workflows())
@@ -176,3 +179,40 @@ def test_daemon_sigkill_mid_phase_resumes_the_cli_session(daemon: Env, models: S
     resumed = models.seen(name)[-1]
     assert resumed.step == 1 and "step-" + vendor in resumed.text  # the first turn's tool call, replayed
     assert (daemon.project / f"step-{vendor}.txt").read_text() == "one"
+
+
+# opencode too passes this test, in ~27 s (its start-up, three times); its MCP config is checked by
+# test_mcp_clients.py (the real opencode connects) and test_provider_mcp.py instead, to keep the suite short
+@pytest.mark.parametrize("vendor", ("claude", "codex", "gemini"))
+def test_agent_sets_its_task_and_files_a_follow_up_through_the_animus_mcp_server(
+        daemon: Env, models: ScriptedModels, vendor: str) -> None:
+    name = f"mcp-{vendor}"
+    task = daemon.json("subject", "create", "--title", f"Ship the {vendor} change", "--status", "ready",
+                       "--description", f"Mark it done when shipped [script:{name}]")["subject"]["id"]
+    follow_up = f"Document the {vendor} change"
+    models.script(name, McpTool("subject_status", {"status": "done"}),  # no id: "my task"
+                  McpTool("subject_create", {"title": follow_up, "parent": task, "status": "ready"}),
+                  Say(clis.verdict("marked my task done and filed the follow-up")))
+    wf = str(daemon.call("workflow/run", {"task_id": task, "workflow_ref": f"{vendor}_mcp"})["workflow_id"])
+    done = _finished(daemon, wf)
+    assert done["status"] == "completed", done
+
+    # what an operator sees; that the agent (not the run's own projection) made it done is in the events below
+    assert daemon.json("subject", "get", "--id", task)["subject"]["status"] == "done"
+    listed = daemon.json("subject", "list", "--status", "ready")["subjects"]
+    filed = [s for s in listed if s["title"] == follow_up]
+    assert len(filed) == 1 and filed[0]["parent"] == task, listed
+
+    events = _events(daemon, wf)
+    calls = {e["data"]["id"]: e["data"] for e in events if e["kind"] == "agent_tool_call"}
+    status_call = next(c for c in calls.values() if c["name"].endswith("subject_status"))
+    assert "animus" in status_call["name"] and status_call["input"] == {"status": "done"}
+    results = {e["data"]["id"]: e["data"] for e in events if e["kind"] == "agent_tool_result"}
+    status_result = results[status_call["id"]]
+    assert not status_result["is_error"] and "animus.subject.status.v1" in status_result["output"], status_result
+    create_call = next(c for c in calls.values() if c["name"].endswith("subject_create"))
+    assert filed[0]["id"] in results[create_call["id"]]["output"]
+    changes = {e["kind"]: e["data"] for e in events if e["cat"] == "subject"}  # tagged with this run
+    assert changes["subject_status_changed"] == {"subject_id": task, "kind": "task", "origin": "mcp",
+                                                 "from_status": "in-progress", "to_status": "done"}
+    assert changes["subject_created"]["subject_id"] == filed[0]["id"] and changes["subject_created"]["parent"] == task

@@ -15,7 +15,7 @@ import pytest
 
 from animus.errors import InvalidInput
 from animus.mcp.tools import TOOL_NAMES
-from animus.workflow.mcp_render import claude_mcp, codex_mcp_toml, gemini_mcp_settings, opencode_mcp_config
+from animus.workflow.mcp_render import claude_mcp, codex_mcp_override, codex_mcp_toml, gemini_mcp_settings, opencode_mcp_config
 from animus.workflow.mcp_servers import McpServer, RunBinding, Transport, bind, parse_agent_servers, parse_servers
 
 TOP = {
@@ -109,14 +109,21 @@ def test_claude_mcp_config_and_allowed_tools() -> None:
 
 
 def test_codex_toml_reads_back_as_its_mcp_servers_tables() -> None:
-    assert tomllib.loads(codex_mcp_toml(servers())) == {"mcp_servers": {
-        "animus": {"command": "/venv/bin/python", "args": ANIMUS_ARGS, "env": ANIMUS_ENV, "enabled_tools": ANIMUS_TOOLS},
+    run = {"required": True, "default_tools_approval_mode": "approve"}  # wait for it; `codex exec` never asks
+    tables = {"mcp_servers": {
+        "animus": {"command": "/venv/bin/python", "args": ANIMUS_ARGS, "env": ANIMUS_ENV, "enabled_tools": ANIMUS_TOOLS,
+                   **run},
         "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"], "env": {"GITHUB_TOKEN": "t0k"},
-                   "enabled_tools": ["get_issue", "list_issues"]},
-        "docs": {"url": "http://127.0.0.1:9000/mcp", "http_headers": {"Authorization": "Bearer x"}}}}
+                   "enabled_tools": ["get_issue", "list_issues"], **run},
+        "docs": {"url": "http://127.0.0.1:9000/mcp", "http_headers": {"Authorization": "Bearer x"}, **run}}}
+    assert tomllib.loads(codex_mcp_toml(servers())) == tables
+    assert tomllib.loads(codex_mcp_override(servers())) == tables  # the same, as one -c override
+    narrowed = tomllib.loads(codex_mcp_override(servers(), {"github": ["list_issues"]}))["mcp_servers"]
+    assert narrowed["github"]["disabled_tools"] == ["list_issues"] and "disabled_tools" not in narrowed["animus"]
     odd = 'quote " back\\ new\nline tab\t del\x7f é 😀'
     text = codex_mcp_toml((McpServer("odd", "cmd", (odd,), env={"WEIRD KEY=": odd}),))
-    assert tomllib.loads(text)["mcp_servers"]["odd"] == {"command": "cmd", "args": [odd], "env": {"WEIRD KEY=": odd}}
+    assert tomllib.loads(text)["mcp_servers"]["odd"] == {"command": "cmd", "args": [odd], "env": {"WEIRD KEY=": odd},
+                                                         **run}
 
 
 def test_gemini_settings_mcp_servers() -> None:

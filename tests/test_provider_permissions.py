@@ -46,8 +46,8 @@ def test_each_cli_gets_its_own_words_for_the_modes(tmp_path: Path) -> None:
     def args(vendor: str, mode: str, **kw: tuple[str, ...]) -> list[str]:
         return list(CLI_VENDORS[vendor].launch(AgentPermissions(mode, **kw), {}, tmp_path).args)
 
-    assert args("claude", "read-only")[:2] == ["--permission-mode", "default"]
-    assert args("claude", "edit") == ["--permission-mode", "acceptEdits"]
+    assert args("claude", "read-only")[3:5] == ["--permission-mode", "default"]
+    assert args("claude", "edit")[3:] == ["--permission-mode", "acceptEdits"]  # after --strict-mcp-config …
     assert "Bash" in args("claude", "full") and "--allowedTools" in args("claude", "full")
     assert args("claude", "edit", deny_tools=("WebFetch",))[-2:] == ["--disallowedTools", "WebFetch"]
     assert args("codex", "read-only")[:2] == ["--sandbox", "read-only"]

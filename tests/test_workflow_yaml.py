@@ -151,7 +151,7 @@ def test_reference_b7_example_loads(tmp_path: Path) -> None:
 def test_entry_forms_and_aliases(tmp_path: Path) -> None:
     put(tmp_path, MAIN, """\
         default_workflow_ref: full
-        mcp_servers: { animus: { command: animus, args: [mcp] } }
+        mcp_servers: { github: { command: npx, args: [-y, server-github] } }
         phase_catalog: { a: { label: A } }
         models: { fast: { model: x } }
         agents:
@@ -354,6 +354,21 @@ BAD_CASES: list[tuple[str, str, str, str]] = [
     ("bool", SMALL + "schedules:\n  - { id: n, cron: '@daily', enabled: sometimes }\n", "cron",
      "schedules.n.enabled: expected true or false, got 'sometimes'"),
     ("not-a-map", "- just\n- a list\n", "- just", "expected a mapping, got a list"),
+    ("mcp-unknown", "agents:\n  a: { tool: claude, mcp_servers: [animus, gihtub] }\n", "gihtub",
+     "agents.a.mcp_servers[1]: unknown MCP server 'gihtub'"),
+    ("mcp-not-a-list", "agents:\n  a:\n    tool: claude\n    mcp_servers: animus\n", "mcp_servers",
+     "agents.a.mcp_servers: expected a list, got 'animus'"),
+    ("mcp-inline", "agents:\n  a:\n    tool: claude\n    mcp_servers:\n      - animus\n"
+     "      - { s: { url: 'http://127.0.0.1:1/mcp' } }\n", "{ s:",
+     "agents.a.mcp_servers[1]: mcp_servers.s: a stdio server needs a command and no url"),
+    ("mcp-twice", "agents:\n  a:\n    tool: claude\n    mcp_servers:\n      - animus\n"
+     "      - { animus: { tools: [subject_] } }\n", "{ animus:", "agents.a.mcp_servers[1]: MCP server 'animus' is listed twice"),
+    ("mcp-args", "mcp_servers:\n  gh:\n    command: npx\n    args: -y\n", "args",
+     "mcp_servers.gh.args: expected a list of strings"),
+    ("mcp-transport", "mcp_servers:\n  gh: { command: npx, transport: sse }\n", "gh:",
+     "mcp_servers.gh.transport: expected stdio or http, got 'sse'"),
+    ("mcp-animus-command", "mcp_servers:\n  animus: { command: animus, args: [mcp, serve] }\n", "animus:",
+     "mcp_servers.animus: 'animus' is Animus's own server (animus mcp serve) and takes only tools, env and config"),
     ("syntax", SMALL.replace("program: make", "program: [make"), "timeout_secs",
      "invalid YAML: expected ',' or ']', but got ':'"),
     ("tag", "daemon: { when: !!python/name:os.system x }\n", "daemon",
@@ -395,6 +410,34 @@ def test_cross_file_reference_error_points_at_the_referring_file(tmp_path: Path)
     put(tmp_path, ".animus/workflows/late.yaml", "phases:\n  q:\n    mode: agent\n    agent: b\n")
     assert error_of(tmp_path).message == (
         ".animus/workflows/late.yaml:4: phases.q.agent: unknown agent 'b'")
+
+
+def test_mcp_servers_resolve_across_files_and_survive_compiling(tmp_path: Path) -> None:
+    put(tmp_path, MAIN, """\
+        mcp_servers:
+          animus: { tools: [subject_] }
+        agents:
+          builder: { tool: claude, mcp_servers: [animus, github, { scratch: { command: scratch-mcp, args: [-q] } }] }
+          reviewer: { tool: codex, mcp_servers: [animus] }
+        """)
+    put(tmp_path, ".animus/workflows/github.yaml", """\
+        mcp_servers:
+          github: { command: npx, args: [-y, server-github], env: { GITHUB_TOKEN: "${TOKEN}" }, tools: [get_issue] }
+        agents:
+          reviewer: { tool: codex }
+        """)
+    cfg = load_workflow_config(tmp_path, {"TOKEN": "t0k"})
+    builder = cfg.agents["builder"].mcp_servers
+    assert [(s.name, s.command, s.args, s.tools) for s in builder] == [
+        ("animus", None, (), ("subject_",)), ("github", "npx", ("-y", "server-github"), ("get_issue",)),
+        ("scratch", "scratch-mcp", ("-q",), ())]
+    assert builder[1].env == {"GITHUB_TOKEN": "t0k"}
+    assert cfg.agents["reviewer"].mcp_servers == ()  # the later file's profile replaced the whole agent
+    state = tmp_path / "state"
+    refresh_compiled(tmp_path, {"TOKEN": "t0k"}, state)
+    assert read_compiled(state) == cfg
+    stored = json.loads((state / COMPILED_FILE).read_text())["agents"]["builder"]["mcp_servers"]
+    assert [s["name"] for s in stored] == ["animus", "github", "scratch"]
 
 
 # --------------------------------------------------------------------- compiled

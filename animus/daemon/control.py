@@ -189,6 +189,40 @@ class ControlApi:
 
     # -- subjects ------------------------------------------------------------
     async def subject_call(self, params: dict[str, Any]) -> Any:
+        """A subject verb on the plugin the routing picks; a change made is a ``subject``-category event."""
+        verb = params.get("verb")
+        before = await self._status_of(params) if verb == "status" else None
+        result = await self._subject_call(params)
+        if verb in ("create", "update", "status") and isinstance(result, dict):
+            self._subject_changed(str(verb), result, before, params)
+        return result
+
+    async def _status_of(self, params: dict[str, Any]) -> str | None:
+        subject_id = (params.get("params") or {}).get("id")
+        try:
+            found = await self._subject_call({"kind": params.get("kind"), "verb": "get", "params": {"id": subject_id}})
+        except Exception:  # noqa: BLE001 - only the event's from_status is lost; the call itself goes on
+            return None
+        return found.get("status") if isinstance(found, dict) else None
+
+    def _subject_changed(self, verb: str, subject: dict[str, Any], before: str | None, params: dict[str, Any]) -> None:
+        """A change any client made (the CLI, an agent through MCP, HTTP) on the bus; tagged with the
+        run whose agent made it when the caller names one (``workflow_id``)."""
+        data: dict[str, Any] = {"subject_id": subject.get("id"), "kind": params.get("kind") or "task",
+                                "origin": params.get("origin")}
+        if verb == "status":
+            name, data = "subject_status_changed", data | {"from_status": before, "to_status": subject.get("status")}
+        elif verb == "create":
+            name, data = "subject_created", data | {k: subject.get(k) for k in ("title", "status", "parent")}
+        else:
+            name, data = "subject_updated", data | {"fields": sorted((params.get("params") or {}).get("fields") or {})}
+        try:
+            if self.root.bus is not None:
+                self.root.bus.publish("subject", name, "info", data, workflow_id=params.get("workflow_id") or None)
+        except Exception:  # noqa: BLE001 - the change is made; a bus hiccup must not report it as failed
+            pass
+
+    async def _subject_call(self, params: dict[str, Any]) -> Any:
         from animus.plugin_runtime.subject_routing import route_kind
 
         kind = str(params.get("kind") or "task")

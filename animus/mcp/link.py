@@ -18,6 +18,7 @@ import zmq.asyncio
 from animus.bus.rpc import AsyncControlClient
 from animus.cli import context
 from animus.errors import DAEMON_NOT_RUNNING, Unavailable
+from animus.mcp.run_env import RunEnv
 from animus.state.scope import Scope
 
 __all__ = ["DaemonLink"]
@@ -43,8 +44,13 @@ class DaemonLink:
         return await self._client.call(method, params or {}, timeout=timeout)
 
     async def subject(self, kind: str, verb: str, params: dict[str, Any]) -> Any:
-        """``<kind>/<verb>`` on the subject plugin the routing picks (what ``animus subject`` calls)."""
-        return await self.call("subject/call", {"kind": kind, "verb": verb, "params": params})
+        """``<kind>/<verb>`` on the subject plugin the routing picks (what ``animus subject`` calls).
+
+        The daemon's ``subject_*`` event for a change says it came over MCP and, for an
+        agent's server, is tagged with the agent's run (``ANIMUS_WORKFLOW_ID``)."""
+        run = RunEnv.from_environ()
+        return await self.call("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "mcp",
+                                                **({"workflow_id": run.workflow_id} if run.workflow_id else {})})
 
     def close(self) -> None:
         if self._client is not None:

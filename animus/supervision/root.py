@@ -46,6 +46,7 @@ from animus.supervision.spec import ChildSpec, SupervisorFlags
 from animus.supervision.supervisor import Supervisor
 from animus.supervision.tasks import TaskOwner
 from animus.supervision.tree_link import TreeLink
+from animus.tasks import Nursery
 
 __all__ = ["ControlHandlers", "Root", "RootSettings", "TreeSpec"]
 
@@ -98,6 +99,7 @@ class Root:
         self.edge: RemoteEdge | None = None  # what listens on tcp:// (bus.tcp, remote runners)
         self.task_failure: str | None = None  # a receive loop that kept crashing (exit 1)
         self.link: TreeLink | None = None
+        self.requests = Nursery()  # owns every control request being answered
 
     # -- what the control methods read ---------------------------------------
     @property
@@ -171,7 +173,7 @@ class Root:
             if len(frames) != 2:
                 self._malformed_control("wrong frame count")
                 continue
-            asyncio.get_running_loop().create_task(answer(frames[0], frames[1]))
+            self.requests.spawn(answer(frames[0], frames[1]))
 
     def _malformed_control(self, reason: str) -> None:
         self.metrics.inc("control_requests_malformed_total")
@@ -248,6 +250,15 @@ class Root:
             "log_repaired_bytes": self.broker.log.repaired_bytes,
         }, cat="daemon")
         self.log.info("daemon starting", state_root=str(self.scope.root), pid=os.getpid())
+        async with self.requests:
+            code = await self._run_tree(loop, ready_fd)
+            self.requests.cancel_all()
+        await self._close()
+        self.log.info("daemon stopped", exit_code=code)
+        return code
+
+    async def _run_tree(self, loop: asyncio.AbstractEventLoop, ready_fd: int | None) -> int:
+        assert self.link is not None
         tasks = TaskOwner(self.log, lambda kind, level, data: self.emit(kind, level, data, cat="daemon"),
                           self._task_gave_up)
         self._serve(tasks)
@@ -276,8 +287,6 @@ class Root:
         await tasks.close()
         for task in (escalated, stop):
             task.cancel()
-        await self._close()
-        self.log.info("daemon stopped", exit_code=code)
         return code
 
     async def _close(self) -> None:

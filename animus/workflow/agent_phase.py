@@ -85,6 +85,8 @@ def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, prov
         "workflow_id": wf["id"], "run_id": ctx.run_id, "phase": phase.id, "run_key": ctx.in_flight.agent_key,
         "session_file": str(session_file),
         "permissions": agent.permissions.to_plain() if agent else None,
+        "mcp_servers": [s.to_wire() for s in agent.mcp_servers] if agent else [],
+        "task_id": wf.get("subject_id"),  # qualified (task:TASK-001): the animus MCP server's "my task"
     }
     if resume:
         params["session_id"] = resume

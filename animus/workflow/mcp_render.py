@@ -10,7 +10,8 @@ Pure functions, one per CLI, checked against the pinned CLIs' own schemas
   in ``-p`` nobody approves a tool, so an MCP tool not allowed is denied —
   the rules are also how ``tools`` narrows a server;
 - Codex: ``[mcp_servers.<name>]`` tables for its ``config.toml`` (``command``,
-  ``args``, ``env``; ``url``, ``http_headers``; ``enabled_tools``). Codex
+  ``args``, ``env``; ``url``, ``http_headers``; ``enabled_tools``; ``required``,
+  ``default_tools_approval_mode = "approve"``), or all of them as one ``-c`` override. Codex
   starts a stdio server with a minimal environment plus ``env``, which is why
   ``bind`` puts ``ANIMUS_HOME`` into the animus server's ``env``;
 - Gemini CLI: ``settings.json`` ``mcpServers`` (``command``, ``args``,
@@ -24,14 +25,14 @@ Pure functions, one per CLI, checked against the pinned CLIs' own schemas
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from animus.errors import InvalidInput
 from animus.workflow.mcp_servers import McpServer, Transport
 
-__all__ = ["ClaudeMcp", "claude_mcp", "codex_mcp_toml", "gemini_mcp_settings", "opencode_mcp_config"]
+__all__ = ["ClaudeMcp", "claude_mcp", "codex_mcp_override", "codex_mcp_toml", "gemini_mcp_settings", "opencode_mcp_config"]
 
 
 def _bound(servers: Sequence[McpServer]) -> Sequence[McpServer]:
@@ -69,6 +70,8 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, (list, tuple)):
@@ -78,20 +81,37 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
+def _codex_fields(s: McpServer) -> dict[str, Any]:
+    if s.transport is Transport.HTTP:
+        fields: dict[str, Any] = {"url": s.url, "http_headers": dict(s.headers)}
+    else:
+        fields = {"command": s.command, "args": list(s.args), "env": dict(s.env)}
+    if s.tools:
+        fields["enabled_tools"] = list(s.tools)
+    # required: Codex waits for the server before the first turn (an optional one still starting is
+    # left out of it); approve: `codex exec` never asks, and the profile named these tools
+    fields |= {"required": True, "default_tools_approval_mode": "approve"}
+    return {key: value for key, value in fields.items() if value or key == "args"}
+
+
 def codex_mcp_toml(servers: Sequence[McpServer]) -> str:
     """``[mcp_servers.<name>]`` tables to add to Codex's ``config.toml``."""
     blocks = []
     for s in _bound(servers):
-        if s.transport is Transport.HTTP:
-            fields: dict[str, Any] = {"url": s.url, "http_headers": dict(s.headers)}
-        else:
-            fields = {"command": s.command, "args": list(s.args), "env": dict(s.env)}
-        if s.tools:
-            fields["enabled_tools"] = list(s.tools)
         lines = [f"[mcp_servers.{s.name}]"]  # names are bare-key safe (mcp_servers.NAME)
-        lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items() if value or key == "args"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in _codex_fields(s).items()]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
+
+
+def codex_mcp_override(servers: Sequence[McpServer], disabled: Mapping[str, Sequence[str]] | None = None) -> str:
+    """``mcp_servers=<inline table>`` for ``codex -c``: it replaces the whole table for one run,
+    so the servers in the user's own ``config.toml`` stay out of it (as Claude's strict config does).
+    ``disabled``: server name -> tools to turn off (``disabled_tools``; a profile's deny rules)."""
+    off = disabled or {}
+    return "mcp_servers=" + _toml_value({s.name: _codex_fields(s) | ({"disabled_tools": list(off[s.name])}
+                                                                    if off.get(s.name) else {})
+                                         for s in _bound(servers)})
 
 
 def gemini_mcp_settings(servers: Sequence[McpServer]) -> dict[str, Any]:

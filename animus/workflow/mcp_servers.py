@@ -70,9 +70,11 @@ class McpServer:
             raise InvalidInput(f"{where}: an http server needs a url and no command",
                                fix="set url: http://…/mcp, or transport: stdio with a command")
         if self.url is not None and not re.match(r"^https?://[^\s/]+", self.url):
-            raise InvalidInput(f"{where}.url: expected an http:// or https:// URL, got {self.url!r}")
+            raise InvalidInput(f"{where}.url: expected an http:// or https:// URL, got {self.url!r}",
+                               fix="e.g. url: http://127.0.0.1:9000/mcp")
         if self.headers and self.transport is not Transport.HTTP:
-            raise InvalidInput(f"{where}.headers: only an http server sends headers")
+            raise InvalidInput(f"{where}.headers: only an http server sends headers",
+                               fix="remove headers, or use transport: http with a url")
 
     @property
     def builtin(self) -> bool:
@@ -105,18 +107,19 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
 
 def _server(name: str, raw: Any, where: str) -> McpServer:
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{where}: expected a mapping ({', '.join(_KEYS)})")
+        raise InvalidInput(f"{where}: expected a mapping", fix=f"give some of {', '.join(_KEYS)}")
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
         raise InvalidInput(f"{where}: unknown key(s) {', '.join(map(str, unknown))}", fix=f"use {', '.join(_KEYS)}")
     transport = raw.get("transport", "stdio")
     if transport not in ("stdio", "http"):
-        raise InvalidInput(f"{where}.transport: expected stdio or http, got {transport!r}")
+        raise InvalidInput(f"{where}.transport: expected stdio or http, got {transport!r}",
+                           fix="transport: stdio (with a command) or http (with a url)")
     for key in ("command", "url"):
         if key in raw and not isinstance(raw[key], str):
-            raise InvalidInput(f"{where}.{key}: expected a string")
+            raise InvalidInput(f"{where}.{key}: expected a string", fix="write one value; quote it if it has : or #")
     if "config" in raw and not isinstance(raw["config"], dict):
-        raise InvalidInput(f"{where}.config: expected a mapping")
+        raise InvalidInput(f"{where}.config: expected a mapping", fix="write key: value pairs")
     if name == ANIMUS and set(raw) & {"command", "args", "url", "headers", "transport"}:
         raise InvalidInput(f"{where}: 'animus' is Animus's own server (animus mcp serve) and takes only "
                            "tools, env and config", fix="rename your server, or keep only tools/env/config")
@@ -131,7 +134,8 @@ def parse_servers(raw: Any, where: str = "mcp_servers") -> dict[str, McpServer]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{where}: expected a mapping of server names to definitions")
+        raise InvalidInput(f"{where}: expected a mapping of server names to definitions",
+                           fix="e.g. mcp_servers: {github: {command: npx, args: [...]}}")
     return {str(name): _server(str(name), body, f"{where}.{name}") for name, body in raw.items()}
 
 
@@ -156,9 +160,10 @@ def parse_agent_servers(raw: Any, catalog: Mapping[str, McpServer], where: str) 
             name, body = next(iter(item.items()))
             server = _server(str(name), body, at)
         else:
-            raise InvalidInput(f"{at}: expected a server name, {{<name>: {{...}}}} or {{name: <name>, ...}}")
+            raise InvalidInput(f"{at}: expected a server name, {{<name>: {{...}}}} or {{name: <name>, ...}}",
+                               fix="e.g. - animus, or - {scratch: {command: scratch-mcp}}")
         if server.name in out:
-            raise InvalidInput(f"{at}: MCP server {server.name!r} is listed twice")
+            raise InvalidInput(f"{at}: MCP server {server.name!r} is listed twice", fix="keep one of them")
         out[server.name] = server
     return tuple(out.values())
 

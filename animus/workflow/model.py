@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from animus.errors import InvalidInput, NotFound
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions, parse_permissions
 from animus.git.spec import MergeSpec, WorktreeMode, WorktreeSpec, parse_merge, parse_worktree
 
@@ -95,6 +96,7 @@ class AgentProfile:
     system_prompt: str | None = None
     fallback_provider: str | None = None
     permissions: AgentPermissions = AgentPermissions()
+    mcp_servers: tuple[McpServer, ...] = ()  # resolved against the top-level mcp_servers at load
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -370,7 +372,8 @@ def _workflow(d: dict[str, Any]) -> WorkflowDefinition:
 def config_from_plain(data: dict[str, Any]) -> WorkflowConfig:
     """Inverse of ``to_plain(config)``; raises KeyError/TypeError/ValueError on bad data."""
     return WorkflowConfig(
-        agents={k: AgentProfile(**(v | {"permissions": parse_permissions(v.get("permissions"))}))
+        agents={k: AgentProfile(**(v | {"permissions": parse_permissions(v.get("permissions")),
+                                        "mcp_servers": tuple(map(McpServer.from_wire, v.get("mcp_servers") or ()))}))
                 for k, v in data["agents"].items()},
         phases={k: _phase(v) for k, v in data["phases"].items()},
         workflows={k: _workflow(v) for k, v in data["workflows"].items()},

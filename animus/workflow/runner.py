@@ -36,16 +36,17 @@ from typing import Any
 from animus import redact
 from animus.bus.publisher import Publisher
 from animus.plugin_runtime import protocol as p
-from animus.state.files import atomic_json
 from animus.process.pdeathsig import set_parent_death_signal
+from animus.state.files import atomic_json
 from animus.workflow import transitions
-from animus.workflow.agent_phase import call_agent, cancel_agent
-from animus.workflow.command_phase import OUTPUT_TAIL, run_command
+from animus.workflow.agent_phase import cancel_agent
+from animus.workflow.command_phase import OUTPUT_TAIL
 from animus.workflow.config import read_compiled
 from animus.workflow.deliver import deliver
 from animus.workflow.git_settings import ENV_GIT, GitSettings
 from animus.workflow.model import Mode, PhaseDefinition, WorkflowConfig, WorkflowDefinition
 from animus.workflow.outcomes import Blocked, Cancelled, Parked
+from animus.workflow.phase_run import Attempt, PhaseResult, execute
 from animus.workflow.remote.store import (
     ENV_DAEMON_PROJECT,
     ENV_DAEMON_STATE,
@@ -207,92 +208,96 @@ class Runner:
                           control=self.control)
 
     def run_phase(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> transitions.Step | None:
-        assert self.ctx is not None
-        entry_def = self.config.workflows[wf["workflow_ref"]]
-        provider = self._provider(phase)
-        if phase.mode is Mode.MANUAL:
-            approved = wf.get("waiting") == f"approved:{phase.id}"
-            if not approved:
-                self.store.set_status(self.wf_id, "pending", checkpoint="awaiting_approval",
-                                      waiting=f"approval of phase {phase.id}: animus workflow approve {self.wf_id} --phase {phase.id}",
-                                      not_before=None, current_phase=phase.id)
-                self.publish("workflow", "workflow_waiting", phase=phase.id,
-                             waiting=f"approval of phase {phase.id}")
-                return None
-        attempt_id = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
-                                              phase.mode.value, provider)
-        attempt_no = len([a for a in self.store.attempts(self.wf_id) if a["phase"] == phase.id])
-        session_file = self.run_dir / f"{phase.id}.session.json"
-        self.write_session(session_file, phase.id, {"provider": provider, "session_id": wf.get("resume_session"),
-                                                    "status": "running", "attempt": attempt_no,
-                                                    "workflow_id": self.wf_id})
-        self.publish("phase", "phase_started", phase=phase.id, attempt=attempt_no, mode=phase.mode.value,
-                     idempotency=phase.idempotency.value, provider=provider,
-                     message=f"{phase.id} started (attempt {attempt_no}, {phase.mode.value}){self.on_node()}",
-                     **self.where())
-        started = time.monotonic()
-        usage: dict[str, Any] = {}
-        session_id = None
-        exit_code = None
+        """Run one attempt of ``phase`` and record it; the next step, or None when the run stops here."""
+        if phase.mode is Mode.MANUAL and wf.get("waiting") != f"approved:{phase.id}":
+            self._await_approval(phase)
+            return None
+        attempt = self._begin(wf, index, phase)
         try:
-            ctx = self._phase_ctx(phase)
-            if phase.mode is Mode.COMMAND:
-                outcome = run_command(ctx, phase, attempt_no)
-                verdict, reason, exit_code, tail = outcome.verdict, outcome.reason, outcome.exit_code, outcome.tail
-            elif phase.mode is Mode.MANUAL:
-                verdict, reason, tail = "advance", "approved by operator", ""
-            else:
-                # the provider plugin records the session where recovery looks: the daemon's runs/
-                result = call_agent(ctx, wf, phase, provider or "", attempt_no,
-                                    self.daemon_run_dir / session_file.name)
-                verdict, reason = result["verdict"], result.get("reason") or result.get("summary") or ""
-                tail, usage, session_id = (result.get("summary") or "")[-OUTPUT_TAIL:], result.get("usage") or {}, result.get("session_id")
+            result = execute(self._phase_ctx(phase), wf, phase, attempt, self.daemon_run_dir)
         except Parked as park:
-            with self.store.tx() as c:
-                self.store.finish_attempt(attempt_id, c, "waiting", error=park.waiting)
-                self.store.update(self.wf_id, c, status="pending", waiting=park.waiting, not_before=park.not_before)
-                self.store.checkpoint(c, self.wf_id, "parked", phase.id)
-            self.write_session(session_file, phase.id,
-                               {"provider": provider, "session_id": session_id, "status": "waiting"})
-            self.publish("workflow", "workflow_waiting", "warn", phase=phase.id, waiting=park.waiting)
+            self._parked(phase, attempt, park)
             return None
         except Blocked as blocked:
-            with self.store.tx() as c:
-                self.store.finish_attempt(attempt_id, c, "failed", error=str(blocked))
-                self.store.update(self.wf_id, c, status="blocked", blocked_reason=str(blocked))
-                self.store.checkpoint(c, self.wf_id, "blocked", phase.id)
-            self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=str(blocked))
+            self._blocked_attempt(phase, attempt, str(blocked))
             return None
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        return self._record_result(wf, index, phase, attempt, result)
+
+    def _await_approval(self, phase: PhaseDefinition) -> None:
+        self.store.set_status(self.wf_id, "pending", checkpoint="awaiting_approval",
+                              waiting=f"approval of phase {phase.id}: animus workflow approve {self.wf_id} "
+                                      f"--phase {phase.id}", not_before=None, current_phase=phase.id)
+        self.publish("workflow", "workflow_waiting", phase=phase.id, waiting=f"approval of phase {phase.id}")
+
+    def _begin(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> Attempt:
+        provider = self._provider(phase)
+        attempt_id = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
+                                              phase.mode.value, provider)
+        number = len([a for a in self.store.attempts(self.wf_id) if a["phase"] == phase.id])
+        attempt = Attempt(attempt_id, number, provider, self.run_dir / f"{phase.id}.session.json", time.monotonic())
+        self.write_session(attempt.session_file, phase.id, {
+            "provider": provider, "session_id": wf.get("resume_session"), "status": "running",
+            "attempt": number, "workflow_id": self.wf_id})
+        self.publish("phase", "phase_started", phase=phase.id, attempt=number, mode=phase.mode.value,
+                     idempotency=phase.idempotency.value, provider=provider,
+                     message=f"{phase.id} started (attempt {number}, {phase.mode.value}){self.on_node()}",
+                     **self.where())
+        return attempt
+
+    def _parked(self, phase: PhaseDefinition, attempt: Attempt, park: Parked) -> None:
+        with self.store.tx() as c:
+            self.store.finish_attempt(attempt.id, c, "waiting", error=park.waiting)
+            self.store.update(self.wf_id, c, status="pending", waiting=park.waiting, not_before=park.not_before)
+            self.store.checkpoint(c, self.wf_id, "parked", phase.id)
+        self.write_session(attempt.session_file, phase.id,
+                           {"provider": attempt.provider, "session_id": None, "status": "waiting"})
+        self.publish("workflow", "workflow_waiting", "warn", phase=phase.id, waiting=park.waiting)
+
+    def _blocked_attempt(self, phase: PhaseDefinition, attempt: Attempt, reason: str) -> None:
+        with self.store.tx() as c:
+            self.store.finish_attempt(attempt.id, c, "failed", error=reason)
+            self.store.update(self.wf_id, c, status="blocked", blocked_reason=reason)
+            self.store.checkpoint(c, self.wf_id, "blocked", phase.id)
+        self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=reason)
+
+    def _record_result(self, wf: dict[str, Any], index: int, phase: PhaseDefinition, attempt: Attempt,
+                       result: PhaseResult) -> transitions.Step:
+        """The attempt's result and where the run goes next, in one transaction."""
+        duration_ms = round((time.monotonic() - attempt.started) * 1000, 1)
         red = redact.active()  # an agent's summary may quote a secret: not into workflow.db
-        reason, tail = red.text(reason), red.text(tail)
-        entry = entry_def.phases[index]
-        if phase.mode is Mode.COMMAND and verdict == "fail" and "rework" in entry.on_verdict:
+        reason, tail, verdict = red.text(result.reason), red.text(result.tail), result.verdict
+        definition = self.config.workflows[wf["workflow_ref"]]
+        if phase.mode is Mode.COMMAND and verdict == "fail" and "rework" in definition.phases[index].on_verdict:
             verdict = "rework"  # a failing check sends the work back, as its entry says
-        counts = dict(wf["rework"])
-        step = transitions.next_step(entry_def, index, verdict, counts, feedback=reason, task=wf["subject"] or {})
+        step = transitions.next_step(definition, index, verdict, dict(wf["rework"]), feedback=reason,
+                                     task=wf["subject"] or {})
         status = "completed" if verdict in ("advance", "skip") else "failed"
         with self.store.tx() as c:
-            self.store.finish_attempt(attempt_id, c, status, verdict=verdict, exit_code=exit_code,
-                                      output_tail=tail[-OUTPUT_TAIL:], usage=usage, session_id=session_id,
-                                      decision={"verdict": verdict, "reason": reason})
-            fields: dict[str, Any] = {"resume_session": None, "usage": add_usage(wf["usage"], usage)}
-            if isinstance(step, transitions.Next):
-                fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,
-                           "rework": dict(step.rework_counts), "feedback": step.feedback}
-            elif isinstance(step, transitions.Complete):  # with the last result, so no phase runs again for it
-                fields["delivery"] = {"state": "pending"}
-            else:  # the workflow fails with this result: one step, so a crash cannot make it run again
-                fields |= {"status": "failed", "failure_reason": step.reason, "completed_at": time.time(),
-                           "waiting": None}
-            self.store.update(self.wf_id, c, **fields)
+            self.store.finish_attempt(attempt.id, c, status, verdict=verdict, exit_code=result.exit_code,
+                                      output_tail=tail[-OUTPUT_TAIL:], usage=result.usage,
+                                      session_id=result.session_id, decision={"verdict": verdict, "reason": reason})
+            self.store.update(self.wf_id, c, **self._next_fields(wf, step, result.usage))
             self.store.checkpoint(c, self.wf_id, "phase_completed", phase.id)
-        self.write_session(session_file, phase.id, {"provider": provider, "session_id": session_id, "status": status})
+        self.write_session(attempt.session_file, phase.id,
+                           {"provider": attempt.provider, "session_id": result.session_id, "status": status})
         self.publish("phase", "phase_completed", "info" if status == "completed" else "warn", phase=phase.id,
-                     attempt=attempt_no, status=status, verdict=verdict, reason=reason[:500],
-                     duration_ms=duration_ms, exit_code=exit_code, usage=usage, provider=provider,
-                     message=f"{phase.id} {status} ({verdict}) in {duration_ms:.0f} ms")
+                     attempt=attempt.number, status=status, verdict=verdict, reason=reason[:500],
+                     duration_ms=duration_ms, exit_code=result.exit_code, usage=result.usage,
+                     provider=attempt.provider, message=f"{phase.id} {status} ({verdict}) in {duration_ms:.0f} ms")
         return step
+
+    @staticmethod
+    def _next_fields(wf: dict[str, Any], step: transitions.Step, usage: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {"resume_session": None, "usage": add_usage(wf["usage"], usage)}
+        if isinstance(step, transitions.Next):
+            fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,
+                       "rework": dict(step.rework_counts), "feedback": step.feedback}
+        elif isinstance(step, transitions.Complete):  # with the last result, so no phase runs again for it
+            fields["delivery"] = {"state": "pending"}
+        else:  # the workflow fails with this result: one step, so a crash cannot make it run again
+            fields |= {"status": "failed", "failure_reason": step.reason, "completed_at": time.time(),
+                       "waiting": None}
+        return fields
 
     # -- phase kinds ---------------------------------------------------------
     def _phase_ctx(self, phase: PhaseDefinition) -> RunContext:

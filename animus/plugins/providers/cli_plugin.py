@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,10 @@ from animus.plugins.providers.events import EnvVar, ProviderError, RunResult, St
 from animus.plugins.providers.launch import Launch
 from animus.plugins.providers.run_contract import RunRequest
 from animus.plugins.providers.workspace import fingerprint
+from animus.errors import InvalidInput
+from animus.mcp.tools import TOOL_NAMES
 from animus.plugin_runtime import protocol as p
+from animus.workflow.mcp_servers import McpServer, RunBinding, bind
 from animus.workflow.permissions import AgentPermissions
 
 __all__ = ["CliProviderPlugin", "CliSettings", "CliVendor"]
@@ -65,8 +69,9 @@ class CliVendor(Protocol):
         extra_args: Sequence[str] = (),
     ) -> list[str]: ...
 
-    def launch(self, permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
-        """The CLI's own flags and environment for these permissions (and its gateway variables)."""
+    def launch(self, permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+               servers: Sequence[McpServer] = ()) -> Launch:
+        """The CLI's own flags and environment for these permissions, MCP servers and gateway variables."""
         ...
 
     @property
@@ -158,19 +163,18 @@ class CliProviderPlugin(ProviderPlugin):
         env = self._cli_env(request) | {"PWD": cwd}  # opencode takes its directory from $PWD
         scratch = Path(self.state_root or tempfile.gettempdir()) / "providers" / self.name / request.run_key.replace("/", "_")
         try:
-            launch = self.vendor.launch(request.permissions, env, scratch)
-        except ValueError as exc:
-            return RunResult(self.name, error=ProviderError(str(exc)))
-        argv = self.vendor.build_argv(
-            settings.binary,
-            request.full_prompt(),
-            request.model or settings.model,
-            request.session_id,
-            request.system_prompt,
-            [*launch.args, *settings.extra_args],
-        )
-        before = fingerprint(cwd)
-        try:
+            launch = self._launch(request, env, scratch)
+            if isinstance(launch, RunResult):
+                return launch
+            argv = self.vendor.build_argv(
+                settings.binary,
+                request.full_prompt(),
+                request.model or settings.model,
+                request.session_id,
+                request.system_prompt,
+                [*launch.args, *settings.extra_args],
+            )
+            before = fingerprint(cwd)
             result = run_cli(
                 argv,
                 cwd,
@@ -190,6 +194,18 @@ class CliProviderPlugin(ProviderPlugin):
                 on_event(denial)
         after = fingerprint(cwd) if before is not None else None
         return dataclasses.replace(result, workspace_changed=None if after is None else before != after)
+
+    def _launch(self, request: RunRequest, env: Mapping[str, str], scratch: Path) -> Launch | RunResult:
+        """The vendor's flags and environment for the run's permissions and MCP servers, bound to this run
+        (``animus`` becomes ``animus mcp serve`` for this project, with the run's task and workflow ids)."""
+        run = RunBinding(self.project_root, sys.executable, request.task_id, request.workflow_id,
+                         os.environ.get("ANIMUS_HOME") or None, TOOL_NAMES)
+        try:
+            return self.vendor.launch(request.permissions, env, scratch, bind(request.mcp_servers, run))
+        except ValueError as exc:
+            return RunResult(self.name, error=ProviderError(str(exc)))
+        except InvalidInput as exc:  # a tools prefix that matches none of animus's tools
+            return RunResult(self.name, error=ProviderError(exc.one_line()))
 
     def _cli_env(self, request: RunRequest) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY_ENV}

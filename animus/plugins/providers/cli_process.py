@@ -127,109 +127,113 @@ def run_cli(
     timeout or a cancel all come back as ``RunResult.error`` (and as a final
     ``ProviderError`` event), so callers have one path to handle.
     """
-    emitted: list[ProviderEvent] = []
-
-    def forward(event: ProviderEvent) -> None:
-        emitted.append(event)
-        if on_event is not None:
-            on_event(event)
-
+    run = _CliRun(parser, on_event)
     try:
         proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+            list(argv), cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             # preexec_fn is the only way to run prctl in the child; it only calls prctl and getppid
             preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
     except OSError as exc:
         error = ProviderError(f"cannot start {argv[0]}: {exc.strerror or exc}", retryable=False)
-        forward(error)
+        run.forward(error)
         return replace(parser.finish(None), error=error)
     if on_spawn is not None:
         on_spawn(proc.pid)
+    stopped = run.follow(proc, timeout, cancel, kill_grace)
+    return run.result(proc, stopped, timeout)
 
-    lines: queue.Queue[bytes | None] = queue.Queue()
-    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-    readers = [
-        threading.Thread(target=_pump_stdout, args=(proc.stdout, lines), daemon=True),
-        threading.Thread(target=_pump_stderr, args=(proc.stderr, tail), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
 
-    def consume(item: bytes) -> None:
-        for event in parser.feed(item.decode("utf-8", errors="replace")):
-            forward(event)
+class _CliRun:
+    """One CLI run's stream: its lines read in threads, parsed, forwarded as events."""
 
-    deadline = time.monotonic() + timeout if timeout else None
-    timed_out = cancelled = eof = False
-    leader_gone_at: float | None = None
-    try:
+    def __init__(self, parser: StreamParser, on_event: Callable[[ProviderEvent], None] | None) -> None:
+        self.parser = parser
+        self.on_event = on_event
+        self.emitted: list[ProviderEvent] = []
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+
+    def forward(self, event: ProviderEvent) -> None:
+        self.emitted.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def consume(self, item: bytes) -> None:
+        for event in self.parser.feed(item.decode("utf-8", errors="replace")):
+            self.forward(event)
+
+    def follow(self, proc: subprocess.Popen[bytes], timeout: float | None, cancel: threading.Event | None,
+               kill_grace: float) -> str | None:
+        """Read the stream until the CLI is done; ``"timeout"``/``"cancel"`` if it was stopped."""
+        readers = [threading.Thread(target=_pump_stdout, args=(proc.stdout, self.lines), daemon=True),
+                   threading.Thread(target=_pump_stderr, args=(proc.stderr, self.tail), daemon=True)]
+        for reader in readers:
+            reader.start()
+        try:
+            stopped = self._loop(proc, time.monotonic() + timeout if timeout else None, cancel)
+        finally:
+            terminate_group(proc, kill_grace)
+            for reader in readers:
+                reader.join(timeout=kill_grace)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        while True:  # lines read before the loop ended still count, unless the run was stopped
+            try:
+                item = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and stopped is None:
+                self.consume(item)
+        return stopped
+
+    def _loop(self, proc: subprocess.Popen[bytes], deadline: float | None,
+              cancel: threading.Event | None) -> str | None:
+        eof = False
+        leader_gone_at: float | None = None
         while True:
             if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
+                return "cancel"
             if deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
-                break
+                return "timeout"
             if eof:  # stdout closed; let the CLI finish exiting on its own
                 try:
                     proc.wait(timeout=_POLL)
-                    break
+                    return None
                 except subprocess.TimeoutExpired:
                     continue
             try:
-                item = lines.get(timeout=_POLL)
+                item = self.lines.get(timeout=_POLL)
             except queue.Empty:
                 if proc.poll() is not None:
                     leader_gone_at = leader_gone_at or time.monotonic()
                     if time.monotonic() - leader_gone_at > _LINGER:
-                        break  # something else in the group holds stdout; it is stopped below
+                        return None  # something else in the group holds stdout; it is stopped after
                 continue
             if item is None:
                 eof = True
             else:
-                consume(item)
-    finally:
-        terminate_group(proc, kill_grace)
-        for reader in readers:
-            reader.join(timeout=kill_grace)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+                self.consume(item)
 
-    while True:  # lines read before the loop ended still count, unless the run was stopped
-        try:
-            item = lines.get_nowait()
-        except queue.Empty:
-            break
-        if item is not None and not (timed_out or cancelled):
-            consume(item)
-
-    result = replace(parser.finish(proc.returncode), stderr_tail=tuple(tail))
-    if cancelled:
-        result = replace(result, cancelled=True, error=ProviderError("cancelled", retryable=False))
-    elif timed_out:
-        message = f"{parser.provider} timed out after {timeout:g}s"
-        result = replace(result, timed_out=True, error=ProviderError(message, retryable=True))
-    if result.error is not None and proc.returncode != 0 and tail:
-        detail = " | ".join(list(tail)[-5:])
-        result = replace(
-            result, error=replace(result.error, message=f"{result.error.message}; stderr: {detail}")
-        )
-
-    if result.ok and result.final_text and not any(isinstance(e, Final) for e in emitted):
-        forward(Final(result.final_text))
-    if result.rate_limit is not None and result.rate_limit not in emitted:
-        forward(result.rate_limit)
-    if result.error is not None and result.error not in emitted:
-        forward(result.error)
-    return result
+    def result(self, proc: subprocess.Popen[bytes], stopped: str | None, timeout: float | None) -> RunResult:
+        result = replace(self.parser.finish(proc.returncode), stderr_tail=tuple(self.tail))
+        if stopped == "cancel":
+            result = replace(result, cancelled=True, error=ProviderError("cancelled", retryable=False))
+        elif stopped == "timeout":
+            message = f"{self.parser.provider} timed out after {timeout:g}s"
+            result = replace(result, timed_out=True, error=ProviderError(message, retryable=True))
+        if result.error is not None and proc.returncode != 0 and self.tail:
+            detail = " | ".join(list(self.tail)[-5:])
+            result = replace(result, error=replace(result.error, message=f"{result.error.message}; stderr: {detail}"))
+        if result.ok and result.final_text and not any(isinstance(e, Final) for e in self.emitted):
+            self.forward(Final(result.final_text))
+        if result.rate_limit is not None and result.rate_limit not in self.emitted:
+            self.forward(result.rate_limit)
+        if result.error is not None and result.error not in self.emitted:
+            self.forward(result.error)
+        return result
 
 
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:[-+.][0-9A-Za-z.-]+)?")

@@ -93,6 +93,10 @@ class OaiProviderPlugin(ProviderPlugin):
             settings = self.settings()
         except ValueError as exc:
             return RunResult(self.name, error=ProviderError(str(exc)))
+        if request.mcp_servers:  # silently dropping them would leave the agent without tools it was promised
+            return RunResult(self.name, error=ProviderError(
+                "oai has no tool use, so it cannot give the agent the MCP servers its profile names (fix: remove "
+                "mcp_servers from the agent profile, or use an agent CLI: claude, codex, gemini, opencode)"))
         model = request.model or settings.model
         if not settings.base_url or not model:
             missing = "base_url" if not settings.base_url else "model"

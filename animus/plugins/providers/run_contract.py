@@ -44,6 +44,7 @@ from animus.plugins.providers.verdict import VerdictError, decide, verdict_instr
 from animus.plugin_runtime import protocol as p
 from animus.errors import InvalidInput
 from animus.state.files import atomic_json
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions, parse_permissions
 
 __all__ = [
@@ -86,6 +87,8 @@ class RunRequest:
     run_key: str = ""
     session_file: str | None = None
     permissions: AgentPermissions = AgentPermissions()
+    task_id: str | None = None  # the run's subject, qualified: the animus MCP server's "my task"
+    mcp_servers: tuple[McpServer, ...] = ()  # as the profile names them; the plugin binds them to the run
 
     @classmethod
     def from_params(cls, params: Any, resume: bool) -> RunRequest:
@@ -125,6 +128,8 @@ class RunRequest:
             run_key=_opt_str(params, "run_key") or uuid.uuid4().hex,
             session_file=_opt_str(params, "session_file"),
             permissions=permissions,
+            task_id=_opt_str(params, "task_id"),
+            mcp_servers=_servers(params.get("mcp_servers")),
         )
 
     def full_prompt(self) -> str:
@@ -132,6 +137,20 @@ class RunRequest:
 
     def tags(self) -> dict[str, str | None]:
         return {"workflow_id": self.workflow_id, "run_id": self.run_id, "phase": self.phase}
+
+
+def _servers(raw: Any) -> tuple[McpServer, ...]:
+    """``mcp_servers``: a list of ``McpServer.to_wire()`` objects, checked by ``McpServer`` itself."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise p.RpcError(p.INVALID_PARAMS, "mcp_servers must be a list of server objects")
+    try:
+        return tuple(McpServer.from_wire(s) for s in raw)
+    except InvalidInput as exc:
+        raise p.RpcError(p.INVALID_PARAMS, f"mcp_servers: {exc.message}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise p.RpcError(p.INVALID_PARAMS, f"mcp_servers: malformed server object ({exc!r})") from None
 
 
 def usage_of(result: RunResult) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The workflow config: YAML in, a validated ``WorkflowConfig`` and its compiled JSON out.
 
 ``interpolate`` (``${VAR}``), ``nodes`` (typed reads with file:line errors),
-``sections`` (one file's agents, phases, workflows, schedules, triggers),
-``merge`` (files in order, cross-checks), ``compiled`` (the JSON in ``state/``).
+``keys`` (what each section accepts), ``sections`` (one file's agents, phases,
+workflows, schedules, triggers; ``mcp_section`` for MCP servers), ``merge``
+(discovery and files in order), ``crosscheck`` (merging layers, every
+cross-reference), ``compiled`` (the JSON in ``state/``).
 """
 
 from animus.workflow.config.compiled import (

@@ -18,13 +18,12 @@ from pathlib import Path
 import yaml
 
 from animus.errors import InvalidInput
-from animus.git.repo import is_git_repo
-from animus.git.spec import WorktreeMode
+from animus.workflow.config.crosscheck import combine
 from animus.workflow.config.interpolate import interpolate
-from animus.workflow.config.nodes import MAX_PHASES, hint, one_line
-from animus.workflow.config.sections import Layer, RawWorkflow, SectionParser
+from animus.workflow.config.nodes import one_line
+from animus.workflow.config.sections import Layer, SectionParser
 from animus.workflow.defaults import DEFAULTS_YAML, EMBEDDED_SOURCE
-from animus.workflow.model import PhaseEntry, Schedule, Trigger, WorkflowConfig, WorkflowDefinition
+from animus.workflow.model import WorkflowConfig
 
 __all__ = ["load_workflow_config", "load_workflow_texts", "workflow_files"]
 
@@ -50,101 +49,6 @@ def _parse(text: str, src: str, env: Mapping[str, str], root: Path | None) -> La
         raise InvalidInput(f"{src}:1: invalid YAML: nested too deeply") from None
 
 
-def _combine(layers: Sequence[Layer], sources: tuple[str, ...], root: Path | None = None) -> WorkflowConfig:
-    """Merge layers in order (later ids win) and check every cross-reference."""
-    merged = Layer()
-    for layer in layers:
-        merged.agents.update(layer.agents)
-        merged.phases.update(layer.phases)
-        merged.workflows.update(layer.workflows)
-        merged.schedules.update(layer.schedules)
-        merged.triggers.update(layer.triggers)
-        merged.daemon.update(layer.daemon)
-        merged.locs.update(layer.locs)
-        merged.default_ref = layer.default_ref or merged.default_ref
-
-    def err(path: str, msg: str, fix: str | None = None) -> InvalidInput:
-        src, line = merged.locs.get(path, (sources[-1] if sources else "<config>", 1))
-        return InvalidInput(one_line(f"{src}:{line}: {path}: {msg}"), fix=fix,
-                            details={"file": src, "line": line, "field": path})
-
-    for pid, phase in merged.phases.items():
-        if phase.agent is not None and phase.agent not in merged.agents:
-            raise err(f"phases.{pid}.agent", f"unknown agent '{phase.agent}'"
-                      + hint(phase.agent, merged.agents), fix="define it under agents:")
-
-    def expand(raw: RawWorkflow, stack: tuple[str, ...]) -> list[PhaseEntry]:
-        out: list[PhaseEntry] = []
-        for i, item in enumerate(raw.items):
-            here = f"{raw.path}.phases[{i}]"
-            if isinstance(item, PhaseEntry):
-                if item.phase_id not in merged.phases:
-                    raise err(here, f"unknown phase '{item.phase_id}'"
-                              + hint(item.phase_id, merged.phases), fix="define it under phases:")
-                out.append(item)
-            elif item.ref not in merged.workflows:
-                raise err(here, f"unknown workflow_ref '{item.ref}'"
-                          + hint(item.ref, merged.workflows), fix="define it under workflows:")
-            elif item.ref in stack:
-                raise err(here, "workflow_ref cycle: " + " -> ".join((*stack, item.ref)),
-                          fix="a workflow cannot include itself, directly or indirectly")
-            else:
-                out.extend(expand(merged.workflows[item.ref], (*stack, item.ref)))
-                if len(out) > MAX_PHASES:
-                    raise err(here, f"workflow expands to more than {MAX_PHASES} phases",
-                              fix="include fewer sub-workflows")
-        return out
-
-    workflows: dict[str, WorkflowDefinition] = {}
-    for wid, raw in merged.workflows.items():
-        entries = expand(raw, (wid,))
-        ids = {e.phase_id for e in entries}
-        for i, item in enumerate(raw.items):
-            for verdict, target in item.on_verdict.items() if isinstance(item, PhaseEntry) else ():
-                if target and target not in ids:
-                    raise err(f"{raw.path}.phases[{i}].on_verdict.{verdict}.target",
-                              f"'{target}' is not a phase of workflow '{wid}'" + hint(target, ids),
-                              fix='name a phase of this workflow, or "" to end the workflow')
-        workflows[wid] = WorkflowDefinition(wid, tuple(entries), raw.name, raw.description,
-                                            raw.budget, raw.worktree, raw.merge)
-        if raw.worktree.mode is WorktreeMode.SKIP:
-            required = [e.phase_id for e in entries
-                        if merged.phases[e.phase_id].worktree is WorktreeMode.REQUIRED]
-            if required:
-                raise err(f"{raw.path}.worktree", f"skip, but its phase '{required[0]}' "
-                          "has worktree: required", fix="set the workflow's worktree to auto or required")
-
-    required = [f"{raw.path}.worktree" for raw in merged.workflows.values()
-                if raw.worktree.mode is WorktreeMode.REQUIRED]
-    required += [f"phases.{p.id}.worktree" for p in merged.phases.values() if p.worktree is WorktreeMode.REQUIRED]
-    if required and root is not None and not is_git_repo(root):  # say so now, not at run time
-        raise err(required[0], f"required, but {root} is not a git repository",
-                  fix=f"git -C {root} init && git -C {root} commit --allow-empty -m init, or set worktree: auto")
-
-    default_ref = merged.default_ref or next(iter(workflows), None)
-    if default_ref is not None and default_ref not in workflows:
-        raise err("default_workflow_ref", f"unknown workflow '{default_ref}'"
-                  + hint(default_ref, workflows), fix="name a workflow defined under workflows:")
-    named: tuple[tuple[str, Mapping[str, Schedule | Trigger]], ...] = (
-        ("schedules", merged.schedules), ("triggers", merged.triggers))
-    for section, table in named:
-        for sid, entry in table.items():
-            ref = entry.workflow_ref or default_ref
-            if ref is None:
-                raise err(f"{section}.{sid}", "no workflow_ref and no workflow to default to",
-                          fix="add workflow_ref: <workflow id>")
-            if ref not in workflows:
-                raise err(f"{section}.{sid}.workflow_ref", f"unknown workflow '{ref}'"
-                          + hint(ref, workflows), fix="name a workflow defined under workflows:")
-    for tid in merged.triggers:
-        if tid in merged.schedules:  # workflow/fire routes by id: one id, one meaning
-            raise err(f"triggers.{tid}", f"trigger id '{tid}' is also a schedule id",
-                      fix="rename the trigger or the schedule")
-    return WorkflowConfig(merged.agents, merged.phases, workflows,
-                          tuple(merged.schedules.values()), default_ref, merged.daemon, sources,
-                          tuple(merged.triggers.values()))
-
-
 def workflow_files(project_root: Path) -> list[Path]:
     """``.animus/workflows.yaml``, then ``.animus/workflows/*.yaml`` by name."""
     base = project_root / ".animus"
@@ -158,7 +62,7 @@ def load_workflow_texts(texts: Sequence[tuple[str, str]], env: Mapping[str, str]
                         project_root: Path | None = None) -> WorkflowConfig:
     """Load ``(source name, YAML text)`` pairs as one config, in order."""
     layers = [_parse(text, src, env, project_root) for src, text in texts]
-    return _combine(layers, tuple(src for src, _ in texts), project_root)
+    return combine(layers, tuple(src for src, _ in texts), project_root)
 
 
 def load_workflow_config(project_root: Path, env: Mapping[str, str]) -> WorkflowConfig:

@@ -17,8 +17,27 @@ from yaml.nodes import Node, ScalarNode
 from animus.errors import InvalidInput
 from animus.git.spec import MergeSpec, WorktreeMode, WorktreeSpec, parse_post_success, parse_worktree
 from animus.workflow.conditions import parse_condition
-from animus.workflow.permissions import AgentPermissions, parse_permissions
+from animus.workflow.config.keys import (
+    AGENT,
+    AGENT_IGNORED,
+    COMMAND,
+    COMMAND_IGNORED,
+    CONTRACT,
+    ENTRY,
+    PHASE,
+    PHASE_IGNORED,
+    SCHEDULE,
+    TARGET_IGNORED,
+    TOP,
+    TOP_IGNORED,
+    TRIGGER,
+    TRIGGER_TYPES,
+    WORKFLOW,
+    WORKFLOW_IGNORED,
+)
+from animus.workflow.config.mcp_section import read_agent_list, read_catalog
 from animus.workflow.config.nodes import ID, NodeReader, absent, cron_ok, hint, show
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.model import (
     AgentProfile,
     Budget,
@@ -37,43 +56,13 @@ from animus.workflow.model import (
     TriggerType,
     Verdict,
 )
+from animus.workflow.permissions import AgentPermissions, parse_permissions
 
 __all__ = ["Layer", "Ref", "RawWorkflow", "SectionParser"]
 
 T = TypeVar("T")
 
 VERDICTS = [v.value for v in Verdict]
-
-# *_IGNORED: keys the original defines that Animus does not model (yet). They are
-# accepted so existing files load; any other unknown key is an error with a hint.
-_TOP = {"agents", "phases", "workflows", "pipelines", "schedules", "triggers", "default_workflow_ref",
-        "daemon"}
-_TOP_IGNORED = {"mcp_servers", "agent_channels", "models", "phase_catalog", "variables",
-                "tools_allowlist", "tools", "phase_mcp_bindings", "integrations",
-                "secrets", "worktree"}
-_AGENT = {"tool", "provider", "model", "system_prompt", "system_prompt_file", "fallback_provider", "permissions"}
-_AGENT_IGNORED = {"name", "description", "role", "persona", "memory", "communication", "models",
-                  "tool_profile", "mcp_servers", "mcp_server_configs", "skills", "capabilities",
-                  "structured_capabilities", "tool_policy", "project_overrides",
-                  "reasoning_effort", "approval_policy"}
-_PHASE = {"mode", "agent", "agent_id", "directive", "system_prompt", "command", "manual",
-          "decision_contract", "idempotency", "timeout_secs", "retry", "worktree"}
-_PHASE_IGNORED = {"skills", "runtime", "capabilities", "output_contract", "output_json_schema",
-                  "default_tool"}
-_COMMAND = {"program", "args", "env", "cwd_mode", "cwd_path", "timeout_secs", "success_exit_codes"}
-_COMMAND_IGNORED = {"parse_json_output", "expected_result_kind", "expected_schema", "category",
-                    "failure_pattern", "excerpt_max_chars", "on_success_verdict",
-                    "on_failure_verdict", "confidence", "failure_risk"}
-_CONTRACT = {"min_confidence", "max_risk", "allow_missing_decision", "required_evidence"}
-_WORKFLOW = {"id", "name", "description", "phases", "budget", "worktree", "post_success"}
-_WORKFLOW_IGNORED = {"variables"}
-_ENTRY = {"max_rework_attempts", "skip_if", "on_verdict"}
-_TARGET_IGNORED = {"guard", "allow_agent_target", "allowed_targets"}
-_SCHEDULE = {"id", "cron", "workflow_ref", "enabled", "input"}
-_TRIGGER = {"id", "type", "workflow_ref", "enabled", "config", "input"}
-_TRIGGER_TYPES = {"cron": TriggerType.CRON, "file_watcher": TriggerType.FILE_WATCHER,
-                  "webhook": TriggerType.WEBHOOK, "github_webhook": TriggerType.WEBHOOK}
-
 
 def _phase_worktree(value: Any, path: str) -> WorktreeMode:
     return parse_worktree(value, path, phase=True).mode
@@ -109,6 +98,8 @@ class Layer:
     default_ref: str | None = None
     daemon: dict[str, Any] = field(default_factory=dict)
     locs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    agent_mcp: dict[str, Any] = field(default_factory=dict)  # agent id -> its raw list, resolved after merge
 
 
 class SectionParser(NodeReader):
@@ -125,7 +116,7 @@ class SectionParser(NodeReader):
             return self.layer
         # 'x-' keys hold YAML anchors for reuse, as in docker-compose files.
         extensions = {name for name, _, _ in self.items(doc, "") if name.startswith("x-")}
-        top = self.fields(doc, "", _TOP, _TOP_IGNORED | extensions)
+        top = self.fields(doc, "", TOP, TOP_IGNORED | extensions)
         if "agents" in top:
             self.agents(top["agents"])
         if "phases" in top:
@@ -143,13 +134,15 @@ class SectionParser(NodeReader):
             self.note("default_workflow_ref", node)
         if "daemon" in top:
             self.layer.daemon = self.plain(top["daemon"], "daemon")
+        if "mcp_servers" in top:
+            self.layer.mcp_servers = read_catalog(self, top["mcp_servers"])
         return self.layer
 
     def agents(self, node: Node) -> None:
         for aid, k, v in self.items(node, "agents"):
             path = f"agents.{aid}"
             self.ident(k, path, "an agent id")
-            f = self.fields(v, path, _AGENT, _AGENT_IGNORED)
+            f = self.fields(v, path, AGENT, AGENT_IGNORED)
             provider = self.alias(f, path, "tool", "provider")
             prompt = self.opt(f, "system_prompt", path, self.text, None)
             if "system_prompt_file" in f:
@@ -164,6 +157,8 @@ class SectionParser(NodeReader):
                 model=self.opt(f, "model", path, self.text, None), system_prompt=prompt,
                 fallback_provider=self.opt(f, "fallback_provider", path, self.ident, None),
                 permissions=self.permissions(f, path))
+            if "mcp_servers" in f:
+                self.layer.agent_mcp[aid] = read_agent_list(self, f["mcp_servers"], path)
 
     def permissions(self, f: dict[str, Node], path: str) -> AgentPermissions:
         node = f.get("permissions")
@@ -188,7 +183,7 @@ class SectionParser(NodeReader):
         for pid, k, v in self.items(node, "phases"):
             path = f"phases.{pid}"
             self.ident(k, path, "a phase id")
-            f = self.fields(v, path, _PHASE, _PHASE_IGNORED, required=("mode",))
+            f = self.fields(v, path, PHASE, PHASE_IGNORED, required=("mode",))
             mode = self.choice(f["mode"], f"{path}.mode", Mode)
             agent_node = self.alias(f, path, "agent", "agent_id")
             agent = None
@@ -212,7 +207,7 @@ class SectionParser(NodeReader):
                 worktree=self.opt(f, "worktree", path, self.noted(_phase_worktree), None))
 
     def command(self, node: Node, path: str) -> CommandSpec:
-        f = self.fields(node, path, _COMMAND, _COMMAND_IGNORED, required=("program",))
+        f = self.fields(node, path, COMMAND, COMMAND_IGNORED, required=("program",))
         env = {key: self.text(v, f"{path}.env.{key}")
                for key, _, v in self.items(f["env"], f"{path}.env")} if "env" in f else {}
         codes = tuple(self.integer(n, f"{path}.success_exit_codes[{i}]", 0)
@@ -235,7 +230,7 @@ class SectionParser(NodeReader):
                           self.opt(f, "timeout_secs", path, self.integer, None))
 
     def contract(self, node: Node, path: str) -> DecisionContract:
-        f = self.fields(node, path, _CONTRACT, {"extra_json_schema", "fields"})
+        f = self.fields(node, path, CONTRACT, {"extra_json_schema", "fields"})
         return DecisionContract(
             self.opt(f, "min_confidence", path, lambda n, p: self.number(n, p, 0.0, 1.0), 0.6),
             self.opt(f, "max_risk", path, lambda n, p: self.choice(n, p, Risk), Risk.MEDIUM),
@@ -262,7 +257,7 @@ class SectionParser(NodeReader):
 
     def workflows(self, node: Node, key: str) -> None:
         for i, item in enumerate(self.seq(node, key)):
-            f = self.fields(item, f"{key}[{i}]", _WORKFLOW, _WORKFLOW_IGNORED,
+            f = self.fields(item, f"{key}[{i}]", WORKFLOW, WORKFLOW_IGNORED,
                             required=("id", "phases"))
             wid = self.ident(f["id"], f"{key}[{i}].id", "a workflow id")
             path = f"{key}.{wid}"
@@ -296,13 +291,13 @@ class SectionParser(NodeReader):
         pairs = self.items(node, path)
         names = [name for name, _, _ in pairs]
         if "id" in names:
-            f = self.fields(node, path, {*_ENTRY, "id"}, required=("id",))
+            f = self.fields(node, path, {*ENTRY, "id"}, required=("id",))
             pid = self.ident(f["id"], f"{path}.id", "a phase id")
         elif names == ["workflow_ref"]:
             return Ref(self.ident(pairs[0][2], f"{path}.workflow_ref", "a workflow id"))
         elif len(pairs) == 1:
             pid = self.ident(pairs[0][1], path, "a phase id")
-            f = self.fields(pairs[0][2], path, _ENTRY)
+            f = self.fields(pairs[0][2], path, ENTRY)
         else:
             raise self.err(node, path, "expected a phase id, {<phase>: {...}}, "
                                        "{id: <phase>, ...} or {workflow_ref: <workflow>}",
@@ -327,7 +322,7 @@ class SectionParser(NodeReader):
                 raise self.err(k, vpath, "unknown verdict" + hint(verdict, VERDICTS),
                                fix="use advance, rework, skip or fail")
             target = v if isinstance(v, ScalarNode) else self.fields(
-                v, vpath, {"target"}, _TARGET_IGNORED).get("target")
+                v, vpath, {"target"}, TARGET_IGNORED).get("target")
             if target is None or absent(target):
                 continue
             name = self.text(target, f"{vpath}.target")
@@ -341,7 +336,7 @@ class SectionParser(NodeReader):
 
     def schedules(self, node: Node) -> None:
         for i, item in enumerate(self.seq(node, "schedules")):
-            f = self.fields(item, f"schedules[{i}]", _SCHEDULE, required=("id", "cron"))
+            f = self.fields(item, f"schedules[{i}]", SCHEDULE, required=("id", "cron"))
             sid = self.ident(f["id"], f"schedules[{i}].id", "a schedule id")
             path = f"schedules.{sid}"
             self.note(path, f["id"])
@@ -363,7 +358,7 @@ class SectionParser(NodeReader):
 
     def triggers(self, node: Node) -> None:
         for i, item in enumerate(self.seq(node, "triggers")):
-            f = self.fields(item, f"triggers[{i}]", _TRIGGER, required=("id", "type"))
+            f = self.fields(item, f"triggers[{i}]", TRIGGER, required=("id", "type"))
             tid = self.ident(f["id"], f"triggers[{i}].id", "a trigger id")
             path = f"triggers.{tid}"
             self.note(path, f["id"])
@@ -371,12 +366,12 @@ class SectionParser(NodeReader):
                 raise self.err(f["id"], path, f"duplicate trigger id '{tid}' in this file",
                                fix="give each trigger its own id")
             kind = self.text(f["type"], f"{path}.type")
-            if kind not in _TRIGGER_TYPES:
+            if kind not in TRIGGER_TYPES:
                 raise self.err(f["type"], f"{path}.type", f"unknown trigger type {show(f['type'])}"
-                               + hint(kind, _TRIGGER_TYPES), fix="use cron, file_watcher or webhook")
+                               + hint(kind, TRIGGER_TYPES), fix="use cron, file_watcher or webhook")
             config: dict[str, Any] = self.opt(f, "config", path, self.plain, {})
             cron = config.get("cron")
-            if _TRIGGER_TYPES[kind] is TriggerType.CRON and isinstance(cron, str) and not cron_ok(cron):
+            if TRIGGER_TYPES[kind] is TriggerType.CRON and isinstance(cron, str) and not cron_ok(cron):
                 raise self.err(f["config"], f"{path}.config.cron",
                                f"expected a 5-field cron expression, got '{cron}'",
                                fix="e.g. '0 2 * * *' (02:00 daily) or @hourly")
@@ -385,6 +380,6 @@ class SectionParser(NodeReader):
                 self.note(f"{path}.workflow_ref", f["workflow_ref"])
             trigger_input: dict[str, Any] = self.opt(f, "input", path, self.plain, {})
             self.layer.triggers[tid] = self.build(
-                f["id"], path, Trigger, id=tid, type=_TRIGGER_TYPES[kind], workflow_ref=ref,
+                f["id"], path, Trigger, id=tid, type=TRIGGER_TYPES[kind], workflow_ref=ref,
                 enabled=self.opt(f, "enabled", path, self.boolean, True), config=config,
                 input=trigger_input)

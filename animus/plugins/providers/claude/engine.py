@@ -33,6 +33,9 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.state.files import atomic_json
+from animus.workflow.mcp_render import claude_mcp
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -72,11 +75,21 @@ env_required: tuple[EnvVar, ...] = (
 _ALL_TOOLS = ("Bash", "Edit", "Write", "NotebookEdit", "WebFetch", "WebSearch")
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
-    """``--permission-mode`` plus allowed / disallowed tool rules; never a root-refused flag."""
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
+    """``--permission-mode`` plus allowed / disallowed tool rules; never a root-refused flag.
+
+    The run's MCP servers go in a file of their own with ``--strict-mcp-config``,
+    always (an empty one too), so the user's own servers never join a run; their
+    tools are allowed (``mcp__<server>`` or ``mcp__<server>__<tool>``), and
+    ``deny_tools`` can still name one (Claude's deny rules win over allow rules).
+    """
+    mcp = claude_mcp(servers)
+    config = scratch / "mcp.json"
+    atomic_json(config, mcp.config, mode=0o600)  # a server's env may hold its tokens
     mode = {"read-only": "default", "edit": "acceptEdits", "full": "acceptEdits"}[permissions.mode]
-    args = ["--permission-mode", mode]
-    allow = (_ALL_TOOLS if permissions.mode == "full" else ()) + permissions.allow_tools
+    args = [*mcp.argv(str(config)), "--permission-mode", mode]  # --mcp-config is variadic: a flag follows
+    allow = (_ALL_TOOLS if permissions.mode == "full" else ()) + permissions.allow_tools + mcp.allowed_tools
     if allow:
         args += ["--allowedTools", *allow]
     if permissions.deny_tools:

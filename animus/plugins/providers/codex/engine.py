@@ -45,6 +45,8 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.workflow.mcp_render import codex_mcp_override
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -87,12 +89,21 @@ env_required: tuple[EnvVar, ...] = (
 _SANDBOX = {"read-only": "read-only", "edit": "workspace-write", "full": "danger-full-access"}
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
-    if permissions.allow_tools or permissions.deny_tools:
-        raise ValueError(
-            "codex has no per-tool permissions: remove allow_tools/deny_tools from this agent's "
-            "permissions (codex takes only mode: read-only, edit or full)"
-        )
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
+    """The sandbox flags; the run's MCP servers replace ``mcp_servers`` for this run (``-c``), so
+    the user's own ``config.toml`` servers stay out of it. Per-tool rules exist only for MCP
+    tools: ``deny_tools: [mcp__<server>__<tool>]`` turns that tool off (``disabled_tools``)."""
+    disabled: dict[str, list[str]] = {}
+    for rule in (*permissions.allow_tools, *permissions.deny_tools):
+        server = next((s.name for s in servers if rule.startswith(f"mcp__{s.name}__")), None)
+        if server is None:
+            raise ValueError(
+                f"codex has no per-tool permissions but for the run's MCP tools (mcp__<server>__<tool>), got "
+                f"{rule!r}: remove it from this agent's allow_tools/deny_tools (codex takes mode: read-only, "
+                "edit or full)")
+        if rule in permissions.deny_tools:  # an allowed MCP tool needs nothing: the server's tools are approved
+            disabled.setdefault(server, []).append(rule.removeprefix(f"mcp__{server}__"))
     args = ["--sandbox", _SANDBOX[permissions.mode], "-c", 'approval_policy="never"']
     if permissions.mode == "edit":
         args += ["-c", "sandbox_workspace_write.exclude_slash_tmp=true",
@@ -102,7 +113,7 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path)
         entry = (f"{{name=\"animus\",base_url={json.dumps(base_url)},env_key=\"OPENAI_API_KEY\","
                  "wire_api=\"responses\"}")
         args += ["-c", f"model_providers.animus={entry}", "-c", 'model_provider="animus"']
-    return Launch(tuple(args))
+    return Launch((*args, "-c", codex_mcp_override(servers, disabled)))
 
 
 def build_argv(

@@ -43,6 +43,9 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.state.files import atomic_json
+from animus.workflow.mcp_render import gemini_mcp_settings
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -92,7 +95,8 @@ def _rule(tool: str, decision: str) -> str:
     return f"[[rule]]\ntoolName = {json.dumps(tool)}\ndecision = \"{decision}\"\npriority = 900\n"
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
     args = ["--skip-trust", "--approval-mode", _APPROVAL[permissions.mode]]
     rules = [_rule(t, "allow") for t in permissions.allow_tools]
     rules += [_rule(t, "deny") for t in permissions.deny_tools]
@@ -103,7 +107,40 @@ def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path)
         policy = scratch / "animus-policy.toml"
         policy.write_text("\n".join(rules), encoding="utf-8")
         args += ["--policy", str(policy)]
-    return Launch(tuple(args))
+    if not servers:
+        return Launch(tuple(args))
+    # only these servers (the user's own stay out), and their tools allowed (policy priority below 900,
+    # so deny_tools such as mcp_animus_workflow_run still win)
+    args += ["--allowed-mcp-server-names", ",".join(s.name for s in servers)]
+    return Launch(tuple(args), {"GEMINI_CLI_HOME": str(_home_with_servers(env, scratch, servers))})
+
+
+def _home_with_servers(env: Mapping[str, str], scratch: Path, servers: Sequence[McpServer]) -> Path:
+    """A ``GEMINI_CLI_HOME`` for this run whose ``settings.json`` is the user's plus the run's servers.
+
+    Gemini CLI reads MCP servers from settings only, and takes system settings only from root-owned
+    paths, so the run gets a home of its own: each entry of the user's ``.gemini`` but ``settings.json``
+    is linked into it, so logins, history and sessions (``tmp/``, which ``--resume`` reads) stay the user's.
+    """
+    home = Path(env.get("GEMINI_CLI_HOME") or env.get("HOME") or Path.home())
+    theirs, ours = home / ".gemini", scratch / "gemini-home" / ".gemini"
+    settings: Any = {}
+    if (theirs / "settings.json").is_file():
+        try:
+            settings = json.loads((theirs / "settings.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot add the run's MCP servers to {theirs / 'settings.json'}: {exc} (fix: make it "
+                             "plain JSON without comments, or remove mcp_servers from the agent profile)") from None
+    (theirs / "tmp").mkdir(parents=True, exist_ok=True)  # sessions land in the user's home from the first run on
+    ours.mkdir(parents=True, exist_ok=True)
+    for entry in theirs.iterdir():
+        if entry.name != "settings.json":
+            (ours / entry.name).symlink_to(entry)
+    if (home / ".agents").exists():
+        (ours.parent / ".agents").symlink_to(home / ".agents")
+    merged = (settings if isinstance(settings, dict) else {}) | gemini_mcp_settings(servers)
+    atomic_json(ours / "settings.json", merged, mode=0o600)  # a server's env may hold its tokens
+    return ours.parent
 
 
 def build_argv(

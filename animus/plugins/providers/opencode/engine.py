@@ -37,6 +37,8 @@ from typing import Any, ClassVar
 
 from animus.plugins.providers.cli_process import positional, probe_version
 from animus.plugins.providers.launch import Launch
+from animus.workflow.mcp_render import opencode_mcp_config
+from animus.workflow.mcp_servers import McpServer
 from animus.workflow.permissions import AgentPermissions
 from animus.plugins.providers.events import (
     EnvVar,
@@ -73,7 +75,7 @@ _READ_ONLY_COMMANDS = ("ls*", "cat *", "head *", "tail *", "grep *", "rg *", "fi
 _REJECTED = "rejected permission"
 
 
-def _permission(permissions: AgentPermissions) -> dict[str, Any]:
+def _permission(permissions: AgentPermissions, servers: Sequence[McpServer] = ()) -> dict[str, Any]:
     if permissions.mode == "read-only":
         bash: Any = {"*": "ask"} | {c: "allow" for c in _READ_ONLY_COMMANDS}
         rules: dict[str, Any] = {"edit": "ask", "bash": bash, "webfetch": "ask", "external_directory": "ask"}
@@ -81,11 +83,30 @@ def _permission(permissions: AgentPermissions) -> dict[str, Any]:
         rules = {"edit": "allow", "bash": "allow", "webfetch": "ask", "external_directory": "ask"}
     else:
         rules = {"edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow"}
+    rules |= {f"{s.name}_*": "allow" for s in servers}  # the profile named them; its lists below may narrow
     return rules | {t: "allow" for t in permissions.allow_tools} | {t: "deny" for t in permissions.deny_tools}
 
 
-def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path) -> Launch:
-    return Launch((), {"OPENCODE_PERMISSION": json.dumps(_permission(permissions))})
+def launch(permissions: AgentPermissions, env: Mapping[str, str], scratch: Path,
+           servers: Sequence[McpServer] = ()) -> Launch:
+    """``OPENCODE_PERMISSION``; the run's MCP servers are merged into the user's ``OPENCODE_CONFIG_CONTENT``."""
+    out = {"OPENCODE_PERMISSION": json.dumps(_permission(permissions, servers))}
+    if servers:
+        out["OPENCODE_CONFIG_CONTENT"] = json.dumps(_with_servers(env.get("OPENCODE_CONFIG_CONTENT"), servers))
+    return Launch((), out)
+
+
+def _with_servers(content: str | None, servers: Sequence[McpServer]) -> dict[str, Any]:
+    try:
+        config = json.loads(content) if content else {}
+    except ValueError as exc:
+        raise ValueError(f"OPENCODE_CONFIG_CONTENT is not JSON ({exc}), so the run's MCP servers cannot be "
+                         "added to it (fix: make it one JSON object)") from None
+    if not isinstance(config, dict):
+        raise ValueError("OPENCODE_CONFIG_CONTENT is not a JSON object (fix: make it one JSON object)")
+    ours = opencode_mcp_config(servers)
+    return config | {"mcp": {**(config.get("mcp") or {}), **ours["mcp"]},
+                     "tools": {**(config.get("tools") or {}), **ours.get("tools", {})}}
 
 
 def build_argv(
