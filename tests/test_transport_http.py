@@ -188,6 +188,9 @@ def test_rest_routes_answer_what_the_control_methods_answer(env: Env, http: Tran
     assert http.client.patch(f"/api/subjects/task/{tid}", json={"colour": "red"}).json()["error"]["message"] \
         .startswith("cannot update field(s) colour")
     assert http.client.patch(f"/api/subjects/task/{tid}", json={}).status_code == 400
+    wait_until(lambda: {(e["kind"], e["data"].get("origin")) for e in env.call("daemon/logs", {"cat": "subject", "limit": 50})
+                        if e["data"].get("subject_id") == tid} >= {("subject_created", "http"), ("subject_updated", "http")},
+               timeout=10, what="the daemon's subject events, saying the changes came over HTTP")
     assert http.post("/api/subjects/task", {"title": "typo", "priorty": "p1"}).status_code == 400
 
     assert http.get("/api/triggers").json() == env.call("workflow/triggers")

@@ -63,7 +63,8 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
             raise _graphql_error(exc) from None
 
     async def subject_call(kind: str, verb: str, params: dict[str, Any], missing_is_null: bool = False) -> Any:
-        return await call("subject/call", {"kind": kind, "verb": verb, "params": params}, missing_is_null)
+        return await call("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "graphql"},
+                          missing_is_null)
 
     def given(**kwargs: Any) -> dict[str, Any]:
         return {k: v for k, v in kwargs.items() if v is not None}

@@ -7,7 +7,9 @@
     POST  /api/subjects/{kind}/{id}/status    status {status, reason?}
 
 Each is what ``animus subject list|create|get|update|status`` calls, so a
-task made from the web UI is the same record the CLI and the scheduler see.
+task made from the web UI is the same record the CLI and the scheduler see;
+the daemon's ``subject_*`` event for a change says it came over HTTP
+(``origin``), and every open page refreshes its board on it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ _CREATE = ("title", "description", "status", "priority", "labels", "assignee", "
 
 def routes(ctx: RouteContext) -> list[Route]:
     async def subject(kind: str, verb: str, params: dict[str, Any], status: int = 200) -> Response:
-        return await ctx.rpc("subject/call", {"kind": kind, "verb": verb, "params": params}, status=status)
+        return await ctx.rpc("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "http"},
+                             status=status)
 
     async def subjects(request: Request) -> Response:
         params: dict[str, Any] = {}

@@ -84,6 +84,12 @@ export class Output {
       case "agent_run_finished":
         return this.line(`◇ ${data.provider || "agent"} finished: ${data.verdict || "?"}${data.error ? ` (${data.error})` : ""}`,
           data.error ? "stderr" : "head");
+      case "subject_created":
+        return this.line(`◆ created ${data.subject_id}${data.title ? ` “${data.title}”` : ""}`, "head");
+      case "subject_status_changed":
+        return this.line(`◆ ${data.subject_id}: ${data.from_status || "?"} → ${data.to_status}`, "head");
+      case "subject_updated":
+        return this.line(`◆ ${data.subject_id} updated: ${(data.fields || []).join(", ")}`, "head");
       case "workflow_waiting":
         return this.line(`⏸ waiting: ${data.waiting || ""}`, "wait");
       default:
