@@ -370,14 +370,14 @@ def test_kill_switches_stop_subjects_and_triggers_with_the_reason(daemon_up: Env
 
 
 def registry(env: Env) -> dict[str, Any]:
-    path = env.home / "plugins" / "plugins.yaml"
+    path = env.home / "plugins.yaml"
     return yaml.safe_load(path.read_text()) if path.exists() else {"plugins": {}}  # type: ignore[no-any-return]
 
 
 def leftovers(env: Env) -> list[str]:
     """Temp files and staging folders an install must never leave behind."""
     plugins = env.home / "plugins"
-    return sorted(p.name for p in plugins.iterdir()
+    return sorted(p.name for p in [*plugins.iterdir(), *env.home.iterdir()]
                   if p.name.endswith(".tmp") or p.name.startswith((".install-", ".plugins.yaml.")) or
                   p.name.endswith(".old"))
 
@@ -499,7 +499,7 @@ def test_concurrent_installs_from_several_processes_are_all_recorded(env: Env, t
     for name in names:
         assert data["plugins"][name]["path"] == str(env.home / "plugins" / name)
     assert leftovers(env) == []
-    assert oct((env.home / "plugins" / "plugins.yaml").stat().st_mode & 0o777) == "0o644"
+    assert oct((env.home / "plugins.yaml").stat().st_mode & 0o777) == "0o644"
 
 
 def test_preflight_exit_codes_text_and_json(env: Env) -> None:
@@ -545,7 +545,7 @@ def test_preflight_exit_codes_text_and_json(env: Env) -> None:
     assert "claude 0.5.0 already installed" in again.stderr
     assert env.json("plugin", "update", "--dry-run")["plugins"][0]["action"] == "up-to-date"
     # a plugins.yaml that cannot be read is a discovery failure: exit 1, one line
-    (env.home / "plugins" / "plugins.yaml").write_text("plugins: [not: a map\n")
+    (env.home / "plugins.yaml").write_text("plugins: [not: a map\n")
     broken = env.run("daemon", "preflight")
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: plugin discovery failed: ") and len(broken.stderr.splitlines()) == 1

@@ -584,13 +584,19 @@ def test_unconfigured_providers_say_what_to_install(env: Env) -> None:
     health = env.run("daemon", "health", "--json")
     rows = {r["plugin"]: r for r in json.loads(health.stdout)["plugins"]}
     for vendor, module in CLI_VENDORS.items():
-        assert rows[vendor]["status"] == "unhealthy"
+        # the embedded default workflows' agents use claude: it fails the check; the others
+        # are used by nothing, so they are Unconfigured, with the install command as their fix
+        want = "unhealthy" if vendor == "claude" else "unconfigured"
+        assert rows[vendor]["status"] == want, rows[vendor]
         assert (
             rows[vendor]["last_error"]
             == f"{vendor} not found on PATH (install: {module.install_hint})"
         )
+        if want == "unconfigured":
+            assert rows[vendor]["fix"].startswith(module.install_hint)
+    assert health.returncode == 5 and rows["claude"]["referenced_by"]
     assert (
-        rows["oai"]["status"] == "unhealthy"
+        rows["oai"]["status"] == "unconfigured"
         and "base_url is not configured" in rows["oai"]["last_error"]
     )
 

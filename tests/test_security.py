@@ -56,8 +56,7 @@ def test_a_manifest_name_cannot_point_outside_the_plugins_folder(env: Env, tmp_p
     assert "plugin name" in out.stderr and "fix:" in out.stderr and len(out.stderr.strip().splitlines()) <= 2
     assert (victim / "precious.txt").read_text() == "keep me"
     assert sorted(p.name for p in (env.home / "plugins").iterdir()) in ([], [".plugins.lock"])
-    assert not (env.home / "plugins" / "plugins.yaml").exists() or "victim" not in \
-        (env.home / "plugins" / "plugins.yaml").read_text()
+    assert not (env.home / "plugins.yaml").exists() or "victim" not in (env.home / "plugins.yaml").read_text()
 
 
 # -- finding 2: one malformed frame must not silence the control plane -------------------
@@ -464,7 +463,7 @@ def _plugin_tarball(root: Path, version: str = "0.0.1") -> Path:
 
 
 def _installed(env: Env) -> dict[str, Any]:
-    path = env.home / "plugins" / "plugins.yaml"
+    path = env.home / "plugins.yaml"
     return (yaml.safe_load(path.read_text()) or {}).get("plugins", {}) if path.exists() else {}
 
 
@@ -488,7 +487,7 @@ def test_an_invalid_bundle_is_refused_even_under_warn(env: Env, tmp_path: Path, 
 def test_update_keeps_the_policy_the_plugin_was_installed_under(env: Env, tmp_path: Path) -> None:
     tarball = _plugin_tarball(tmp_path, "0.0.1")
     env.run("plugin", "install", str(tarball), check=True)
-    registry = env.home / "plugins" / "plugins.yaml"
+    registry = env.home / "plugins.yaml"
     data = yaml.safe_load(registry.read_text())
     assert data["plugins"]["tarred"]["signature"]["policy"] == "warn"
     data["plugins"]["tarred"]["signature"]["policy"] = "strict"  # as a strict install records it

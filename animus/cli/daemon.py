@@ -1,15 +1,14 @@
-"""animus daemon: start, stop, status, health, metrics, stream, logs, preflight.
+"""animus daemon: start, stop, status, health, metrics, stream, logs, preflight, backup, restore.
 
 Control methods: daemon/status, daemon/health, daemon/metrics, daemon/stop,
 daemon/logs, bus/sync. ``start`` and ``stop`` are CLI-local (they start and
 signal the process); ``logs`` and ``health`` fall back to files and one-shot
-probes when the daemon is down.
+probes when the daemon is down; ``backup`` and ``restore`` work on files.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -70,55 +69,24 @@ def stop(
     guard(as_json, lambda: stop_daemon(shutdown_timeout_secs, as_json))
 
 
-def _render_tree(nodes: list[dict[str, Any]], indent: str = "") -> None:
-    for i, node in enumerate(nodes):
-        last = i == len(nodes) - 1
-        branch = "└─ " if last else "├─ "
-        err_text = f"  last_error: {node['last_error']}" if node.get("last_error") and node.get("state") != "running" else ""
-        echo(f"{indent}{branch}{node['name']:<18} {node['kind']:<10} pid={node.get('pid') or '-':<8} "
-             f"{node['state']:<10} restarts={node.get('restarts', 0)}{err_text}"
-             + (f"  node={node['node']}" if node.get("node") else ""))
-        _render_tree(node.get("children") or [], indent + ("   " if last else "│  "))
-
-
-def _render_runners(runners: dict[str, Any]) -> None:
-    if runners.get("backend") != "ray":
-        return
-    state = "connected" if runners.get("connected") else f"not connected: {runners.get('last_error')}"
-    nodes = runners.get("nodes") or []
-    echo(f"runners: ray at {runners.get('address')} ({state}), {len(nodes)} node(s)")
-    for node in nodes:
-        runs = ", ".join(node.get("runs") or []) or "-"
-        echo(f"   node {node.get('ip')}/{str(node.get('node_id'))[:8]} {'alive' if node.get('alive') else 'dead'}"
-             f"  runs: {runs}")
-
-
 @app.command()
 def status(as_json: bool = JSON) -> None:
     """The live supervisor tree (schema animus.daemon.status.v1)."""
+    from animus.cli import daemon_cmds
 
-    def body() -> int:
-        result = context.call("daemon/status")
-        if as_json:
-            emit_json(result.pop("schema"), result)
-            return 0
-        echo(f"animus daemon running (pid {result['pid']}, up {result['uptime_seconds']:.0f}s"
-             f"{', autonomous' if result.get('autonomous') else ''})")
-        echo(f"state root: {result['state_root']}")
-        echo(f"root supervisor  pid={result['pid']}")
-        _render_tree(result["tree"])
-        _render_runners(result.get("runners") or {})
-        return 0
-
-    guard(as_json, body)
+    guard(as_json, lambda: daemon_cmds.status(as_json))
 
 
 @app.command()
-def health(as_json: bool = JSON) -> None:
-    """Per-plugin health; exits non-zero on any Unhealthy row. Probes one-shot when the daemon is down."""
+def health(
+    strict: bool = typer.Option(False, "--strict", help="Fail on any row that is not Healthy (Unconfigured too)."),
+    as_json: bool = JSON,
+) -> None:
+    """Per-plugin health; exits 5 on any Unhealthy row (an unused, unconfigured plugin is Unconfigured,
+    not a failure). Probes one-shot when the daemon is down."""
     from animus.cli.daemon_health import health_command
 
-    guard(as_json, lambda: health_command(as_json))
+    guard(as_json, lambda: health_command(as_json, strict))
 
 
 @app.command()
@@ -141,36 +109,9 @@ def metrics(
     as_json: bool = JSON,
 ) -> None:
     """Counters, gauges and histograms of the daemon (control method daemon/metrics)."""
+    from animus.cli import daemon_cmds
 
-    def render() -> None:
-        snap = context.call("daemon/metrics")
-        if fmt == "prometheus":
-            from animus.bus.metrics import render_prometheus
-
-            print(render_prometheus(snap), end="")
-        elif pretty and not as_json:
-            for section in ("counters", "gauges"):
-                for key, value in snap[section].items():
-                    echo(f"{key} {value:g}")
-            for key, hist in snap["histograms"].items():
-                echo(f"{key} count={hist['count']:g} sum={hist['sum']:.3f}s")
-        else:
-            emit_json("animus.daemon.metrics.v1", snap)
-
-    def body() -> int:
-        if fmt not in ("json", "prometheus"):
-            from animus.errors import InvalidInput
-
-            raise InvalidInput(f"--format must be json or prometheus, got {fmt!r}")
-        render()
-        while watch:
-            time.sleep(max(interval_secs, 0.2))
-            if pretty and not as_json:
-                echo(f"--- {time.strftime('%H:%M:%S')}")
-            render()
-        return 0
-
-    guard(as_json, body)
+    guard(as_json, lambda: daemon_cmds.metrics(pretty, watch, interval_secs, fmt, as_json))
 
 
 @app.command()
@@ -197,14 +138,9 @@ def logs(
     as_json: bool = JSON,
 ) -> None:
     """Recent daemon events (reads logs/events.jsonl when the daemon is down)."""
-    from animus.cli.logs import print_entries, read_entries
+    from animus.cli import logs_cmds
 
-    def body() -> int:
-        entries, source = read_entries(limit, level, None, search)
-        print_entries(entries, source, as_json, "animus.daemon.logs.v1")
-        return 0
-
-    guard(as_json, body)
+    guard(as_json, lambda: logs_cmds.daemon_logs(limit, search, level, as_json))
 
 
 def _child_op(method: str, name: str, as_json: bool) -> None:
@@ -229,3 +165,27 @@ def stop_child(name: str = typer.Option(..., "--name", help="A plugin or a child
 def start_child(name: str = typer.Option(..., "--name", help="A plugin or a child supervisor."), as_json: bool = JSON) -> None:
     """Start (or restart) one child that an operator stopped."""
     _child_op("supervisor/restart_child", name, as_json)
+
+
+@app.command()
+def backup(
+    dest: Optional[str] = typer.Option(None, "--dest", help="Folder for the archive (default $ANIMUS_HOME/backups)."),
+    as_json: bool = JSON,
+) -> None:
+    """One archive of workflow.db (SQLite online backup), logs/, state/, runs/, .animus/ and the plugins;
+    the daemon may keep running (schema animus.daemon.backup.v1)."""
+    from animus.cli.daemon_backup import backup_command
+
+    guard(as_json, lambda: backup_command(dest, as_json))
+
+
+@app.command()
+def restore(
+    archive: str = typer.Argument(..., help="An archive written by animus daemon backup."),
+    as_json: bool = JSON,
+) -> None:
+    """Restore a backup into this ANIMUS_HOME and project (daemon stopped; checksums verified first;
+    all or nothing)."""
+    from animus.cli.daemon_backup import restore_command
+
+    guard(as_json, lambda: restore_command(archive, as_json))

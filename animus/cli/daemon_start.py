@@ -1,8 +1,10 @@
 """Starting and stopping the daemon process (CLI-local: no control call to start).
 
-``start`` runs the preflight, spawns the daemon detached (new session, output
-to ``daemon/daemon.log``) and waits on a pipe for its readiness line, so it
-returns only when the tree is up. A stale pidfile of a dead daemon is
+``start`` spawns the daemon detached (new session, output to
+``daemon/daemon.log``), runs the preflight while it boots (first, with
+``--auto-install``, which may install what the daemon must see; a failed
+preflight stops the daemon before it is ready), and waits on a pipe for its
+readiness line, so it returns only when the tree is up. A stale pidfile of a dead daemon is
 removed; a live daemon makes a second start fail with its pid.
 """
 
@@ -16,8 +18,6 @@ import subprocess
 import sys
 import time
 from typing import Any
-
-import psutil
 
 from animus.cli import context
 from animus.cli.output import echo, emit_json, err
@@ -63,6 +63,12 @@ def running_pid(scope: Scope) -> int | None:
 def _preflight_or_fail(scope: Scope, auto_install: bool, as_json: bool) -> None:
     from animus.plugin_runtime.preflight import preflight, render_preflight
 
+    if auto_install:  # plugins recorded but missing (after a restore) come back from their sources
+        from animus.plugin_runtime.reinstall import reinstall_missing
+
+        _done, failed = reinstall_missing(scope, progress=err)
+        for line in failed:
+            err(f"warning: could not reinstall {line}")
     report = preflight(scope)
     if not report["ok"] and auto_install:
         from animus.plugin_runtime.install import install_defaults
@@ -83,15 +89,22 @@ def git_options(auto_merge: bool | None, auto_pr: bool | None, auto_commit: bool
                       "auto_prune_worktrees_after_merge": auto_prune}, "startup_cleanup": startup_cleanup}
 
 
-def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_install: bool,
-                 as_json: bool, git: dict[str, Any] | None = None) -> int:
+def start_daemon(foreground: bool = False, autonomous: bool = False, skip_preflight: bool = False,
+                 auto_install: bool = False, as_json: bool = False, git: dict[str, Any] | None = None) -> int:
+    from animus.cli.daemon_backup import finish_interrupted_restore
+
+    if git is None:  # no delivery flag given (the fast path): as the Typer command's defaults say
+        git = git_options(None, None, None, None, True)
+    finish_interrupted_restore(context.scope())
     scope = context.scope().ensure()
     if scope.warning:
         err(f"warning: {scope.warning}")
     pid = running_pid(scope)
     if pid:
         raise Conflict(f"daemon already running (pid {pid})", fix="animus daemon status; animus daemon stop")
-    if not skip_preflight:
+    # preflight runs while the daemon boots, unless it may install plugins the daemon must see
+    alongside = not skip_preflight and not auto_install and not foreground
+    if not skip_preflight and not alongside:
         _preflight_or_fail(scope, auto_install, as_json)
     if foreground:
         from animus.daemon.main import run_daemon
@@ -110,6 +123,8 @@ def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 pass_fds=(write_fd,), start_new_session=True, close_fds=True)
     os.close(write_fd)
+    if alongside:
+        _preflight_beside(proc, read_fd, scope, as_json)
     if not as_json:
         err(f"starting daemon (pid {proc.pid}) …")
     reply = _wait_ready(read_fd, proc, log_path)
@@ -125,6 +140,21 @@ def start_daemon(foreground: bool, autonomous: bool, skip_preflight: bool, auto_
         echo(f"daemon started (pid {reply['pid']})")
         echo(f"state root: {reply['state_root']}")
     return 0
+
+
+def _preflight_beside(proc: subprocess.Popen[bytes], read_fd: int, scope: Scope, as_json: bool) -> None:
+    """The preflight, while the daemon boots; on failure the daemon is stopped before it is ready."""
+    try:
+        _preflight_or_fail(scope, False, as_json)
+    except BaseException:
+        os.close(read_fd)
+        proc.terminate()  # SIGTERM: the root stops what it started, in order
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def _wait_ready(read_fd: int, proc: subprocess.Popen[bytes], log_path: object) -> dict[str, object]:
@@ -173,6 +203,8 @@ def stop_daemon(timeout: float, as_json: bool) -> int:
     pid = running_pid(scope)
     if not pid:
         raise Unavailable("daemon not running: nothing to stop", fix="animus daemon start")
+    import psutil
+
     try:
         proc = psutil.Process(pid)
     except psutil.Error:

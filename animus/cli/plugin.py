@@ -24,12 +24,9 @@ POLICY = typer.Option("warn", "--signature-policy", help="disabled | warn | stri
 
 
 def _installed(name: str) -> Any:
-    from animus.plugin_runtime.registry import Registry
+    from animus.cli.plugin_cmds import installed
 
-    plugin = Registry(context.scope().plugins_dir).get(name)
-    if plugin is None:
-        raise NotFound(f"plugin {name!r} is not installed", fix="animus plugin list")
-    return plugin
+    return installed(name)
 
 
 def _live_states() -> dict[str, dict[str, Any]]:
@@ -42,63 +39,18 @@ def _live_states() -> dict[str, dict[str, Any]]:
 @app.command("list")
 def list_cmd(as_json: bool = JSON) -> None:
     """Installed plugins with role, version, signature status (SIG) and live state."""
-    from animus.plugin_runtime.registry import Registry
+    from animus.cli import plugin_cmds
 
-    def body() -> int:
-        plugins = Registry(context.scope().plugins_dir).installed()
-        live = _live_states()
-        rows = [{
-            "name": p.name, "role": p.role, "version": p.entry.get("version"), "signature": p.signature,
-            "source": p.entry.get("source"), "state": (live.get(p.name) or {}).get("state", "not running"),
-            "kinds": p.entry.get("kinds", []), "path": p.entry.get("path"),
-        } for p in plugins]
-        warnings = [f"{p.name}: {p.error}" for p in plugins if p.error]
-        if as_json:
-            emit_json("animus.plugin.list.v1", {"plugins": rows, "warnings": warnings})
-            return 0
-        if not rows:
-            echo("no plugins installed (fix: animus plugin install-defaults --include-subjects)")
-        else:
-            echo(f"{'NAME':<20} {'ROLE':<10} {'VERSION':<9} {'SIG':<10} {'STATE':<12} SOURCE")
-            for r in rows:
-                echo(f"{r['name']:<20} {r['role']:<10} {str(r['version']):<9} {r['signature']:<10} "
-                     f"{r['state']:<12} {r['source']}")
-        for w in warnings:
-            err(f"warning: {w}")
-        return 0
-
-    guard(as_json, body)
+    guard(as_json, lambda: plugin_cmds.list_plugins(as_json))
 
 
 @app.command()
 def info(name: str = typer.Option(..., "--name"), as_json: bool = JSON) -> None:
-    """Manifest, install record and initialize-time capabilities of a plugin."""
-    from animus.plugin_runtime.oneshot import probe, require_env
+    """Manifest, install record and initialize-time capabilities of a plugin (pinged live through the
+    daemon when it runs it, else one-shot)."""
+    from animus.cli import plugin_cmds
 
-    def body() -> int:
-        plugin = _installed(name)
-        require_env(plugin)
-        row = asyncio.run(probe(plugin, context.scope(), "$/ping", timeout=5, passthrough=_passthrough(name)))
-        data = {"name": name, "manifest": plugin.manifest.to_dict(), "install": plugin.entry,
-                "binary": " ".join(plugin.manifest.argv()), "initialize": row.get("plugin_info"),
-                "probe": {k: row.get(k) for k in ("status", "last_error", "latency_ms")}}
-        if as_json:
-            emit_json("animus.plugin.info.v1", data)
-        else:
-            m = plugin.manifest
-            echo(f"{m.name} {m.version} ({m.role}) — {m.description}")
-            echo(f"command: {data['binary']}")
-            echo(f"installed from {plugin.entry.get('source')} at {plugin.entry.get('installed_at')}, "
-                 f"signature {plugin.signature}")
-            if m.kinds:
-                echo(f"kinds: {', '.join(m.kinds)}")
-            if m.env_required:
-                echo("env_required: " + ", ".join(v.name for v in m.env_required))
-            echo(f"probe: {row.get('status')} in {row.get('latency_ms')} ms"
-                 + (f" (last_error: {row['last_error']})" if row.get("last_error") else ""))
-        return 0 if row.get("status") != "unhealthy" else 5
-
-    guard(as_json, body)
+    guard(as_json, lambda: plugin_cmds.info(name, as_json))
 
 
 @app.command()

@@ -15,6 +15,7 @@ from typing import Any
 from animus.bus.eventlog import read_tail
 from animus.bus.frames import param_float, param_int, param_str
 from animus.daemon.config import DaemonConfig
+from animus.daemon.health_rows import complete_rows
 from animus.daemon.plugin_children import SUPERVISOR_OF_ROLE
 from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.plugin_runtime.registry import Registry
@@ -54,6 +55,7 @@ class ControlApi:
             "daemon/logs": self.logs,
             "bus/sync": self.bus_sync,
             "plugin/list": self.plugin_list,
+            "plugin/installed": self.plugin_installed,
             "plugin/call": self.plugin_call,
             "supervisor/stop_child": self.stop_child,
             "supervisor/restart_child": self.restart_child,
@@ -113,6 +115,7 @@ class ControlApi:
                              "last_error": str(res), "source": "supervisor"})
             else:
                 rows.extend(res)
+        rows = complete_rows(rows, Registry(root.scope.plugins_dir), dict(root.skipped))
         return {"schema": "animus.daemon.health.v1", "daemon": {"status": "healthy", "pid": os.getpid(),
                 "uptime_seconds": round(time.time() - root.started, 3)}, "plugins": rows}
 
@@ -157,6 +160,19 @@ class ControlApi:
         return [{"name": n, "state": c.get("state"), "pid": c.get("pid"), "restarts": c.get("restarts"),
                  "last_error": c.get("last_error")} for n, c in sorted(live.items())]
 
+    async def plugin_installed(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The installed-plugin table with live states, or one plugin's detail (``name``)."""
+        from animus.plugin_runtime.listing import plugin_detail, plugin_rows
+
+        registry = Registry(self.root.scope.plugins_dir)
+        if params.get("name"):
+            plugin = registry.get(str(params["name"]))
+            if plugin is None:
+                raise NotFound(f"plugin {params['name']!r} is not installed", fix="animus plugin list")
+            return plugin_detail(plugin)
+        live = {row["name"]: row for row in await self.plugin_list({})}
+        return plugin_rows(registry.installed(), live)
+
     async def plugin_call(self, params: dict[str, Any]) -> dict[str, Any]:
         name = str(params.get("name") or "")
         method = str(params.get("method") or "")
@@ -166,7 +182,7 @@ class ControlApi:
         sup = self._supervisor_of(name)
         reply: dict[str, Any] = await self.root.ask(
             sup, "call", {"plugin": name, "method": method, "params": params.get("params") or {},
-                          "timeout": timeout}, timeout=timeout + 5)
+                          "timeout": timeout, "with_info": bool(params.get("with_info"))}, timeout=timeout + 5)
         return reply
 
     async def stop_child(self, params: dict[str, Any]) -> dict[str, Any]:

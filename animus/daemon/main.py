@@ -89,4 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # detached, the daemon has no terminal: its log needs no rich tracebacks, and keeping structlog
+    # from importing rich keeps ~5 MiB of RSS and ~25 ms of start off the root
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]  # None: "not importable"
     sys.exit(main())

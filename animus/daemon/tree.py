@@ -7,8 +7,9 @@
      ├─ triggers    supervisor ── trigger plugins
      └─ transports  supervisor ── transport plugins
 
-Children start in this order and stop in reverse: the workflows service
-starts after the plugins it calls and before the triggers that feed it. A
+Children stop in reverse order. They start at once, each after those it needs
+(``START_AFTER``): the workflows service after the plugins it calls, the
+triggers that feed it after it; transports need nothing. A
 role with its kill switch set is skipped (and says so in ``daemon status``).
 """
 
@@ -33,6 +34,9 @@ ROLES = (
     ("transports", "transport", None),
 )
 WORKFLOW_SERVICE = "animus.workflow.service:WorkflowService"
+# they start at once, each after those it needs up: runs (recovered ones at once) call providers
+# and subjects; a trigger's first event needs workflows
+START_AFTER = {"workflows": ("providers", "subjects"), "triggers": ("workflows",)}
 
 
 class AnimusTree:
@@ -80,3 +84,6 @@ class AnimusTree:
 
     def child_env(self, name: str, runner_env: dict[str, str]) -> dict[str, str]:
         return dict(runner_env) if self.roles.get(name) is None else {}
+
+    def start_after(self) -> dict[str, tuple[str, ...]]:
+        return dict(START_AFTER)

@@ -291,7 +291,8 @@ class PluginHost:
         started = time.monotonic()
         result = await self.request(child, "health/check", {}, timeout)
         if not isinstance(result, dict) or result.get("status") not in ("healthy", "degraded", "unhealthy"):
-            return {"status": "unhealthy", "last_error": f"health/check returned garbage: {result!r}"[:300]}
+            return {"status": "unhealthy", "garbage": True,
+                    "last_error": f"health/check returned garbage: {result!r}"[:300]}
         result.setdefault("latency_ms", round((time.monotonic() - started) * 1000, 2))
         return result
 

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,85 +180,114 @@ def _download(owner: str, repo: str, tag: str | None, dest: Path) -> tuple[Path,
     return target, bundle, url
 
 
+@dataclass
+class _Fetched:
+    """A plugin source made local: a folder to install, or an artifact still to verify and unpack."""
+
+    source: str  # as recorded in plugins.yaml
+    folder: Path | None = None
+    sha: str = ""
+    artifact: Path | None = None
+    bundle: Path | None = None
+    publisher: str | None = None  # owner/repo of a release, for the signer's identity
+
+
+def _fetch(source: str, staging: Path, say: Callable[[str], None]) -> _Fetched:
+    catalog = builtin_catalog()
+    if source.startswith("builtin:") or source in catalog:
+        name = source.removeprefix("builtin:")
+        if name not in catalog:
+            raise NotFound(f"no first-party plugin named {name!r} in this build",
+                           fix=f"available: {', '.join(sorted(catalog)) or 'none'}")
+        return _Fetched(f"builtin:{name}", catalog[name], file_sha256(catalog[name] / MANIFEST_FILE))
+    local = Path(source).expanduser()
+    match = _RELEASE.match(source)
+    if local.is_dir():
+        return _Fetched(f"path:{local.resolve()}", local.resolve(), dir_sha256(local))
+    if local.is_file():
+        artifact, bundle = _stage(local.resolve(), _bundle_beside(local), staging)
+        return _Fetched(f"tarball:{local.resolve()}", artifact=artifact, bundle=bundle)
+    if match and not local.exists():
+        say(f"downloading {source} …")
+        artifact, bundle, _url = _download(match["owner"], match["repo"], match["tag"], staging)
+        return _Fetched(f"github:{source}", artifact=artifact, bundle=bundle,
+                        publisher=f"{match['owner']}/{match['repo']}")
+    raise NotFound(f"plugin source {source!r} is not a folder, a tarball or owner/repo[@tag]",
+                   fix="animus plugin install ./my-plugin, ./my-plugin.tar.gz or owner/repo@v1.0.0")
+
+
+def _verify(fetched: _Fetched, policy: Any, signers: Path, staging: Path,
+            say: Callable[[str], None]) -> dict[str, Any]:
+    """Check an artifact's signature under ``policy`` (refusing as it says), then unpack the bytes checked."""
+    from animus.plugin_runtime.signing import SignatureStatus, check_artifact
+    from animus.plugin_runtime.trusted_signers import load_trusted_signers
+
+    assert fetched.artifact is not None
+    check = check_artifact(fetched.artifact, fetched.bundle, fetched.publisher, policy, load_trusted_signers(signers))
+    signature: dict[str, Any] = {"status": str(check.status), "reason": check.reason, "policy": str(policy)}
+    if check.verified is not None:
+        signature |= {"identity": check.verified.identity, "issuer": check.verified.issuer,
+                      "log_index": check.verified.log_index}
+    if check.refused:
+        raise SignatureRefused(check.error_block(fetched.artifact.name))
+    if check.status not in (SignatureStatus.VERIFIED, SignatureStatus.SKIPPED):
+        say(f"warning: signature {check.status}: {check.reason} (policy {policy})")
+    fetched.sha = file_sha256(fetched.artifact)
+    fetched.folder = _extract(fetched.artifact, staging / "unpacked", fetched.source.partition(":")[2])
+    return signature
+
+
 def install(scope: Scope, source: str, policy: str = "warn", force: bool = False,
             trusted_signers: Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Install one plugin; return its ``plugins.yaml`` entry (plus the signature check)."""
-    from animus.plugin_runtime.signing import SignaturePolicy, SignatureStatus, check_artifact
-    from animus.plugin_runtime.trusted_signers import load_trusted_signers
+    from animus.plugin_runtime.signing import SignaturePolicy
 
     try:
         sig_policy = SignaturePolicy(policy)
     except ValueError:
         raise InvalidInput(f"--signature-policy must be disabled, warn or strict, got {policy!r}") from None
     say = progress or (lambda _msg: None)
-    registry = Registry(scope.plugins_dir)
     scope.plugins_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".install-", dir=scope.plugins_dir))
     try:
+        fetched = _fetch(source, staging, say)
         signature: dict[str, Any] = {"status": "unverified", "policy": str(sig_policy)}  # update keeps the policy
-        publisher = None
-        catalog = builtin_catalog()
-        if source.startswith("builtin:") or source in catalog:
-            name = source.removeprefix("builtin:")
-            if name not in catalog:
-                raise NotFound(f"no first-party plugin named {name!r} in this build",
-                               fix=f"available: {', '.join(sorted(catalog)) or 'none'}")
-            plugin_src = catalog[name]
-            sha = file_sha256(plugin_src / MANIFEST_FILE)
+        if fetched.source.startswith("builtin:"):
             signature = {"status": "builtin", "reason": "ships inside the animus package", "policy": str(sig_policy)}
-            source = f"builtin:{name}"
-        else:
-            local = Path(source).expanduser()
-            match = _RELEASE.match(source)
-            if local.is_dir():
-                plugin_src, sha = local.resolve(), dir_sha256(local)
-                source = f"path:{local.resolve()}"
-            elif local.is_file():
-                artifact, bundle = _stage(local.resolve(), _bundle_beside(local), staging)
-                source = f"tarball:{local.resolve()}"
-            elif match and not local.exists():
-                publisher = f"{match['owner']}/{match['repo']}"
-                say(f"downloading {source} …")
-                artifact, bundle, url = _download(match["owner"], match["repo"], match["tag"], staging)
-                source = f"github:{source}"
-            else:
-                raise NotFound(f"plugin source {source!r} is not a folder, a tarball or owner/repo[@tag]",
-                               fix="animus plugin install ./my-plugin, ./my-plugin.tar.gz or owner/repo@v1.0.0")
-            if not local.is_dir():
-                signers_path = trusted_signers or scope.home / "trusted-signers.yaml"
-                check = check_artifact(artifact, bundle, publisher, sig_policy, load_trusted_signers(signers_path))
-                signature = {"status": str(check.status), "reason": check.reason, "policy": str(sig_policy)}
-                if check.verified is not None:
-                    signature |= {"identity": check.verified.identity, "issuer": check.verified.issuer,
-                                  "log_index": check.verified.log_index}
-                if check.refused:
-                    raise SignatureRefused(check.error_block(artifact.name))
-                if check.status not in (SignatureStatus.VERIFIED, SignatureStatus.SKIPPED):
-                    say(f"warning: signature {check.status}: {check.reason} (policy {sig_policy})")
-                sha = file_sha256(artifact)
-                plugin_src = _extract(artifact, staging / "unpacked", source.partition(":")[2])
-        manifest = load_manifest(plugin_src)
+        elif fetched.artifact is not None:
+            signers = trusted_signers or scope.home / "trusted-signers.yaml"
+            signature = _verify(fetched, sig_policy, signers, staging, say)
+        assert fetched.folder is not None
+        manifest = load_manifest(fetched.folder)
         if sig_policy is SignaturePolicy.STRICT and signature["status"] == "unverified":
             raise SignatureRefused("\n".join(["error: plugin signature verification failed",
                                               f"  plugin: {manifest.name}", "  policy: strict",
                                               "  reason: a plugin folder carries no signature"]))
-        existing = registry.entries().get(manifest.name)
-        if existing and not force and existing.get("sha256") == sha:
-            say(f"{manifest.name} {manifest.version} already installed")
-            return existing | {"unchanged": True}
-        if existing and not force and existing.get("source") != source:
-            raise Conflict(f"plugin {manifest.name} is already installed from {existing.get('source')}",
-                           fix=f"animus plugin uninstall --name {manifest.name}, or add --force")
-        dest = _destination(scope.plugins_dir, manifest.name)
-        final_src = staging / "final"
-        shutil.copytree(plugin_src, final_src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        _swap_into_place(final_src, dest)
-        installed = load_manifest(dest)
-        entry = registry.record(installed, dest, source, sha, signature)
-        say(f"installed {installed.name} {installed.version} ({installed.role})")
-        return entry
+        return _place(scope, manifest, fetched, signature, staging, force, say)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _place(scope: Scope, manifest: Manifest, fetched: _Fetched, signature: dict[str, Any], staging: Path,
+           force: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """Copy the plugin into the plugins folder (swapped in whole) and record it."""
+    assert fetched.folder is not None
+    registry = Registry(scope.plugins_dir)
+    existing = registry.entries().get(manifest.name)
+    if existing and not force and existing.get("sha256") == fetched.sha:
+        say(f"{manifest.name} {manifest.version} already installed")
+        return existing | {"unchanged": True}
+    if existing and not force and existing.get("source") != fetched.source:
+        raise Conflict(f"plugin {manifest.name} is already installed from {existing.get('source')}",
+                       fix=f"animus plugin uninstall --name {manifest.name}, or add --force")
+    dest = _destination(scope.plugins_dir, manifest.name)
+    final_src = staging / "final"
+    shutil.copytree(fetched.folder, final_src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _swap_into_place(final_src, dest)
+    installed = load_manifest(dest)
+    entry = registry.record(installed, dest, fetched.source, fetched.sha, signature)
+    say(f"installed {installed.name} {installed.version} ({installed.role})")
+    return entry
 
 
 class SignatureRefused(InvalidInput):

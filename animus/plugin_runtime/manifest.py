@@ -31,6 +31,7 @@ from animus.plugin_runtime.protocol import PROTOCOL_VERSION, ROLES, compatible
 __all__ = ["Manifest", "load_manifest", "parse_manifest", "MANIFEST_FILE", "BASE_ENV", "check_name"]
 
 MANIFEST_FILE = "animus-plugin.yaml"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: every listing reads them all
 BASE_ENV = ("PATH", "HOME", "USER", "SHELL", "TERM", "TMPDIR", "LANG", "LC_ALL", "TZ")
 # a plugin's name is a folder name under the plugins folder: one path component, nothing else
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -140,7 +141,7 @@ def load_manifest(path: Path) -> Manifest:
     if path.is_dir():
         path = path / MANIFEST_FILE
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_LOADER)
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no plugin manifest ({MANIFEST_FILE})",
                            fix="point at a plugin folder that holds animus-plugin.yaml") from None

@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -54,14 +54,17 @@ def missing_env_error(plugin: InstalledPlugin) -> str | None:
 async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/check",
                 params: dict[str, Any] | None = None, timeout: float = 3.0,
                 ctx: zmq.asyncio.Context | None = None,
-                boot_slots: asyncio.Semaphore | None = None, passthrough: Sequence[str] = ()) -> dict[str, Any]:
+                boot_slots: asyncio.Semaphore | None = None, passthrough: Sequence[str] = (),
+                config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return ``{"status", "result"|"error", "latency_ms", ...}``; never raises for plugin faults.
 
     ``timeout`` bounds the whole probe: spawn, handshake and the request.
     A plugin missing a required env var is not spawned at all. With
     ``boot_slots``, the plugin is spawned only once a slot is free, and holds
     it until it has connected: see ``probe_many``. ``passthrough`` names the
-    variables the operator passes to this plugin (``plugins.<name>.env``).
+    variables the operator passes to this plugin (``plugins.<name>.env``), and
+    ``config`` what the operator configures for it (``plugins.<name>.config``),
+    sent over the manifest's at initialize, as under the daemon.
     """
     started = time.monotonic()
     row: dict[str, Any] = {"plugin": plugin.name, "role": plugin.role, "source": "probe"}
@@ -69,7 +72,8 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
         return row | {"status": "unhealthy", "last_error": plugin.error, "latency_ms": 0.0}
     missing = missing_env_error(plugin)
     if missing:
-        return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0}
+        return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0,
+                      "missing_env": plugin.manifest.missing_env()}
     ctx = ctx or zmq.asyncio.Context.instance()
     sock_dir = tempfile.mkdtemp(prefix="animus-probe-")
     os.chmod(sock_dir, 0o700)
@@ -95,7 +99,7 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
     # the handshake's own deadline is a little longer, so that a plugin that
     # never answers initialize gets the probe's clearer message
     host = PluginHost(ctx, endpoint, on_ready, on_failed, lambda *a: None,
-                      configs={plugin.name: plugin.manifest.config}, handshake_timeout=timeout + 1,
+                      configs={plugin.name: {**plugin.manifest.config, **(config or {})}}, handshake_timeout=timeout + 1,
                       on_connect=on_connect)
     host.start()
     # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
@@ -140,6 +144,7 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
                 if isinstance(result, dict) and result.get("status") in ("healthy", "degraded", "unhealthy"):
                     row["status"] = result["status"]
                     row["last_error"] = result.get("last_error")
+                    row["answered"] = True  # the plugin itself judged its health
                 else:
                     row["status"] = "unhealthy"
                     row["last_error"] = f"health/check returned garbage: {result!r}"[:300]
@@ -191,11 +196,13 @@ def boot_concurrency() -> int:
 
 
 async def probe_many(plugins: list[InstalledPlugin], scope: Scope, timeout: float = 3.0,
-                     passthrough: Callable[[str], Sequence[str]] = lambda name: ()) -> list[dict[str, Any]]:
+                     passthrough: Callable[[str], Sequence[str]] = lambda name: (),
+                     config: Callable[[str], Mapping[str, Any]] = lambda name: {}) -> list[dict[str, Any]]:
     ctx = zmq.asyncio.Context()
     slots = asyncio.Semaphore(boot_concurrency())
     try:
         return list(await asyncio.gather(*(probe(pl, scope, timeout=timeout, ctx=ctx, boot_slots=slots,
-                                                 passthrough=passthrough(pl.name)) for pl in plugins)))
+                                                 passthrough=passthrough(pl.name), config=config(pl.name))
+                                           for pl in plugins)))
     finally:
         ctx.destroy(linger=0)

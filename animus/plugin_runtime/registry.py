@@ -1,9 +1,15 @@
-"""The installed-plugin record: ``~/.animus/plugins/plugins.yaml``.
+"""The installed-plugin record: ``~/.animus/plugins.yaml``, beside the ``plugins/`` folder.
 
 One entry per installed plugin: source, version, role, sha256 of what was
 installed, signature status, install time. Every write is atomic (temp file,
 fsync, rename) under an exclusive lock, so concurrent installs and a crash
 mid-write never leave a torn or half-merged record.
+
+The record sits beside the folder, named after it (``plugins.yaml`` for
+``plugins/``), where the runbook's backup script tars it from. Versions up to
+0.5.0 kept it inside the folder; the first use moves it (under the lock).
+It is read with libyaml when present: every plugin call in the daemon looks
+a plugin up here, and the pure-Python parser takes ~10x as long.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from animus.errors import InvalidInput
 from animus.plugin_runtime.manifest import Manifest, load_manifest
 from animus.state.files import atomic_write
 
-__all__ = ["Registry", "InstalledPlugin", "atomic_write"]
+__all__ = ["Registry", "InstalledPlugin", "atomic_write", "rebase_record"]
 
 SCHEMA = "animus.plugins.v1"
+LEGACY_NAME = "plugins.yaml"  # inside the folder, before 0.5.1
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -59,23 +67,40 @@ def _manifest_path(entry: dict[str, Any]) -> Path:
 class Registry:
     def __init__(self, plugins_dir: Path) -> None:
         self.dir = plugins_dir
-        self.path = plugins_dir / "plugins.yaml"
+        self.path = plugins_dir.parent / f"{plugins_dir.name}.yaml"
+        self.legacy_path = plugins_dir / LEGACY_NAME
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".plugins.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under an exclusive lock; the dict is written back."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".plugins.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._lock():
+            self._migrate_locked()
             data = self._read()
             yield data
             atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode())
 
+    def _migrate_locked(self) -> None:
+        """Move a record left inside the folder by an older version to its place beside it."""
+        if self.path.exists() or not self.legacy_path.exists():
+            return
+        atomic_write(self.path, self.legacy_path.read_bytes())
+        self.legacy_path.unlink()
+
     def _read(self) -> dict[str, Any]:
         if not self.path.exists():
-            return {"schema": SCHEMA, "plugins": {}}
+            if not self.legacy_path.exists():
+                return {"schema": SCHEMA, "plugins": {}}
+            with self._lock():
+                self._migrate_locked()
         try:
-            data = yaml.safe_load(self.path.read_text()) or {}
+            data = yaml.load(self.path.read_text(), Loader=_LOADER) or {}
         except yaml.YAMLError as exc:
             raise InvalidInput(f"{self.path}: not valid YAML ({str(exc).splitlines()[0]})",
                                fix="restore it from a backup or remove it and run animus plugin install-defaults") from None
@@ -121,3 +146,14 @@ class Registry:
     def remove(self, name: str) -> dict[str, Any] | None:
         with self.locked() as data:
             return data["plugins"].pop(name, None)  # type: ignore[no-any-return]
+
+
+def rebase_record(record: Path, old_dir: str, new_dir: Path) -> None:
+    """Point entries installed under ``old_dir`` into ``new_dir`` (a record restored into another home)."""
+    data = yaml.load(record.read_text(), Loader=_LOADER) or {}
+    old = old_dir.rstrip("/")
+    for entry in (data.get("plugins") or {}).values():
+        path = str(entry.get("path", ""))
+        if path == old or path.startswith(old + "/"):
+            entry["path"] = str(new_dir / path[len(old):].lstrip("/"))
+    atomic_write(record, yaml.safe_dump(data, sort_keys=True).encode())

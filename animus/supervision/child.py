@@ -33,6 +33,7 @@ from animus.supervision.child_config import ChildConfig
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.launcher import Launcher, preload_modules
 from animus.supervision.service import ChildService, DynamicChildren, ServiceContext, ServiceFactory, load_service
+from animus.supervision.spec import Strategy
 from animus.supervision.supervisor import ChildState, Supervisor
 from animus.tasks import Nursery
 
@@ -154,6 +155,8 @@ class ChildSupervisor:
                                             float(params.get("timeout", 30)))
         except PluginCallError as exc:
             return {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
+        if params.get("with_info"):  # plugin info: what the plugin said at initialize
+            return {"result": value, "plugin_info": self.sup.children[plugin].info.get("plugin_info")}
         return {"result": value}
 
     async def health(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,7 +174,8 @@ class ChildSupervisor:
                 health = await self.host.health(child_id, float(params.get("timeout", 3)))
             except (Unavailable, PluginCallError) as exc:
                 return row | {"status": "unhealthy", "last_error": str(exc), "source": "live"}
-            return row | health | {"source": "live",
+            # answered: the plugin itself judged its health (a garbage reply is not an answer)
+            return row | health | {"source": "live", "answered": "garbage" not in health,
                                    "last_error": health.get("last_error") or row["last_error"]}
 
         return list(await asyncio.gather(*(one(c) for c in self.sup.policy.order)))
@@ -249,7 +253,8 @@ class ChildSupervisor:
     async def _serve(self) -> int:
         self.tasks.spawn(self._serve_root(), name="serve_root")
         self.tasks.spawn(self._watch_parent(), name="watch_parent")
-        await self.sup.start()
+        independent = self.sup.flags.strategy is Strategy.ONE_FOR_ONE  # no child needs another up first
+        await self.sup.start({} if independent else None)
         if self.service is not None:
             await self.service.start()
         await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))

@@ -79,6 +79,10 @@ class TreeSpec(Protocol):
         """Extra environment for ``name`` at spawn: secrets travel here, never in its config file."""
         ...
 
+    def start_after(self) -> dict[str, tuple[str, ...]] | None:
+        """Child supervisor -> those it needs started first; the rest start at once (None: in order)."""
+        ...
+
 
 class Root:
     def __init__(self, scope: Scope, settings: RootSettings, tree: TreeSpec,
@@ -263,7 +267,7 @@ class Root:
                           self._task_gave_up)
         self._serve(tasks)
         self.sup = self.link.sup = self.build_tree()
-        await self.sup.start()
+        await self.sup.start(self.tree_spec.start_after())
         self._record_pids()
         names = [c["name"] for c in self.sup.snapshot()]
         self.emit("daemon_ready", "info", {"tree": names}, cat="daemon")
