@@ -20,8 +20,17 @@ worktree. The operator's flows, each checked where a person would check it
   claude stand-in replaying the real CLI's recorded denial) is shown plainly,
   with the failed phase's verdict, reason, tokens and cost.
 
-Screenshots of the board and of a workflow view are saved in the pytest
-temp folder. Needs Debian's ``chromium`` and ``chromium-driver``, which
+- the overview's charts show a provider's crash and restart, the runs by
+  outcome and what they cost, as the CLI counts them;
+- the workflow list filters by status, workflow and task; the keyboard
+  drives it (``/``, ``j``, Enter, ``g``, ``?``); the theme follows the
+  browser's dark / light preference; a narrow window needs no sideways
+  scrolling;
+- after a daemon restart (the page kept offline meanwhile, so it cannot
+  have watched) the page reconnects and shows what it missed, once.
+
+Screenshots of the board, the overview with its charts and two workflow
+views are saved in the pytest temp folder (``web-ui-screenshots0``). Needs Debian's ``chromium`` and ``chromium-driver``, which
 ``make test`` installs; without them the tests skip saying why (and fail
 under CI, where they must be).
 """
@@ -31,6 +40,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -104,12 +114,20 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     ensure_chromium()
     base = tmp_path_factory.mktemp("web-ui")
     workflows = WORKFLOWS.replace("MARKER", str(base / "risky.marker"))
+    plugins = plugins_config(None)
+    plugins["transport-http"] = {"config": {"port": free_port()}}  # the same URL after a daemon restart
     with daemon_env(base, ["transport-http", "web-ui", "default", "claude"], workflows,
-                    config={"plugins": plugins_config(None)}, start=False) as e:
+                    config={"plugins": plugins}, start=False) as e:
         e.env = standin_environment(e.env, base)
         first_commit(e, base)
         e.start("--skip-preflight")
         yield e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def first_commit(env: Env, base: Path) -> None:
@@ -130,7 +148,7 @@ def browser(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
     profile = tmp_path_factory.mktemp("chromium-profile")
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                f"--user-data-dir={profile}", "--window-size=1280,900"):
+                f"--user-data-dir={profile}", "--window-size=1280,800"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -367,3 +385,116 @@ def test_a_run_opened_late_replays_its_output_and_shows_its_diff_and_denials(
     usage = status_of(env, denied)["phases"][0]["usage"]
     assert f"${usage['cost_usd']:.4f}" in implement and f"{usage['input_tokens']} / {usage['output_tokens']}" in implement
     assert "fail" in implement and "widen the agent profile's permissions" in implement  # verdict and reason
+    screenshot(browser, shots / "workflow-denied.png")
+
+
+def test_charts_show_a_crash_the_runs_and_what_they_cost(env: Env, browser: Any, shots: Path) -> None:
+    claude = env.node("claude")
+    assert claude and claude["pid"]
+    os.kill(claude["pid"], signal.SIGKILL)  # a provider crashes; its supervisor starts it again
+    wait_until(lambda: (env.node("claude") or {}).get("restarts", 0) >= 1
+               and (env.node("claude") or {}).get("state") == "running", timeout=30, what="claude's restart")
+    browser.execute_script("location.hash = '#/'")
+    wait_until(lambda: "claude 1✖ 1↻" in text_of(browser, "#chart-restarts"), timeout=20,
+               what="the crash and the restart on the timeline")
+
+    runs = env.json("workflow", "list")["workflows"]
+    completed = sum(1 for wf in runs if wf["status"] == "completed")
+    wait_until(lambda: f"completed {completed}" in text_of(browser, "#chart-runs"), timeout=15,
+               what=f"{completed} completed runs in the runs-per-hour legend")
+    assert "failed 1" in text_of(browser, "#chart-runs")  # the denied agent run
+    costly = [wf for wf in runs if (wf.get("usage") or {}).get("cost_usd")]
+    assert costly, runs  # the stand-in reports what the real CLI reports, cost included
+    total = sum(wf["usage"]["cost_usd"] for wf in costly)
+    assert f"claude ${total:.4f}" in text_of(browser, "#chart-cost-provider")
+    top = max(costly, key=lambda wf: wf["usage"]["cost_usd"])
+    by_task = text_of(browser, "#chart-cost-task")
+    assert top["subject_id"] in by_task and f"${top['usage']['cost_usd']:.4f} · 1 run(s)" in by_task
+    assert "null" not in text_of(browser, "#charts-panel") and "undefined" not in text_of(browser, "#charts-panel")
+    screenshot(browser, shots / "overview.png")
+
+
+def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    runs = env.json("workflow", "list")["workflows"]
+    denied = next(wf for wf in runs if wf["status"] == "failed")
+    body = browser.find_element(By.TAG_NAME, "body")
+    browser.execute_script("location.hash = '#/'")
+    wait_until(lambda: f"{len(runs)} run(s)" == text_of(browser, "#filter-count"), timeout=15, what="the list")
+    body.send_keys("/")  # the filter shortcut
+    assert browser.switch_to.active_element.get_attribute("id") == "filter-task"
+    browser.switch_to.active_element.send_keys(denied["subject_id"])
+    wait_until(lambda: text_of(browser, "#filter-count") == f"1 of {len(runs)} run(s)", timeout=5, what="one row")
+    choose(browser, "#filter-status", "completed")  # and a status it does not have: none
+    wait_until(lambda: text_of(browser, "#filter-count") == f"0 of {len(runs)} run(s)", timeout=5, what="no row")
+    choose(browser, "#filter-status", "failed")
+    browser.find_element(By.ID, "filter-task").send_keys("\ue00c")  # Escape leaves the field
+    body.send_keys("j")  # select the one row, Enter opens it
+    body.send_keys("\ue007")
+    wait_until(lambda: browser.current_url.endswith(f"#/workflow/{denied['id']}"), timeout=10, what="j, Enter")
+    wait_until(lambda: text_of(browser, "#wf-status") == "failed", timeout=10, what="the opened workflow")
+    body.send_keys("g")
+    wait_until(lambda: browser.current_url.endswith("#/"), timeout=5, what="g to go back")
+    body.send_keys("?")
+    wait_until(lambda: "approve / reject" in text_of(browser, "#keys-dialog"), timeout=5, what="the shortcut list")
+    browser.find_element(By.CSS_SELECTOR, "#keys-dialog button").click()
+    choose(browser, "#filter-status", "")
+    browser.find_element(By.ID, "filter-task").clear()
+    browser.execute_script("document.querySelector('#filter-task').dispatchEvent(new Event('input'))")
+
+    def background() -> str:
+        return str(browser.execute_script("return getComputedStyle(document.body).backgroundColor"))
+
+    for scheme, colour in (("dark", "rgb(20, 23, 28)"), ("light", "rgb(246, 247, 249)")):
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+        wait_until(lambda want=colour: background() == want, timeout=5, what=f"the {scheme} theme")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+    size = browser.get_window_size()
+    browser.set_window_size(420, 800)
+    try:
+        for view in ("#/", f"#/workflow/{denied['id']}"):
+            browser.execute_script(f"location.hash = '{view}'")
+            wait_until(lambda: browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"), timeout=5,
+                what=f"{view} to fit a narrow window without sideways scrolling")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+def test_after_a_daemon_restart_the_page_reconnects_and_catches_up(env: Env, browser: Any) -> None:
+    """Last in the module: it restarts the module's daemon."""
+    wf = run(env, "live", title="approved while the page was away")
+    wait_until(lambda: str(status_of(env, wf).get("waiting") or "").startswith("approval of phase"), timeout=30,
+               what="the gate")
+    open_workflow(browser, wf)
+    wait_until(lambda: "Waiting for your approval" in text_of(browser, "#wf-notices"), timeout=15, what="the gate")
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {  # the page cannot come back on its own
+        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        env.run("daemon", "stop", check=True)
+        wait_until(lambda: text_of(browser, "#live-stream") != "live" and text_of(browser, "#conn") != "live",
+                   timeout=20, what="the page to see the daemon go")
+        env.start("--skip-preflight")
+        env.run("workflow", "approve", wf, check=True)  # what happens while the page is away
+        wait_until(lambda: status_of(env, wf)["status"] == "completed", timeout=30, what="the run to finish")
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    wait_until(lambda: text_of(browser, "#live-stream") == "live", timeout=30, what="the page to reconnect")
+    wait_until(lambda: "shipped" in text_of(browser, "#output"), timeout=15, what="the output it missed")
+    wait_until(lambda: text_of(browser, "#wf-status") == "completed", timeout=15, what="the new status")
+    assert text_of(browser, "#output").count("phase gate approved") == 1  # caught up, nothing shown twice
+    assert text_of(browser, "#output").count("tick-3") == 1
+    browser.execute_script("location.hash = '#/'")
+    wait_until(lambda: text_of(browser, "#conn") == "live", timeout=30, what="the overview's stream")
+    wait_until(lambda: "completed" in text_of(browser, f'#workflows [data-workflow="{wf}"]'), timeout=15,
+               what="the overview to show the run completed")
+    # what the browser logged while the daemon was away is the network being gone, nothing else
+    unexpected = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
+                  and not re.search(r"ERR_INTERNET_DISCONNECTED|ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|"
+                                    r"Failed to fetch|status of 50[23]|ERR_NETWORK_CHANGED", e["message"])]
+    assert not unexpected, unexpected

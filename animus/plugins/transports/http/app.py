@@ -4,7 +4,7 @@ Every ``/api`` route is one control method, shaped for HTTP; the contract is
 ``openapi.yaml`` (served at ``/openapi.json``), and the routes live in
 ``routes/``, one module per area:
 
-    routes.daemon      /api/status, /api/health, /api/metrics, /metrics, /api/logs, /api/plugins[/{name}/call]
+    routes.daemon      /api/status, /api/health, /api/metrics, /metrics, /api/logs, /api/charts, /api/plugins[/{name}/call]
     routes.workflows   /api/workflows[/stats|/{id}[/resume|cancel|approve|reject]], /api/triggers[/{id}/fire]
     routes.diff        /api/workflows/{id}/diff
     routes.subjects    /api/subjects/{kind}[/{id}[/status]]

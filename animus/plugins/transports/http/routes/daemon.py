@@ -3,6 +3,7 @@
     GET  /api/status, /api/health, /api/metrics     daemon/status|health|metrics
     GET  /metrics                                   daemon/metrics as Prometheus text
     GET  /api/logs                                  daemon/logs
+    GET  /api/charts                                the web UI's charts, counted from the log (``charts``)
     GET  /api/plugins                               plugin/list
     POST /api/plugins/{name}/call                   plugin/call
 """
@@ -16,8 +17,9 @@ from starlette.routing import Route
 from animus.bus.metrics import render_prometheus
 from animus.bus.subscriber import EventFilter
 from animus.errors import InvalidInput
+from animus.plugins.transports.charts import chart_data
 from animus.plugins.transports.http.routing import RouteContext
-from animus.plugins.transports.respond import json_body, query_int, query_text
+from animus.plugins.transports.respond import Json, json_body, query_int, query_text
 
 __all__ = ["routes"]
 
@@ -47,6 +49,9 @@ def routes(ctx: RouteContext) -> list[Route]:
                   "search": query_text(request, "search")}
         return await ctx.rpc("daemon/logs", params)
 
+    async def charts(request: Request) -> Response:
+        return Json(await chart_data(ctx.link, query_int(request, "hours", 1, 168, 24) or 24))
+
     async def plugins(request: Request) -> Response:
         return await ctx.rpc("plugin/list")
 
@@ -69,6 +74,7 @@ def routes(ctx: RouteContext) -> list[Route]:
         ctx.api("/api/health", health),
         ctx.api("/api/metrics", metrics_json),
         ctx.api("/api/logs", logs),
+        ctx.api("/api/charts", charts),
         ctx.api("/api/plugins", plugins),
         ctx.api("/api/plugins/{name}/call", plugin_call, "POST"),
         ctx.api("/metrics", metrics_text),

@@ -7,9 +7,16 @@
 // (#/workflow/<id>, linked from every workflow id).
 
 import { initBoard, openTaskForm } from "./board.js";
-import { refreshDashboard } from "./dashboard.js";
+import { refreshCharts } from "./charts.js";
+import { initFilters, moveSelection, refreshDashboard } from "./dashboard.js";
 import { $, openStream, setConn } from "./dom.js";
 import { closeWorkflow, initWorkflowView, openWorkflow } from "./workflow.js";
+
+// events that move the overview's charts (a restart, a disabled plugin, a run's end, a phase's cost)
+const CHARTED = new Set(["child_exited", "child_started", "plugin_disabled", "phase_completed", "workflow_completed",
+  "workflow_failed", "workflow_blocked", "workflow_cancelled"]);
+// the workflow view's buttons, by key
+const ACTION_KEYS = { a: "#act-approve", x: "#act-reject", r: "#act-resume", c: "#act-cancel" };
 
 // events that do not change what the overview shows (they would redraw it many times a second)
 const QUIET = new Set(["phase_output", "agent_text", "agent_tool_call", "agent_tool_result", "agent_usage",
@@ -27,13 +34,18 @@ function route() {
     document.title = "Animus";
     closeWorkflow();
     refreshDashboard();
+    refreshCharts();
   }
 }
 
 let refreshTimer = null;
-function refreshSoon() {
-  if (refreshTimer || !$("#workflow-view").hidden) return;
-  refreshTimer = setTimeout(() => { refreshTimer = null; refreshDashboard(); }, 300);
+let chartsTimer = null;
+function refreshSoon(kind) {
+  if (!$("#workflow-view").hidden) return;
+  if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; refreshDashboard(); }, 300);
+  if ((CHARTED.has(kind) || kind === "stream_ready") && !chartsTimer) {
+    chartsTimer = setTimeout(() => { chartsTimer = null; refreshCharts(); }, 1500);
+  }
 }
 
 function typing(event) {
@@ -41,17 +53,31 @@ function typing(event) {
   return ["INPUT", "TEXTAREA", "SELECT"].includes(tag) || document.querySelector("dialog[open]");
 }
 
+const overview = () => $("#workflow-view").hidden;
+
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) return;
-  if (event.key === "n") { event.preventDefault(); openTaskForm(); }
-  if (event.key === "Escape" && !$("#workflow-view").hidden) location.hash = "#/";
+  const key = event.key;
+  if (key === "n") openTaskForm();
+  else if (key === "?") $("#keys-dialog").showModal();
+  else if (key === "g" || (key === "Escape" && !overview())) location.hash = "#/";
+  else if (key === "/" && overview()) $("#filter-task").focus();
+  else if (["j", "k", "Enter"].includes(key) && overview()) moveSelection(key);
+  else if (ACTION_KEYS[key] && !overview()) {
+    const button = $(ACTION_KEYS[key]);
+    if (!button.disabled) button.click();
+  } else return;
+  event.preventDefault();
 });
+$("#show-keys").addEventListener("click", () => $("#keys-dialog").showModal());
 
 initBoard(() => refreshDashboard());
+initFilters();
 initWorkflowView();
 window.addEventListener("hashchange", route);
 openStream("/api/events?level=info", (ev) => {
-  if (ev.kind === "stream_ready" || !QUIET.has(ev.kind)) refreshSoon();
+  if (ev.kind === "stream_ready" || !QUIET.has(ev.kind)) refreshSoon(ev.kind);
 }, (on, text) => setConn($("#conn"), on, text));
 route();
-setInterval(() => { if ($("#workflow-view").hidden) refreshDashboard(); }, 5000);
+setInterval(() => { if (overview()) refreshDashboard(); }, 5000);
+setInterval(() => { if (overview()) refreshCharts(); }, 60000);

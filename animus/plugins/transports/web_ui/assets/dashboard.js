@@ -3,7 +3,7 @@
 // something happened (and every few seconds, should an event be missed).
 
 import { renderBoard } from "./board.js";
-import { $, api, badge, el, fmtCost, showBanner } from "./dom.js";
+import { $, $$, api, badge, el, fmtCost, showBanner } from "./dom.js";
 
 const last = {}; // panel -> what it shows, so an unchanged panel is not rebuilt
 
@@ -46,9 +46,35 @@ function renderPlugins(health) {
 
 export const workflowLink = (id) => el("a", { href: `#/workflow/${encodeURIComponent(id)}`, class: "wf-link" }, id);
 
+let workflows = []; // the last list fetched; the filter narrows it without a fetch
+let selected = -1; // the row j / k moved to
+
+function filtered() {
+  const status = $("#filter-status").value;
+  const ref = $("#filter-workflow").value;
+  const text = $("#filter-task").value.trim().toLowerCase();
+  return workflows.filter((wf) => (!status || wf.status === status) && (!ref || wf.workflow_ref === ref)
+    && (!text || String(wf.subject_id || "").toLowerCase().includes(text) || wf.id.toLowerCase().includes(text)));
+}
+
+function workflowOptions() {
+  const select = $("#filter-workflow");
+  const refs = [...new Set(workflows.map((wf) => wf.workflow_ref))].sort();
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (JSON.stringify(have) === JSON.stringify(refs)) return;
+  const keep = select.value;
+  select.replaceChildren(el("option", { value: "" }, "any"), ...refs.map((r) => el("option", { value: r }, r)));
+  select.value = refs.includes(keep) ? keep : "";
+}
+
 function renderWorkflows(list) {
-  if (unchanged("workflows", list)) return;
-  const rows = list.map((wf) => el("tr", { dataset: { workflow: wf.id } },
+  if (list !== undefined) {
+    if (unchanged("workflows", list)) return;
+    workflows = list;
+    workflowOptions();
+  }
+  const shown = filtered();
+  const rows = shown.map((wf) => el("tr", { dataset: { workflow: wf.id } },
     el("td", {}, workflowLink(wf.id)),
     el("td", {}, wf.workflow_ref),
     el("td", {}, wf.subject_id || ""),
@@ -59,13 +85,41 @@ function renderWorkflows(list) {
         wf.waiting || wf.blocked_reason || wf.failure_reason || "")),
     el("td", { class: "num" }, fmtCost(wf.usage))));
   $("#workflows tbody").replaceChildren(...rows);
+  $("#filter-count").textContent = shown.length === workflows.length ? `${workflows.length} run(s)`
+    : `${shown.length} of ${workflows.length} run(s)`;
+  select(Math.min(selected, rows.length - 1));
+}
+
+export function initFilters() {
+  for (const id of ["#filter-status", "#filter-workflow", "#filter-task"]) {
+    for (const type of ["input", "change"]) $(id).addEventListener(type, () => { selected = -1; renderWorkflows(); });
+  }
+  $("#filter-task").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" || event.key === "Enter") event.target.blur();
+  });
+}
+
+function select(index) {
+  const rows = $$("#workflows tbody tr");
+  rows.forEach((row, i) => row.classList.toggle("selected", i === index));
+  selected = index;
+  if (rows[index]) rows[index].scrollIntoView({ block: "nearest" });
+}
+
+// j / k / Enter on the list (the keyboard handler in app.js calls this)
+export function moveSelection(key) {
+  const rows = $$("#workflows tbody tr");
+  if (!rows.length) return;
+  if (key === "j") select(Math.min(rows.length - 1, selected + 1));
+  if (key === "k") select(Math.max(0, selected - 1));
+  if (key === "Enter" && rows[selected]) location.hash = `#/workflow/${encodeURIComponent(rows[selected].dataset.workflow)}`;
 }
 
 export async function refreshDashboard() {
   const results = await Promise.allSettled([
     api("GET", "/api/status").then(renderTree),
     api("GET", "/api/health").then(renderPlugins),
-    api("GET", "/api/workflows?limit=50").then(renderWorkflows),
+    api("GET", "/api/workflows?limit=200").then((list) => renderWorkflows(list)),
     api("GET", "/api/subjects/task").then((tasks) => renderBoard(tasks), (err) => renderBoard([], err.message)),
   ]);
   if (!results.some((r) => r.status === "rejected")) showBanner("");
