@@ -242,6 +242,19 @@ def run(env: Env, workflow: str, **params: str) -> str:
 
 # -------------------------------------------------------------------- tests
 
+def test_the_page_never_parses_data_as_markup() -> None:
+    """What the strict CSP and the no-innerHTML rule rest on, checked in the files themselves."""
+    assets = Path(__file__).resolve().parents[1] / "animus" / "plugins" / "transports" / "web_ui" / "assets"
+    for script in assets.glob("*.js"):
+        code = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("//"))
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                     "setAttribute(\"style", "javascript:"):
+            assert sink not in code, f"{script.name} uses {sink}"
+    page = (assets / "index.html").read_text()
+    assert "<script>" not in page and " style=" not in page and "<style" not in page  # nothing inline
+    assert re.findall(r"\son[a-z]+=", page) == []  # no inline handlers
+
+
 def test_a_task_from_the_form_then_moved_and_reprioritised_on_the_board(env: Env, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -314,6 +327,12 @@ def test_a_workflow_streams_live_and_its_gate_is_approved(env: Env, browser: Any
             shown += token
             wait_until(lambda want=shown: text_of(browser, "#output").endswith(want), timeout=10,
                        what=f"the page to show {shown!r}")
+        bus.publish("agent", "agent_tool_call", "info", {"name": "Bash", "input": {"command": "git status --short"}},
+                    workflow_id=wf, phase="gate")
+        bus.publish("agent", "agent_tool_result", "info", {"output": " M README.md\n?? <b>new</b>.py"},
+                    workflow_id=wf, phase="gate")
+        wait_until(lambda: "⚙ Bash: git status --short\n  ↳  M README.md\n?? <b>new</b>.py" in text_of(browser, "#output"),
+                   timeout=10, what="the tool call and its result (markup in data stays text)")
     finally:
         bus.close(linger_ms=1000)
 
@@ -417,9 +436,18 @@ def test_charts_show_a_crash_the_runs_and_what_they_cost(env: Env, browser: Any,
 def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    runs = env.json("workflow", "list")["workflows"]
-    denied = next(wf for wf in runs if wf["status"] == "failed")
+    gated = run(env, "live", title="rejected from the keyboard")
+    open_workflow(browser, gated)
+    wait_until(lambda: not browser.find_element(By.ID, "act-reject").get_attribute("disabled"), timeout=30,
+               what="the gate's Reject button")
+    browser.find_element(By.ID, "note").send_keys("not this way")
     body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("x")  # reject, as the button does
+    wait_until(lambda: status_of(env, gated)["status"] == "failed", timeout=20, what="the rejected run")
+    assert "rejected" in status_of(env, gated)["failure_reason"]
+
+    runs = env.json("workflow", "list")["workflows"]
+    denied = next(wf for wf in runs if wf["status"] == "failed" and wf["workflow_ref"] == "agent")
     browser.execute_script("location.hash = '#/'")
     wait_until(lambda: f"{len(runs)} run(s)" == text_of(browser, "#filter-count"), timeout=15, what="the list")
     body.send_keys("/")  # the filter shortcut
@@ -428,6 +456,7 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
     wait_until(lambda: text_of(browser, "#filter-count") == f"1 of {len(runs)} run(s)", timeout=5, what="one row")
     choose(browser, "#filter-status", "completed")  # and a status it does not have: none
     wait_until(lambda: text_of(browser, "#filter-count") == f"0 of {len(runs)} run(s)", timeout=5, what="no row")
+    choose(browser, "#filter-workflow", "agent")
     choose(browser, "#filter-status", "failed")
     browser.find_element(By.ID, "filter-task").send_keys("\ue00c")  # Escape leaves the field
     body.send_keys("j")  # select the one row, Enter opens it
@@ -440,6 +469,7 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
     wait_until(lambda: "approve / reject" in text_of(browser, "#keys-dialog"), timeout=5, what="the shortcut list")
     browser.find_element(By.CSS_SELECTOR, "#keys-dialog button").click()
     choose(browser, "#filter-status", "")
+    choose(browser, "#filter-workflow", "")
     browser.find_element(By.ID, "filter-task").clear()
     browser.execute_script("document.querySelector('#filter-task').dispatchEvent(new Event('input'))")
 
