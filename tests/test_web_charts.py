@@ -28,6 +28,7 @@ def test_the_window_is_whole_hours_ending_with_this_one() -> None:
 def test_timeline_has_crashes_restarts_and_disabled_spans_but_not_runs_ending() -> None:
     events = [
         ev("child_exited", NOW - 600, child="claude", supervisor="providers", requested=False, reason="killed by SIGKILL"),
+        ev("child_restarting", NOW - 595, child="claude", supervisor="providers", restart=1, delay=0.0),
         ev("child_started", NOW - 590, child="claude", supervisor="providers", restarts=1),
         ev("child_exited", NOW - 500, child="wf-1", supervisor="workflows", requested=False, reason="exit 1"),
         ev("child_started", NOW - 9 * HOUR, child="gemini", supervisor="providers", restarts=0),

@@ -20,8 +20,8 @@ worktree. The operator's flows, each checked where a person would check it
   claude stand-in replaying the real CLI's recorded denial) is shown plainly,
   with the failed phase's verdict, reason, tokens and cost.
 
-- the overview's charts show a provider's crash and restart, the runs by
-  outcome and what they cost, as the CLI counts them;
+- the overview's charts show a provider's crashes, restarts and being
+  disabled, the runs by outcome and what they cost, as the CLI counts them;
 - the workflow list filters by status, workflow and task; the keyboard
   drives it (``/``, ``j``, Enter, ``g``, ``?``); the theme follows the
   browser's dark / light preference; a narrow window needs no sideways
@@ -407,15 +407,24 @@ def test_a_run_opened_late_replays_its_output_and_shows_its_diff_and_denials(
     screenshot(browser, shots / "workflow-denied.png")
 
 
-def test_charts_show_a_crash_the_runs_and_what_they_cost(env: Env, browser: Any, shots: Path) -> None:
-    claude = env.node("claude")
-    assert claude and claude["pid"]
-    os.kill(claude["pid"], signal.SIGKILL)  # a provider crashes; its supervisor starts it again
-    wait_until(lambda: (env.node("claude") or {}).get("restarts", 0) >= 1
-               and (env.node("claude") or {}).get("state") == "running", timeout=30, what="claude's restart")
+def test_charts_show_crashes_a_disabled_plugin_the_runs_and_what_they_cost(env: Env, browser: Any, shots: Path) -> None:
+    killed: list[int] = []
+
+    def crash_until_disabled() -> bool:  # a provider that keeps crashing: restarted, then disabled
+        node = env.node("claude") or {}
+        if node.get("state") == "disabled":
+            return True
+        if node.get("state") == "running" and node.get("pid") and node["pid"] not in killed:
+            killed.append(node["pid"])
+            os.kill(node["pid"], signal.SIGKILL)
+        return False
+
+    wait_until(crash_until_disabled, timeout=60, what="claude to be disabled after crash upon crash")
     browser.execute_script("location.hash = '#/'")
-    wait_until(lambda: "claude 1✖ 1↻" in text_of(browser, "#chart-restarts"), timeout=20,
-               what="the crash and the restart on the timeline")
+    wait_until(lambda: f"claude {len(killed)}✖ {len(killed) - 1}↻ disabled" in text_of(browser, "#chart-restarts"),
+               timeout=20, what="the crashes, restarts and the disabled span on the timeline")
+    wait_until(lambda: "disabled" in text_of(browser, '#tree [data-name="claude"]'), timeout=10,
+               what="the supervisor tree to agree")
 
     runs = env.json("workflow", "list")["workflows"]
     completed = sum(1 for wf in runs if wf["status"] == "completed")

@@ -1,8 +1,8 @@
 """The web UI's small charts, counted here from the event log and the run table.
 
 Three pictures an operator would rather look at than read: restarts and
-disabled children over time (``child_exited`` / ``child_started`` /
-``plugin_disabled``), runs per hour by outcome (the terminal ``workflow_*``
+disabled children over time (``child_exited`` / ``child_restarting`` /
+``child_started`` / ``plugin_disabled``), runs per hour by outcome (the terminal ``workflow_*``
 events, counted as the metrics count them), and what the work cost: per task
 (the runs' usage) and per provider per hour (``phase_completed``, the event
 behind ``agent_cost_usd_total``). Counting next to the data means the page
@@ -74,10 +74,12 @@ def timeline(events: list[dict[str, Any]], window: Window) -> list[dict[str, Any
         if kind == "plugin_disabled":
             spans.append([max(ts, window.start), None])
             mark = "disabled"
-        elif kind == "child_started":
+        elif kind == "child_started":  # up again: a disabled span ends
             if spans and spans[-1][1] is None:
                 spans[-1][1] = ts
-            mark = "restarted" if (data.get("restarts") or 0) > 0 else ""
+            mark = ""
+        elif kind == "child_restarting":  # the supervisor's decision, counted as plugin_restarts_total
+            mark = "restarted"
         elif kind == "child_exited" and not data.get("requested"):
             mark = "crashed"
         else:
@@ -133,7 +135,7 @@ async def _events(link: DaemonLink, cat: str, search: str, kinds: set[str]) -> t
 
 async def chart_data(link: DaemonLink, hours: int) -> dict[str, Any]:
     window = Window(time.time(), hours)
-    children, cut1 = await _events(link, "supervisor", "child_", {"child_started", "child_exited"})
+    children, cut1 = await _events(link, "supervisor", "child_", {"child_started", "child_exited", "child_restarting"})
     disabled, cut2 = await _events(link, "plugin", "plugin_disabled", {"plugin_disabled"})
     ended, cut3 = await _events(link, "workflow", "workflow_", set(TERMINAL))
     phases, cut4 = await _events(link, "phase", "phase_completed", {"phase_completed"})

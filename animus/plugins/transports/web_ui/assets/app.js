@@ -13,7 +13,7 @@ import { $, openStream, setConn } from "./dom.js";
 import { closeWorkflow, initWorkflowView, openWorkflow } from "./workflow.js";
 
 // events that move the overview's charts (a restart, a disabled plugin, a run's end, a phase's cost)
-const CHARTED = new Set(["child_exited", "child_started", "plugin_disabled", "phase_completed", "workflow_completed",
+const CHARTED = new Set(["child_exited", "child_restarting", "child_started", "plugin_disabled", "phase_completed", "workflow_completed",
   "workflow_failed", "workflow_blocked", "workflow_cancelled"]);
 // the workflow view's buttons, by key
 const ACTION_KEYS = { a: "#act-approve", x: "#act-reject", r: "#act-resume", c: "#act-cancel" };
