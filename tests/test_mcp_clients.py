@@ -86,7 +86,12 @@ def test_gemini_cli_connects_from_settings(setup: tuple, tmp_path: Path) -> None
     servers, env = setup
     settings = tmp_path / "gem" / ".gemini"
     settings.mkdir(parents=True)
-    (settings / "settings.json").write_text(json.dumps(gemini_mcp_settings(servers)))
+    config = gemini_mcp_settings(servers)
+    # `gemini mcp list` gives a server 5 s to connect and answer a ping unless the entry says otherwise;
+    # `animus mcp serve` starts within that alone, not always on 2 cores busy with the rest of the suite
+    for entry in config["mcpServers"].values():
+        entry.setdefault("timeout", 60_000)
+    (settings / "settings.json").write_text(json.dumps(config))
     (settings / "trustedFolders.json").write_text(json.dumps({str(tmp_path): "TRUST_FOLDER"}))
     out = listing([cli("gemini"), "mcp", "list"], {**env, "GEMINI_CLI_HOME": str(tmp_path / "gem")}, tmp_path)
     assert "animus:" in out and "- Connected" in out, out

@@ -367,3 +367,84 @@ def test_bad_worktree_and_merge_settings_are_one_line_errors(env: Env, tmp_path:
     root = env.project.resolve()
     assert f".animus/workflows.yaml:6: workflows.w.worktree: required, but {root} is not a git repository" in said
     assert f"(fix: git -C {root} init && " in said
+
+
+# -- a set-up command that fails, then a teardown ---------------------------------------------
+
+def test_a_failing_setup_blocks_before_any_phase_and_the_teardown_runs_before_removal(env: Env,
+                                                                                      tmp_path: Path) -> None:
+    broken, torn = tmp_path / "deps-broken", tmp_path / "teardown.log"
+    broken.touch()
+    phase = ("{mode: command, idempotency: idempotent, command: {program: sh, cwd_mode: task_root, "
+             'args: [-c, "echo built > built.txt"]}}')
+    setup = f'if [ -e "{broken}" ]; then echo "no deps here" >&2; exit 3; fi; echo deps installed'
+    setup_project(env, tmp_path, f"""
+phases:
+  build: {phase}
+workflows:
+  - id: deliver
+    phases: [build]
+    post_success: {{merge: {{strategy: squash, auto_merge: true}}}}
+""", worktrees={"setup": ["sh", "-c", setup], "teardown": ["sh", "-c", f'basename "$PWD" >> "{torn}"']})
+    env.start("--skip-preflight")
+
+    wf = run(env, new_task(env, "needs deps"), "deliver")
+    blocked = settle(env, wf, "blocked")
+    path = Path(blocked["worktree"]["path"])
+    reason = blocked["blocked_reason"]
+    assert reason.startswith(f"the worktree setup command `{setup}` exited 3: no deps here in {path} "), reason
+    assert f"(cd {path} && {setup})" in reason and reason.endswith(f"then animus workflow resume {wf})")
+    assert not (path / "built.txt").exists()  # no phase ran in a worktree that is not set up
+    assert events(env, "phase_started", wf) == []
+
+    broken.unlink()  # the operator's fix; a plain resume (no phase had started, nothing to repeat)
+    env.run("workflow", "resume", wf, check=True)
+    done = settle(env, wf, "completed")
+    assert git(env, "show", "main:built.txt") == "built"
+    assert torn.read_text().split() == [wf]  # the teardown ran once, in the run's worktree
+    assert done["worktree"].get("removed") is True and not path.exists()
+    lines = [e["data"]["line"] for e in events(env, "phase_output", wf) if e["phase"] == "worktree-setup"]
+    assert "no deps here" in lines and lines[-1] == "deps installed"
+
+
+# -- the daemon's delivery flags, and the start-up sweep ---------------------------------------
+
+def test_daemon_flags_override_the_yaml_and_startup_cleanup_sweeps_finished_runs(env: Env, tmp_path: Path) -> None:
+    feature = ("{mode: command, idempotency: idempotent, command: {program: sh, cwd_mode: task_root, "
+               'args: [-c, "echo \\"$ANIMUS_WORKFLOW_ID\\" > feature-$ANIMUS_WORKFLOW_ID.txt"]}}')
+    setup_project(env, tmp_path, f"""
+phases:
+  feature: {feature}
+workflows:
+  - id: plain
+    phases: [feature]
+  - id: merging
+    phases: [feature]
+    post_success: {{merge: {{strategy: squash, auto_merge: true}}}}
+""")
+    # --auto-merge gives a workflow without post_success the merge block's defaults;
+    # --no-auto-prune-… keeps the worktree after it
+    env.start("--skip-preflight", "--auto-merge", "--no-auto-prune-worktrees-after-merge")
+    first = run(env, new_task(env, "merged by the flag"), "plain")
+    done = settle(env, first, "completed")
+    assert git(env, "show", f"main:feature-{first}.txt") == first
+    kept = Path(done["worktree"]["path"])
+    assert kept.is_dir() and not done["worktree"].get("removed")
+    env.run("daemon", "stop", check=True)
+
+    # --no-auto-merge overrides the YAML's auto_merge; --no-startup-cleanup leaves the finished run's worktree
+    env.start("--skip-preflight", "--no-auto-merge", "--no-startup-cleanup")
+    assert kept.is_dir()
+    second = run(env, new_task(env, "not merged"), "merging")
+    done = settle(env, second, "completed")
+    assert not in_git(env, f"main:feature-{second}.txt")
+    assert git(env, "show", f"{done['worktree']['branch']}:feature-{second}.txt") == second
+    env.run("daemon", "stop", check=True)
+
+    # a default start sweeps the worktree of the finished run; its branch stays
+    assert git(env, "worktree", "list", "--porcelain").count(str(kept)) == 1
+    env.start("--skip-preflight")
+    wait_until(lambda: not kept.exists(), timeout=20, interval=0.05, what=f"start-up cleanup to remove {kept}")
+    assert str(kept) not in git(env, "worktree", "list", "--porcelain")
+    assert in_git(env, f"animus/TASK-001:feature-{first}.txt")
+    assert clean_status(env) == ""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -44,6 +44,7 @@ from animus.workflow.remote.ray_config import RunnersConfigError, is_loopback_ho
 __all__ = ["DaemonConfig", "load_daemon_config", "CONFIG_FILE", "truthy"]
 
 CONFIG_FILE = ".animus/config.yaml"
+_N = TypeVar("_N", int, float)
 _KNOWN = {"pool_size", "interval_secs", "restart", "supervisor", "ready_timeout", "bus",
           "plugins", "runners", "transport", "default_subject_kind", "scheduler", "drain_timeout", "commands",
           "worktrees"}
@@ -87,6 +88,28 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     path = project_root / CONFIG_FILE
     if not path.exists():
         return DaemonConfig()
+    raw = _read(path)
+    sup = _section(path, raw, "supervisor")
+    return DaemonConfig(
+        pool_size=_number(path, raw, "pool_size", 2, int, minimum=1),
+        interval_secs=_number(path, raw, "interval_secs", 5.0, float, minimum=0.01),
+        restart=_restart(path, raw),
+        intensity=_number(path, sup, "intensity", 50, int, minimum=1, key="supervisor.intensity"),
+        period=_number(path, sup, "period", 10.0, float, minimum=0.01, key="supervisor.period"),
+        ready_timeout=_number(path, raw, "ready_timeout", 10.0, float, minimum=0.01),
+        drain_timeout=_number(path, raw, "drain_timeout", 60.0, float, minimum=0.0),
+        bus_tcp=_bus_tcp(path, _section(path, raw, "bus")),
+        plugins=_section(path, raw, "plugins"),
+        runners=_runners(path, raw),
+        transport=_section(path, raw, "transport"),
+        scheduler_kinds=tuple(str(k) for k in (_section(path, raw, "scheduler").get("kinds") or ["task"])),
+        command_env=_command_env(path, raw),
+        worktrees=_worktrees(path, raw),
+        raw=raw,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -96,54 +119,65 @@ def load_daemon_config(project_root: Path) -> DaemonConfig:
     unknown = set(raw) - _KNOWN
     if unknown:
         raise _fail(path, sorted(unknown)[0], f"unknown key (known: {', '.join(sorted(_KNOWN))})")
+    return raw
+
+
+def _section(path: Path, raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise _fail(path, key, f"expected a mapping, got {value!r}")
+    return dict(value)
+
+
+def _number(path: Path, raw: dict[str, Any], name: str, default: _N, kind: type[_N],
+            minimum: _N, key: str | None = None) -> _N:
+    value = raw.get(name, default)
     try:
-        pool = int(raw.get("pool_size", 2))
-        if pool < 1:
-            raise ValueError
+        number = kind(value)
     except (TypeError, ValueError):
-        raise _fail(path, "pool_size", f"expected a positive integer, got {raw.get('pool_size')!r}") from None
+        number = None
+    if number is None or isinstance(value, bool) or number < minimum:
+        raise _fail(path, key or name, f"expected a {'whole ' if kind is int else ''}number "
+                                       f">= {minimum}, got {value!r}")
+    return number
+
+
+def _restart(path: Path, raw: dict[str, Any]) -> Backoff:
     try:
-        restart = Backoff.from_dict(raw.get("restart"))
+        return Backoff.from_dict(raw.get("restart"))
     except (TypeError, SpecError) as exc:
         raise _fail(path, "restart", str(exc)) from None
-    sup = raw.get("supervisor") or {}
-    bus = raw.get("bus") or {}
+
+
+def _bus_tcp(path: Path, bus: dict[str, Any]) -> tuple[str, ...]:
     tcp = bus.get("tcp") or []
-    if isinstance(tcp, str):
-        tcp = [tcp]
-    for ep in tcp:
+    for ep in [tcp] if isinstance(tcp, str) else tcp:
         if not str(ep).startswith("tcp://"):
             raise _fail(path, "bus.tcp", f"expected tcp://host:port, got {ep!r}")
         if not is_loopback_host(str(ep)[len("tcp://"):]) and bus.get("allow_non_loopback") is not True:
             raise _fail(path, "bus.tcp", f"{ep} listens beyond this machine; set bus.allow_non_loopback: true "
                                          "to allow it (clients then need a CURVE key: docs/security.md)")
+    return tuple(str(t) for t in ([tcp] if isinstance(tcp, str) else tcp))
+
+
+def _runners(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     try:
-        runners = parse_runners(raw.get("runners"))
+        return dict(parse_runners(raw.get("runners")))
     except RunnersConfigError as exc:
         raise _fail(path, exc.key, exc.message) from None
+
+
+def _command_env(path: Path, raw: dict[str, Any]) -> tuple[str, ...]:
     commands = raw.get("commands") or {}
     names = commands.get("env") if isinstance(commands, dict) else None
     if not isinstance(commands, dict) or not isinstance(names or [], list) or \
             not all(isinstance(n, str) and n.isidentifier() for n in names or []):
         raise _fail(path, "commands.env", "expected a list of environment variable names")
+    return tuple(names or ())
+
+
+def _worktrees(path: Path, raw: dict[str, Any]) -> WorktreeSetup:
     try:
-        worktrees = parse_worktree_setup(raw.get("worktrees"))
+        return parse_worktree_setup(raw.get("worktrees"))
     except WorktreesError as exc:
         raise InvalidInput(f"{path}: {exc.message}", fix=exc.fix) from None
-    return DaemonConfig(
-        pool_size=pool,
-        interval_secs=float(raw.get("interval_secs", 5.0)),
-        restart=restart,
-        intensity=int(sup.get("intensity", 50)),
-        period=float(sup.get("period", 10.0)),
-        ready_timeout=float(raw.get("ready_timeout", 10.0)),
-        drain_timeout=float(raw.get("drain_timeout", 60.0)),
-        bus_tcp=tuple(str(t) for t in tcp),
-        plugins=dict(raw.get("plugins") or {}),
-        runners=dict(runners),
-        transport=dict(raw.get("transport") or {}),
-        scheduler_kinds=tuple(str(k) for k in ((raw.get("scheduler") or {}).get("kinds") or ["task"])),
-        command_env=tuple(names or ()),
-        worktrees=worktrees,
-        raw=raw,
-    )

@@ -22,6 +22,7 @@ import zmq.asyncio
 from animus.errors import InvalidInput
 from animus.plugin_runtime import protocol as p
 from animus.plugin_runtime.host import PluginCallError, PluginHost
+from animus.plugin_runtime.manifest import Manifest
 from animus.plugin_runtime.plugin_env import plugin_env
 from animus.plugin_runtime.registry import InstalledPlugin
 from animus.process import handle as process
@@ -66,7 +67,6 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
     ``config`` what the operator configures for it (``plugins.<name>.config``),
     sent over the manifest's at initialize, as under the daemon.
     """
-    started = time.monotonic()
     row: dict[str, Any] = {"plugin": plugin.name, "role": plugin.role, "source": "probe"}
     if plugin.manifest is None:
         return row | {"status": "unhealthy", "last_error": plugin.error, "latency_ms": 0.0}
@@ -74,111 +74,129 @@ async def probe(plugin: InstalledPlugin, scope: Scope, method: str = "health/che
     if missing:
         return row | {"status": "unhealthy", "last_error": missing, "latency_ms": 0.0,
                       "missing_env": plugin.manifest.missing_env()}
-    ctx = ctx or zmq.asyncio.Context.instance()
-    sock_dir = tempfile.mkdtemp(prefix="animus-probe-")
-    os.chmod(sock_dir, 0o700)
-    endpoint = f"ipc://{sock_dir}/p"
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[dict[str, Any]] = loop.create_future()
-    exited: asyncio.Future[int] = loop.create_future()
-    connected: asyncio.Future[None] = loop.create_future()
-
-    def on_connect(child: str, pid: int) -> None:
-        if not connected.done():
-            connected.set_result(None)
-
-    def on_ready(child: str, pid: int, info: dict[str, Any]) -> bool:
-        if not ready.done():
-            ready.set_result(info)
-        return True
-
-    def on_failed(child: str, error: str) -> None:
-        if not ready.done():
-            ready.set_exception(RuntimeError(error))
-
-    # the handshake's own deadline is a little longer, so that a plugin that
-    # never answers initialize gets the probe's clearer message
-    host = PluginHost(ctx, endpoint, on_ready, on_failed, lambda *a: None,
-                      configs={plugin.name: {**plugin.manifest.config, **(config or {})}}, handshake_timeout=timeout + 1,
-                      on_connect=on_connect)
-    host.start()
-    # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
-    # nothing answers there (transport-http reads ANIMUS_CONTROL at initialize)
-    env = plugin_env(plugin, scope, passthrough, {p.ENV_ENDPOINT: endpoint, p.ENV_CONTROL: scope.endpoint("control"),
-                                             p.ENV_BUS: scope.endpoint("bus.in"),
-                                             "ANIMUS_BUS_OUT": scope.endpoint("bus.out")})
-    env["ANIMUS_HOST_SILENCE_SECS"] = str(max(timeout * 2, 5))
-    child = None
-
-    def on_exit(_child: process.ChildProcess, status: int) -> None:
-        if not exited.done():
-            exited.set_result(status)
-
+    run = _Probe(plugin, plugin.manifest, scope, timeout, ctx or zmq.asyncio.Context.instance(),
+                 {**plugin.manifest.config, **(config or {})})
+    started = time.monotonic()
     try:
-        async with boot_slots if boot_slots is not None else contextlib.nullcontext():
-            started = time.monotonic()  # the deadline runs from the spawn, not from the queue
-            child = process.spawn(plugin.manifest.argv(), env, scope.project_root)
-            process.watch(loop, child, on_exit)
-            booting: set[asyncio.Future[Any]] = {connected, ready, exited}
-            await asyncio.wait(booting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waiting: set[asyncio.Future[Any]] = {ready, exited}
-        left = max(timeout - (time.monotonic() - started), 0.0)
-        done, _ = await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            if exited in done:
-                tail = child.last_error()
-                raise RuntimeError(f"exited with code {child.returncode()} during start"
-                                   + (f": {tail}" if tail else ""))
-            if plugin.name in host.peers:
-                raise RuntimeError(f"connected but did not answer initialize within {timeout:g}s "
-                                   f"(hung in the handshake?)")
-            raise RuntimeError(f"did not connect within {timeout:g}s (hung at start?)")
-        info = ready.result()
-        row["plugin_info"] = info.get("plugin_info", {})
-        row["capabilities"] = info.get("capabilities", {})
-        remaining = max(timeout - (time.monotonic() - started), 0.5)
-        try:
-            result = await host.request(plugin.name, method, params or {}, remaining)
-            row["result"] = result
-            if method == "health/check":
-                if isinstance(result, dict) and result.get("status") in ("healthy", "degraded", "unhealthy"):
-                    row["status"] = result["status"]
-                    row["last_error"] = result.get("last_error")
-                    row["answered"] = True  # the plugin itself judged its health
-                else:
-                    row["status"] = "unhealthy"
-                    row["last_error"] = f"health/check returned garbage: {result!r}"[:300]
-            else:
-                row["status"] = "healthy"
-        except PluginCallError as exc:
-            row |= {"status": "unhealthy" if method == "health/check" else "healthy",
-                    "error": {"code": exc.code, "message": exc.message, "data": exc.data},
-                    "last_error": exc.message}
-        try:
-            await host.request(plugin.name, "shutdown", {}, 1.0)
-            await host.notify(plugin.name, "exit", {})
-        except Exception:
-            pass
+        started = await run.boot(passthrough, boot_slots)
+        row |= await run.ask(method, params or {}, started)
+        await run.goodbye()
     except Exception as exc:
         row |= {"status": "unhealthy", "last_error": str(exc) or type(exc).__name__}
     finally:
-        if child is not None:
-            await process.terminate(child, Timeout(2.0))
-            try:  # let the exit watcher run, so it closes its pidfd and stderr pipe
-                await asyncio.wait_for(asyncio.shield(exited), 1.0)
-            except TimeoutError:
-                pass
-        host.close()
-        try:
-            os.unlink(f"{sock_dir}/p")
-        except OSError:
-            pass
-        try:
-            os.rmdir(sock_dir)
-        except OSError:
-            pass
+        await run.close()
     row["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
     return row
+
+
+class _Probe:
+    """One probe's private host, child and futures, in the order they are used."""
+
+    def __init__(self, plugin: InstalledPlugin, manifest: Manifest, scope: Scope, timeout: float,
+                 ctx: zmq.asyncio.Context, config: dict[str, Any]) -> None:
+        self.plugin, self.manifest, self.scope, self.timeout = plugin, manifest, scope, timeout
+        self.sock_dir = tempfile.mkdtemp(prefix="animus-probe-")
+        os.chmod(self.sock_dir, 0o700)
+        self.endpoint = f"ipc://{self.sock_dir}/p"
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.connected: asyncio.Future[None] = loop.create_future()
+        self.child: process.ChildProcess | None = None
+        # the handshake's own deadline is a little longer, so that a plugin that
+        # never answers initialize gets the probe's clearer message
+        self.host = PluginHost(ctx, self.endpoint, self._on_ready, self._on_failed, lambda *a: None,
+                               configs={plugin.name: config}, handshake_timeout=timeout + 1,
+                               on_connect=lambda child, pid: _settle(self.connected, None))
+        self.host.start()
+
+    def _on_ready(self, child: str, pid: int, info: dict[str, Any]) -> bool:
+        _settle(self.ready, info)
+        return True
+
+    def _on_failed(self, child: str, error: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(RuntimeError(error))
+
+    def _env(self, passthrough: Sequence[str]) -> dict[str, str]:
+        # the daemon's endpoints, as under the daemon: a plugin may need to know them even while
+        # nothing answers there (transport-http reads ANIMUS_CONTROL at initialize)
+        scope = self.scope
+        env = plugin_env(self.plugin, scope, passthrough, {
+            p.ENV_ENDPOINT: self.endpoint, p.ENV_CONTROL: scope.endpoint("control"),
+            p.ENV_BUS: scope.endpoint("bus.in"), "ANIMUS_BUS_OUT": scope.endpoint("bus.out")})
+        env["ANIMUS_HOST_SILENCE_SECS"] = str(max(self.timeout * 2, 5))
+        return env
+
+    async def boot(self, passthrough: Sequence[str], slots: asyncio.Semaphore | None) -> float:
+        """Spawn the plugin and wait for its handshake; return when the deadline started."""
+        loop = asyncio.get_running_loop()
+        async with slots if slots is not None else contextlib.nullcontext():
+            started = time.monotonic()  # the deadline runs from the spawn, not from the queue
+            self.child = child = process.spawn(self.manifest.argv(), self._env(passthrough),
+                                               self.scope.project_root)
+            process.watch(loop, child, lambda _c, status: _settle(self.exited, status))
+            booting: set[asyncio.Future[Any]] = {self.connected, self.ready, self.exited}
+            await asyncio.wait(booting, timeout=self.timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        left = max(self.timeout - (time.monotonic() - started), 0.0)
+        waiting: set[asyncio.Future[Any]] = {self.ready, self.exited}
+        done, _ = await asyncio.wait(waiting, timeout=left,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self.ready not in done:
+            raise RuntimeError(self._why_not_ready(child, self.exited in done))
+        return started
+
+    def _why_not_ready(self, child: process.ChildProcess, exited: bool) -> str:
+        if exited:
+            tail = child.last_error()
+            return f"exited with code {child.returncode()} during start" + (f": {tail}" if tail else "")
+        if self.plugin.name in self.host.peers:
+            return f"connected but did not answer initialize within {self.timeout:g}s (hung in the handshake?)"
+        return f"did not connect within {self.timeout:g}s (hung at start?)"
+
+    async def ask(self, method: str, params: dict[str, Any], started: float) -> dict[str, Any]:
+        """The handshake's info and the request's answer, as row fields."""
+        info = self.ready.result()
+        row: dict[str, Any] = {"plugin_info": info.get("plugin_info", {}),
+                               "capabilities": info.get("capabilities", {})}
+        remaining = max(self.timeout - (time.monotonic() - started), 0.5)
+        try:
+            result = await self.host.request(self.plugin.name, method, params, remaining)
+        except PluginCallError as exc:
+            return row | {"status": "unhealthy" if method == "health/check" else "healthy",
+                          "error": {"code": exc.code, "message": exc.message, "data": exc.data},
+                          "last_error": exc.message}
+        row["result"] = result
+        if method != "health/check":
+            return row | {"status": "healthy"}
+        if isinstance(result, dict) and result.get("status") in ("healthy", "degraded", "unhealthy"):
+            # the plugin itself judged its health
+            return row | {"status": result["status"], "last_error": result.get("last_error"), "answered": True}
+        return row | {"status": "unhealthy", "last_error": f"health/check returned garbage: {result!r}"[:300]}
+
+    async def goodbye(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.host.request(self.plugin.name, "shutdown", {}, 1.0)
+            await self.host.notify(self.plugin.name, "exit", {})
+
+    async def close(self) -> None:
+        if self.child is not None:
+            await process.terminate(self.child, Timeout(2.0))
+            try:  # let the exit watcher run, so it closes its pidfd and stderr pipe
+                await asyncio.wait_for(asyncio.shield(self.exited), 1.0)
+            except TimeoutError:
+                pass
+        self.host.close()
+        with contextlib.suppress(OSError):
+            os.unlink(f"{self.sock_dir}/p")
+        with contextlib.suppress(OSError):
+            os.rmdir(self.sock_dir)
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def boot_concurrency() -> int:

@@ -111,15 +111,37 @@ class ProviderPlugin(Plugin):
     # -- one run -------------------------------------------------------------
     def _serve(self, request: RunRequest, ctx: RequestContext) -> dict[str, Any]:
         confine(request, self.state_root, self.project_root)
+        run = self._claim(request, ctx)
+        started = time.monotonic()
+        tags = request.tags()
+        model = request.model or self.default_model()
+        self._emit("agent_run_started", "info", {"provider": self.name, "model": model}, tags)
+        try:
+            result = self._execute(request, run, tags)
+            level = "info" if result["verdict"] in ("advance", "skip", "rework") else "warn"
+            self._emit("agent_run_finished", level, {
+                "provider": self.name, "model": model, "verdict": result["verdict"],
+                "usage": result["usage"], "session_id": result["session_id"],
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "error": result["error"], "rate_limited": result["rate_limited"],
+            }, tags)
+            return result
+        finally:
+            with self._runs_lock:
+                self._runs.pop(request.run_key, None)
+            run.done.set()
+
+    def _claim(self, request: RunRequest, ctx: RequestContext) -> _ActiveRun:
+        """One request per run key at a time: a second is refused, not run beside the first."""
         run = _ActiveRun(ctx.cancelled)
         with self._runs_lock:
             if request.run_key in self._runs:
                 raise RpcError(p.INVALID_PARAMS, f"run_key {request.run_key!r} is already running")
             self._runs[request.run_key] = run
-        started = time.monotonic()
-        tags = request.tags()
-        model = request.model or self.default_model()
-        self._emit("agent_run_started", "info", {"provider": self.name, "model": model}, tags)
+        return run
+
+    def _execute(self, request: RunRequest, run: _ActiveRun, tags: dict[str, Any]) -> dict[str, Any]:
+        """The CLI's run as the phase result; a bug here is a failed phase, never a dead request."""
         recorded: list[str] = []
 
         def on_event(event: ProviderEvent) -> None:
@@ -129,42 +151,14 @@ class ProviderPlugin(Plugin):
                 self._emit(*shaped, tags)
 
         try:
-            try:
-                raw = self.execute(request, on_event, run.cancel)
-                if raw.session_id:
-                    self._remember_session(request, raw.session_id, recorded, tags)
-                result = shape_result(raw, request.allow_missing_decision)
-            except Exception as exc:  # noqa: BLE001 - a bug here is a failed phase, never a dead request
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                result = {
-                    "summary": "",
-                    "session_id": None,
-                    "usage": usage_of(RunResult(self.name)),
-                    "rate_limited": None,
-                    **failed(f"{self.name} plugin error: {self.last_error}"),
-                }
-            duration_ms = round((time.monotonic() - started) * 1000, 1)
-            level = "info" if result["verdict"] in ("advance", "skip", "rework") else "warn"
-            self._emit(
-                "agent_run_finished",
-                level,
-                {
-                    "provider": self.name,
-                    "model": model,
-                    "verdict": result["verdict"],
-                    "usage": result["usage"],
-                    "session_id": result["session_id"],
-                    "duration_ms": duration_ms,
-                    "error": result["error"],
-                    "rate_limited": result["rate_limited"],
-                },
-                tags,
-            )
-            return result
-        finally:
-            with self._runs_lock:
-                self._runs.pop(request.run_key, None)
-            run.done.set()
+            raw = self.execute(request, on_event, run.cancel)
+            if raw.session_id:
+                self._remember_session(request, raw.session_id, recorded, tags)
+            return shape_result(raw, request.allow_missing_decision)
+        except Exception as exc:  # noqa: BLE001
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return {"summary": "", "session_id": None, "usage": usage_of(RunResult(self.name)),
+                    "rate_limited": None, **failed(f"{self.name} plugin error: {self.last_error}")}
 
     def _remember_session(
         self, request: RunRequest, session_id: str, recorded: list[str], tags: dict[str, str | None]

@@ -90,34 +90,9 @@ class OaiProviderPlugin(ProviderPlugin):
 
     def execute(self, request: RunRequest, on_event: OnEvent, cancel: threading.Event) -> RunResult:
         try:
-            settings = self.settings()
+            client, limit = self._client(request)
         except ValueError as exc:
             return RunResult(self.name, error=ProviderError(str(exc)))
-        if request.mcp_servers:  # silently dropping them would leave the agent without tools it was promised
-            return RunResult(self.name, error=ProviderError(
-                "oai has no tool use, so it cannot give the agent the MCP servers its profile names (fix: remove "
-                "mcp_servers from the agent profile, or use an agent CLI: claude, codex, gemini, opencode)"))
-        model = request.model or settings.model
-        if not settings.base_url or not model:
-            missing = "base_url" if not settings.base_url else "model"
-            return RunResult(
-                self.name,
-                error=ProviderError(
-                    f"oai: no {missing} configured "
-                    f"(plugins.oai.config.{missing} in .animus/config.yaml)"
-                ),
-            )
-        limit = request.timeout or settings.timeout
-        client = oai.OaiClient(
-            oai.OaiConfig(
-                base_url=settings.base_url,
-                model=model,
-                state_dir=self.state_dir(),
-                api_key=os.environ.get(settings.api_key_env) or None,
-                timeout=min(limit, oai.OaiConfig.timeout),
-                max_retries=settings.max_retries,
-            )
-        )
         timed_out = threading.Event()
 
         def forward(event: ProviderEvent) -> None:
@@ -146,3 +121,21 @@ class OaiProviderPlugin(ProviderPlugin):
             return RunResult(self.name, session_id=session_id, error=ProviderError(message))
         finally:
             timer.cancel()
+
+    def _client(self, request: RunRequest) -> tuple[oai.OaiClient, float]:
+        """The API client for this request and its time limit; ValueError says what is missing."""
+        settings = self.settings()
+        if request.mcp_servers:  # silently dropping them would leave the agent without tools it was promised
+            raise ValueError(
+                "oai has no tool use, so it cannot give the agent the MCP servers its profile names (fix: remove "
+                "mcp_servers from the agent profile, or use an agent CLI: claude, codex, gemini, opencode)")
+        model = request.model or settings.model
+        if not settings.base_url or not model:
+            missing = "base_url" if not settings.base_url else "model"
+            raise ValueError(f"oai: no {missing} configured (plugins.oai.config.{missing} in .animus/config.yaml)")
+        limit = request.timeout or settings.timeout
+        return oai.OaiClient(oai.OaiConfig(
+            base_url=settings.base_url, model=model, state_dir=self.state_dir(),
+            api_key=os.environ.get(settings.api_key_env) or None,
+            timeout=min(limit, oai.OaiConfig.timeout), max_retries=settings.max_retries,
+        )), limit
