@@ -395,19 +395,22 @@ def test_a_run_opened_late_replays_its_output_and_shows_its_diff_and_denials(
     screenshot(browser, shots / "workflow-view.png")
 
     open_workflow(browser, denied)
-    wait_until(lambda: "Permission denied:" in text_of(browser, "#wf-notices"), timeout=15,
-               what="the denial, in words")
+    wait_until(lambda: "Permission denied:" in text_of(browser, "#wf-notices")  # from the events
+               and "Failed: phase implement failed: permission denied" in text_of(browser, "#wf-notices"),  # the run
+               timeout=15, what="the denial and the failure, in words")
     assert "Bash" in text_of(browser, "#wf-notices") and "needs approval" in text_of(browser, "#wf-notices")
-    assert "Failed: phase implement failed: permission denied" in text_of(browser, "#wf-notices")
     assert "✖ permission denied: Bash" in text_of(browser, "#output")
-    implement = text_of(browser, '#wf-phases [data-phase="implement"]')
     usage = status_of(env, denied)["phases"][0]["usage"]
-    assert f"${usage['cost_usd']:.4f}" in implement and f"{usage['input_tokens']} / {usage['output_tokens']}" in implement
+    implement = wait_until(lambda: (row := text_of(browser, '#wf-phases [data-phase="implement"]'))
+                           and f"${usage['cost_usd']:.4f}" in row and row, timeout=10, what="the phase's row")
+    assert f"{usage['input_tokens']} / {usage['output_tokens']}" in implement
     assert "fail" in implement and "widen the agent profile's permissions" in implement  # verdict and reason
     screenshot(browser, shots / "workflow-denied.png")
 
 
 def test_charts_show_crashes_a_disabled_plugin_the_runs_and_what_they_cost(env: Env, browser: Any, shots: Path) -> None:
+    costly = run(env, "agent", task_id=new_task(env, "Costs something", "[standin:scenario=denied]"))
+    wait_until(lambda: status_of(env, costly)["status"] == "failed", timeout=40, what="the agent run")
     killed: list[int] = []
 
     def crash_until_disabled() -> bool:  # a provider that keeps crashing: restarted, then disabled
@@ -426,18 +429,17 @@ def test_charts_show_crashes_a_disabled_plugin_the_runs_and_what_they_cost(env: 
     wait_until(lambda: "disabled" in text_of(browser, '#tree [data-name="claude"]'), timeout=10,
                what="the supervisor tree to agree")
 
-    runs = env.json("workflow", "list")["workflows"]
-    completed = sum(1 for wf in runs if wf["status"] == "completed")
-    wait_until(lambda: f"completed {completed}" in text_of(browser, "#chart-runs"), timeout=15,
-               what=f"{completed} completed runs in the runs-per-hour legend")
-    assert "failed 1" in text_of(browser, "#chart-runs")  # the denied agent run
-    costly = [wf for wf in runs if (wf.get("usage") or {}).get("cost_usd")]
-    assert costly, runs  # the stand-in reports what the real CLI reports, cost included
-    total = sum(wf["usage"]["cost_usd"] for wf in costly)
+    runs = env.json("workflow", "list")["workflows"]  # what the CLI counts, whatever ran before in this module
+    for outcome in ("completed", "failed"):
+        count = sum(1 for wf in runs if wf["status"] == outcome)
+        wait_until(lambda want=f"{outcome} {count}": want in text_of(browser, "#chart-runs"), timeout=15,
+                   what=f"{count} {outcome} run(s) in the runs-per-hour legend")
+    total = sum((wf.get("usage") or {}).get("cost_usd") or 0 for wf in runs)
+    assert total > 0  # the stand-in reports what the real CLI reports, cost included
     assert f"claude ${total:.4f}" in text_of(browser, "#chart-cost-provider")
-    top = max(costly, key=lambda wf: wf["usage"]["cost_usd"])
+    mine = status_of(env, costly)
     by_task = text_of(browser, "#chart-cost-task")
-    assert top["subject_id"] in by_task and f"${top['usage']['cost_usd']:.4f} · 1 run(s)" in by_task
+    assert mine["subject_id"] in by_task and f"${mine['usage']['cost_usd']:.4f} · 1 run(s)" in by_task
     assert "null" not in text_of(browser, "#charts-panel") and "undefined" not in text_of(browser, "#charts-panel")
     screenshot(browser, shots / "overview.png")
 
@@ -456,21 +458,20 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
     assert "rejected" in status_of(env, gated)["failure_reason"]
 
     runs = env.json("workflow", "list")["workflows"]
-    denied = next(wf for wf in runs if wf["status"] == "failed" and wf["workflow_ref"] == "agent")
     browser.execute_script("location.hash = '#/'")
     wait_until(lambda: f"{len(runs)} run(s)" == text_of(browser, "#filter-count"), timeout=15, what="the list")
     body.send_keys("/")  # the filter shortcut
     assert browser.switch_to.active_element.get_attribute("id") == "filter-task"
-    browser.switch_to.active_element.send_keys(denied["subject_id"])
+    browser.switch_to.active_element.send_keys(gated)  # a run id (or a task id)
     wait_until(lambda: text_of(browser, "#filter-count") == f"1 of {len(runs)} run(s)", timeout=5, what="one row")
     choose(browser, "#filter-status", "completed")  # and a status it does not have: none
     wait_until(lambda: text_of(browser, "#filter-count") == f"0 of {len(runs)} run(s)", timeout=5, what="no row")
-    choose(browser, "#filter-workflow", "agent")
+    choose(browser, "#filter-workflow", "live")
     choose(browser, "#filter-status", "failed")
     browser.find_element(By.ID, "filter-task").send_keys("\ue00c")  # Escape leaves the field
     body.send_keys("j")  # select the one row, Enter opens it
     body.send_keys("\ue007")
-    wait_until(lambda: browser.current_url.endswith(f"#/workflow/{denied['id']}"), timeout=10, what="j, Enter")
+    wait_until(lambda: browser.current_url.endswith(f"#/workflow/{gated}"), timeout=10, what="j, Enter")
     wait_until(lambda: text_of(browser, "#wf-status") == "failed", timeout=10, what="the opened workflow")
     body.send_keys("g")
     wait_until(lambda: browser.current_url.endswith("#/"), timeout=5, what="g to go back")
@@ -494,7 +495,7 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
     size = browser.get_window_size()
     browser.set_window_size(420, 800)
     try:
-        for view in ("#/", f"#/workflow/{denied['id']}"):
+        for view in ("#/", f"#/workflow/{gated}"):
             browser.execute_script(f"location.hash = '{view}'")
             wait_until(lambda: browser.execute_script(
                 "return document.documentElement.scrollWidth <= window.innerWidth"), timeout=5,
