@@ -62,8 +62,10 @@ document.addEventListener("keydown", (event) => {
   else if (key === "?") $("#keys-dialog").showModal();
   else if (key === "g" || (key === "Escape" && !overview())) location.hash = "#/";
   else if (key === "/" && overview()) $("#filter-task").focus();
-  else if (["j", "k", "Enter"].includes(key) && overview()) moveSelection(key);
-  else if (ACTION_KEYS[key] && !overview()) {
+  else if (["j", "k"].includes(key) && overview()) moveSelection(key);
+  else if (key === "Enter" && overview() && !["A", "BUTTON"].includes(event.target.tagName)) {
+    if (!moveSelection(key)) return; // Enter on nothing selected stays the browser's
+  } else if (ACTION_KEYS[key] && !overview()) {
     const button = $(ACTION_KEYS[key]);
     if (!button.disabled) button.click();
   } else return;

@@ -106,13 +106,15 @@ function select(index) {
   if (rows[index]) rows[index].scrollIntoView({ block: "nearest" });
 }
 
-// j / k / Enter on the list (the keyboard handler in app.js calls this)
+// j / k / Enter on the list (the keyboard handler in app.js calls this); true when it did something
 export function moveSelection(key) {
   const rows = $$("#workflows tbody tr");
-  if (!rows.length) return;
+  if (!rows.length) return false;
   if (key === "j") select(Math.min(rows.length - 1, selected + 1));
-  if (key === "k") select(Math.max(0, selected - 1));
-  if (key === "Enter" && rows[selected]) location.hash = `#/workflow/${encodeURIComponent(rows[selected].dataset.workflow)}`;
+  else if (key === "k") select(Math.max(0, selected - 1));
+  else if (key === "Enter" && rows[selected]) location.hash = `#/workflow/${encodeURIComponent(rows[selected].dataset.workflow)}`;
+  else return false;
+  return true;
 }
 
 export async function refreshDashboard() {
