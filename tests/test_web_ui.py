@@ -29,8 +29,8 @@ worktree. The operator's flows, each checked where a person would check it
 - after a daemon restart (the page kept offline meanwhile, so it cannot
   have watched) the page reconnects and shows what it missed, once.
 
-Screenshots of the board, the overview with its charts and two workflow
-views are saved in the pytest temp folder (``web-ui-screenshots0``). Needs Debian's ``chromium`` and ``chromium-driver``, which
+Screenshots of the board, the overview with its charts and workflow views
+(one of them in a narrow window) are saved in the pytest temp folder (``web-ui-screenshots0``). Needs Debian's ``chromium`` and ``chromium-driver``, which
 ``make test`` installs; without them the tests skip saying why (and fail
 under CI, where they must be).
 """
@@ -314,6 +314,8 @@ def test_a_workflow_streams_live_and_its_gate_is_approved(env: Env, browser: Any
     wait_until(lambda: "tick-3" in text_of(browser, "#output"), timeout=20, what="the command's output")
     wait_until(lambda: "Waiting for your approval" in text_of(browser, "#wf-notices"), timeout=20,
                what="the gate to ask for approval")
+    wait_until(lambda: "waiting" in text_of(browser, '#wf-phases [data-phase="gate"]'), timeout=10,
+               what="the gate's row to say it waits")
     talk = text_of(browser, '#wf-phases [data-phase="talk"]')
     assert "completed" in talk and "advance" in talk and re.search(r"\d+(\.\d)? m?s\b", talk)  # and duration
 
@@ -444,7 +446,7 @@ def test_charts_show_crashes_a_disabled_plugin_the_runs_and_what_they_cost(env: 
     screenshot(browser, shots / "overview.png")
 
 
-def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> None:
+def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
 
     gated = run(env, "live", title="rejected from the keyboard")
@@ -456,6 +458,8 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
     body.send_keys("x")  # reject, as the button does
     wait_until(lambda: status_of(env, gated)["status"] == "failed", timeout=20, what="the rejected run")
     assert "rejected" in status_of(env, gated)["failure_reason"]
+    wait_until(lambda: "failed" in (row := text_of(browser, '#wf-phases [data-phase="gate"]'))
+               and "rejected by operator: not this way" in row, timeout=10, what="the gate's row to say why")
 
     runs = env.json("workflow", "list")["workflows"]
     browser.execute_script("location.hash = '#/'")
@@ -500,6 +504,7 @@ def test_filter_keyboard_themes_and_a_narrow_window(env: Env, browser: Any) -> N
             wait_until(lambda: browser.execute_script(
                 "return document.documentElement.scrollWidth <= window.innerWidth"), timeout=5,
                 what=f"{view} to fit a narrow window without sideways scrolling")
+        screenshot(browser, shots / "workflow-narrow.png")
     finally:
         browser.set_window_size(size["width"], size["height"])
 

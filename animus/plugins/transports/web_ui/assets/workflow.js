@@ -150,13 +150,17 @@ function phaseRow(phase, index, wf) {
     duration = end ? end - lastAttempt.started_at : null;
   }
   const current = phase.phase === wf.current_phase && !TERMINAL.has(wf.status);
+  // a phase with no attempt of its own (a manual gate) that the run stopped at: the run's record says why
+  const stoppedHere = phase.phase === wf.current_phase && phase.status === "not started"
+    && (wf.status === "failed" || (wf.status === "pending" && wf.waiting));
+  const status = stoppedHere ? (wf.status === "failed" ? "failed" : "waiting") : phase.status;
   return el("tr", { dataset: { phase: phase.phase }, class: current ? "current" : "" },
     el("td", { class: "num" }, index + 1),
     el("td", {}, phase.phase, el("div", { class: "muted small" }, `${phase.mode || "?"} · ${phase.idempotency || "unknown"}`)),
-    el("td", {}, badge(phase.status)),
+    el("td", {}, badge(status)),
     el("td", { class: "num" }, phase.attempts ?? 0),
     el("td", {}, phase.verdict || ""),
-    el("td", { class: "reason" }, reason),
+    el("td", { class: "reason" }, reason || (stoppedHere ? wf.failure_reason || wf.waiting : "")),
     el("td", { class: "num" }, fmtDuration(duration)),
     el("td", { class: "num" }, fmtTokens(phase.usage)),
     el("td", { class: "num" }, fmtCost(phase.usage)));
