@@ -389,11 +389,14 @@ def test_a_run_opened_late_replays_its_output_and_shows_its_diff_and_denials(
     wait_until(lambda: "wrote two files" in text_of(browser, "#output"), timeout=15, what="the replayed output")
     assert "worktree" in text_of(browser, "#output")
     wait_until(lambda: "2 file(s) changed" in text_of(browser, "#diff-summary"), timeout=15, what="the diff")
-    readme = text_of(browser, '#diff details[data-path="README.md"]')
-    assert "-the operator's project" in readme and "+changed by the run" in readme
-    assert "+print(1)" in text_of(browser, '#diff details[data-path="src/hello.py"]')
-    assert "not delivered: the work is in the run's worktree" in text_of(browser, "#diff")
-    assert text_of(browser, "#diff-branch") == status_of(env, edit)["worktree"]["branch"]
+    # read while the view may redraw the diff (a late event marks it stale): wait, do not race
+    wait_until(lambda: "-the operator's project" in (readme := text_of(browser, '#diff details[data-path="README.md"]'))
+               and "+changed by the run" in readme, timeout=10, what="README.md's patch")
+    wait_until(lambda: "+print(1)" in text_of(browser, '#diff details[data-path="src/hello.py"]'), timeout=10,
+               what="src/hello.py's patch")
+    branch = status_of(env, edit)["worktree"]["branch"]
+    wait_until(lambda: "not delivered: the work is in the run's worktree" in text_of(browser, "#diff")
+               and text_of(browser, "#diff-branch") == branch, timeout=10, what="the branch and the delivery state")
     screenshot(browser, shots / "workflow-view.png")
 
     open_workflow(browser, denied)
