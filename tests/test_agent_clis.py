@@ -4,7 +4,8 @@ Each CLI is the pinned npm package (``scripts/install-agent-clis``), pointed at
 one loopback server per module (``agent_cli_server``) that speaks its vendor's
 streaming API. The scripted model asks for a real tool use (a shell command
 that writes a file), then answers with a verdict block. What a user checks:
-the file is in the run's working directory, the tool call and the text are in
+the file is written in the run's own git worktree and, the run done, squash-merged
+into ``main`` (the operator's checkout); the tool call and the text are in
 ``events.jsonl``, usage is recorded; with ``permissions: read-only`` the write
 is denied, reported, and the phase fails saying so; a daemon SIGKILLed mid
 phase resumes the CLI's own session after a restart. An agent whose profile
@@ -34,6 +35,9 @@ from conftest import FAST_RESTART, Env, alive
 pytestmark = pytest.mark.skipif(bool(clis.missing()), reason=clis.install_hint())
 
 
+SHIP = "\n    post_success: {merge: {strategy: squash, auto_merge: true}}"
+
+
 def _workflows() -> str:
     agents, phases, flows = [], [], []
     for v in clis.VENDORS:
@@ -44,7 +48,8 @@ def _workflows() -> str:
         for kind in ("edit", "ro", "mcp"):
             phases.append(f"  {v}_{kind}: {{mode: agent, agent: {v}_{kind}, idempotency: idempotent, "
                           f"directive: 'Do the task.'}}")
-            flows.append(f"  - id: {v}_{kind}\n    phases: [{v}_{kind}]")
+            flows.append(f"  - id: {v}_{kind}\n    phases: [{v}_{kind}]"
+                         + (SHIP if kind == "edit" else ""))
     return ("agents:\n" + "\n".join(agents) + "\nphases:\n" + "\n".join(phases)
             + "\nworkflows:\n" + "\n".join(flows) + "\n")
 
@@ -61,7 +66,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, models: ScriptedModels) -> 
     base = tmp_path_factory.mktemp("clis")
     project = base / "project"
     project.mkdir()
-    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    # a repository with a first commit on main, checked out: each run gets its own worktree
+    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
+    (project / "README.md").write_text("the operator's project\n")
+    subprocess.run(["git", "-C", str(project), "add", "README.md"], check=True)
+    subprocess.run(["git", "-C", str(project), "-c", "user.name=Operator", "-c", "user.email=op@example.com",
+                    "commit", "-q", "-m", "initial commit"], check=True)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANIMUS_")}
     environ |= {"ANIMUS_HOME": str(base / "home"), "ANIMUS_START_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
     env = Env(base / "home", project, clis.cli_environment(environ, models.url, base / "user"))
@@ -116,7 +126,14 @@ def test_cli_runs_a_tool_that_writes_into_the_run_directory(daemon: Env, models:
     wf = _run(daemon, f"{vendor}_edit", f"Write the greeting {marker}")
     done = _finished(daemon, wf)
     assert done["status"] == "completed", done
+    # written in the run's worktree, on its branch, then squash-merged into the operator's main
+    worktree = Path(done["worktree"]["path"])
+    assert worktree.parent.name == "worktrees" and worktree.resolve() != daemon.project.resolve()
     assert (daemon.project / target).read_text() == f"hello from {vendor}"
+    shown = subprocess.run(["git", "-C", str(daemon.project), "show", "--stat", "--format=%an %s", "main"],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown.startswith("Animus ") and target in shown, shown
+    assert done["delivery"]["merge"]["strategy"] == "squash", done["delivery"]
 
     events = _events(daemon, wf)
     calls = [e["data"] for e in events if e["kind"] == "agent_tool_call"]
@@ -142,6 +159,7 @@ def test_read_only_denies_the_write_and_the_phase_says_so(daemon: Env, models: S
     wf = _run(daemon, f"{vendor}_ro", f"Review the change {marker}")
     done = _finished(daemon, wf)
     assert not (daemon.project / target).exists()
+    assert not (Path(done["worktree"]["path"]) / target).exists()
     assert done["status"] == "failed", done
     assert "permission denied" in done["failure_reason"] and target in done["failure_reason"]
     denied = [e["data"] for e in _events(daemon, wf) if e["kind"] == "agent_permission_denied"]

@@ -54,6 +54,10 @@ def test_forked_worker_restarts_like_any_other(env: Env) -> None:
     new = running_pid(env, "forked", not_pid=pid)
     assert env.node("forked")["restarts"] == 1
     assert env.call("plugin/call", {"name": "forked", "method": "probe/pid"})["result"]["pid"] == new
+    # a forked worker runs its module as __main__ as cleanly as an exec'd one: nothing on its stderr
+    recorder = EventRecorder.of_state_root(env.call("daemon/status")["state_root"])
+    said = [d["line"] for d in recorder.of("child_stderr", child="forked")]
+    assert said == [], said
 
 
 def test_forked_worker_exit_codes_and_budget(env: Env) -> None:

@@ -216,6 +216,11 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
         import runpy
 
         sys.argv = [req["module"], *req.get("args", [])]
+        # the module run as __main__ was preloaded for what it imports; runpy runs it afresh (found in
+        # sys.modules, it would warn "may result in unpredictable behaviour" on every worker's stderr)
+        for name in (req["module"], req["module"] + ".__main__"):
+            if not hasattr(sys.modules.get(name), "__path__"):
+                sys.modules.pop(name, None)
         runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:

@@ -18,13 +18,14 @@ from animus.errors import AnimusError, NotFound, Unavailable
 from animus.workflow.model import DecisionContract, PhaseDefinition, WorkflowConfig
 from animus.workflow.outcomes import Blocked, Parked
 from animus.workflow.run_context import RunContext
+from animus.workflow.store import WorkflowRow
 
 __all__ = ["apply_contract", "call_agent", "cancel_agent", "build_prompt"]
 
 UNAVAILABLE_RETRIES = 3
 
 
-def build_prompt(wf: dict[str, Any], phase: PhaseDefinition) -> str:
+def build_prompt(wf: WorkflowRow, phase: PhaseDefinition) -> str:
     subject = wf.get("subject") or {}
     parts = [f"# Task: {subject.get('title') or wf.get('subject_id') or 'ad-hoc run'}"]
     if subject.get("id"):
@@ -47,7 +48,7 @@ def _installed(provider: str) -> bool:
     return entry is not None and entry.get("role") == "provider"
 
 
-def _over_budget(config: WorkflowConfig, wf: dict[str, Any]) -> str | None:
+def _over_budget(config: WorkflowConfig, wf: WorkflowRow) -> str | None:
     budget = config.workflows[wf["workflow_ref"]].budget
     usage = wf.get("usage") or {}
     if budget is None:
@@ -65,7 +66,7 @@ def _not_installed(provider: str, phase: PhaseDefinition) -> Blocked:
                    f"(fix: animus plugin install-defaults, or change the agent's provider in the workflow YAML)")
 
 
-def call_agent(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, provider: str, attempt: int,
+def call_agent(ctx: RunContext, wf: WorkflowRow, phase: PhaseDefinition, provider: str, attempt: int,
                session_file: Path) -> dict[str, Any]:
     # a remote runner cannot see the daemon's plugin registry: the daemon answers not_found instead
     if not provider or (not ctx.remote and not _installed(provider)):

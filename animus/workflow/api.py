@@ -24,7 +24,7 @@ from animus.workflow.operations import Operations
 from animus.workflow.queue import RunQueue
 from animus.workflow.remote.store import serve_store_op
 from animus.workflow.scheduler import Scheduler
-from animus.workflow.store import STATUSES, WorkflowStore
+from animus.workflow.store import STATUSES, WorkflowStore, WorkflowRow
 from animus.workflow.usage import sum_usage
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowApi", "summary"]
 
 
-def summary(wf: dict[str, Any]) -> dict[str, Any]:
+def summary(wf: WorkflowRow) -> dict[str, Any]:
     keys = ("id", "workflow_ref", "subject_id", "status", "blocked_reason", "failure_reason", "waiting",
             "current_phase", "trigger_source", "created_at", "updated_at", "completed_at", "runs", "node")
     out = {k: wf.get(k) for k in keys}

@@ -39,6 +39,7 @@ from animus.workflow.git_settings import GitSettings, effective_merge
 from animus.workflow.model import WorkflowDefinition
 from animus.workflow.remote.ray_config import is_loopback_host
 from animus.workflow.run_context import RunContext
+from animus.workflow.store import WorkflowRow
 from animus.workflow.run_worktree import TEARDOWN_PHASE, Placement, run_hook, task_label
 
 __all__ = ["deliver", "leftovers"]
@@ -46,7 +47,7 @@ __all__ = ["deliver", "leftovers"]
 _DONE = {"merge": "merged", "squash": "squash-merged", "rebase": "rebased and fast-forwarded"}
 
 
-def deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, placement: Placement,
+def deliver(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, placement: Placement,
             settings: GitSettings, record: Callable[..., None]) -> str | None:
     """Deliver the run (see the module doc): None when done, else the one-line blocked reason."""
     wt = placement.worktree
@@ -71,7 +72,7 @@ def deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition,
     return None
 
 
-def _deliver(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, placement: Placement,
+def _deliver(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, placement: Placement,
              merge: MergeSpec, settings: GitSettings, out: dict[str, Any]) -> None:
     wt, task = placement.worktree, task_label(wf)
     assert wt is not None and placement.worktrees is not None
@@ -112,7 +113,7 @@ def _check_api_base(api: str | None, wf_id: str) -> None:
                                               f"animus workflow resume {wf_id} --force")
 
 
-def _pr_text(wf: dict[str, Any], definition: WorkflowDefinition, wf_id: str, branch: str) -> tuple[str, str]:
+def _pr_text(wf: WorkflowRow, definition: WorkflowDefinition, wf_id: str, branch: str) -> tuple[str, str]:
     subject = wf.get("subject") or {}
     task, title = task_label(wf), str(subject.get("title") or "").strip()
     head = f"{task}: {title or definition.id}" if task else (title or f"{definition.id} ({wf_id})")
@@ -123,7 +124,7 @@ def _pr_text(wf: dict[str, Any], definition: WorkflowDefinition, wf_id: str, bra
     return head[:250], "\n\n".join(body)
 
 
-def _onto_task(ctx: RunContext, wf: dict[str, Any], pr: PullRequest, branch: str) -> None:
+def _onto_task(ctx: RunContext, wf: WorkflowRow, pr: PullRequest, branch: str) -> None:
     """The pull request's number, URL and branch, onto the task's custom fields (a merge of keys).
 
     A backend that is down blocks the delivery (resuming retries it); one that

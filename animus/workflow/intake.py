@@ -14,7 +14,7 @@ from animus.workflow.events import WorkflowEvents
 from animus.workflow.model import WorkflowConfig
 from animus.workflow.projection import Projector
 from animus.workflow.queue import SUBJECT_UNAVAILABLE, RunQueue
-from animus.workflow.store import WorkflowStore
+from animus.workflow.store import WorkflowStore, WorkflowRow
 
 __all__ = ["Intake"]
 
@@ -37,7 +37,7 @@ class Intake:
         return ref
 
     async def on_subject(self, kind: str, subject: dict[str, Any], workflow_ref: str | None,
-                         source: str) -> dict[str, Any]:
+                         source: str) -> WorkflowRow:
         ref = self.workflow_ref(workflow_ref or (subject.get("custom") or {}).get("workflow_ref"))
         wf = self.store.create(ref, subject | {"kind": kind}, source)
         try:
@@ -50,13 +50,13 @@ class Intake:
         await self.queue.fill()
         return self.store.get(wf["id"])
 
-    async def on_unavailable_subject(self, kind: str, subject_id: str, workflow_ref: str | None) -> dict[str, Any]:
+    async def on_unavailable_subject(self, kind: str, subject_id: str, workflow_ref: str | None) -> WorkflowRow:
         wf = self.store.create(self.workflow_ref(workflow_ref), {"id": subject_id, "kind": kind}, "manual")
         self.events.block(wf["id"], SUBJECT_UNAVAILABLE)
         return self.store.get(wf["id"])
 
     async def adhoc(self, workflow_ref: str | None, title: str, source: str,
-                    payload: dict[str, Any] | None = None) -> dict[str, Any]:
+                    payload: dict[str, Any] | None = None) -> WorkflowRow:
         ref = self.workflow_ref(workflow_ref)
         wf = self.store.create(ref, {"title": title, "input": payload or {}}, source)
         self.events.workflow("workflow_queued", "info", wf["id"], workflow_ref=ref, trigger_source=source)

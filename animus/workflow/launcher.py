@@ -22,7 +22,7 @@ from animus.supervision.spec import ChildSpec, Restart, Timeout
 from animus.workflow.events import WorkflowEvents
 from animus.workflow.git_settings import ENV_GIT
 from animus.workflow.settings import WorkflowSettings
-from animus.workflow.store import WorkflowStore
+from animus.workflow.store import WorkflowStore, WorkflowRow
 
 __all__ = ["LauncherHooks", "LocalRunners", "RunnerLauncher"]
 
@@ -49,7 +49,7 @@ class RunnerLauncher(Protocol):
 
     async def start(self) -> None: ...
 
-    async def launch(self, wf: dict[str, Any], run_no: int) -> None: ...
+    async def launch(self, wf: WorkflowRow, run_no: int) -> None: ...
 
     async def stop_run(self, wf_id: str) -> None: ...
 
@@ -77,7 +77,7 @@ class LocalRunners:
     async def start(self) -> None:
         """Nothing to connect to: local runners start on demand."""
 
-    async def launch(self, wf: dict[str, Any], run_no: int) -> None:
+    async def launch(self, wf: WorkflowRow, run_no: int) -> None:
         s = self.settings
         env = dict(os.environ)
         env.update({p.ENV_STATE: str(s.state_root), p.ENV_PROJECT: str(s.project_root),

@@ -24,7 +24,7 @@ from animus.workflow.launcher import RunnerLauncher
 from animus.workflow.projection import Projector
 from animus.workflow.queue import RunQueue
 from animus.workflow.recovery import recover
-from animus.workflow.store import IDEMPOTENCY_BLOCK, TERMINAL, WorkflowStore
+from animus.workflow.store import IDEMPOTENCY_BLOCK, TERMINAL, WorkflowStore, WorkflowRow
 
 __all__ = ["Operations"]
 
@@ -62,7 +62,7 @@ class Operations:
         await self.queue.fill()
 
     # -- operator actions ----------------------------------------------------
-    async def cancel(self, wf_id: str) -> dict[str, Any]:
+    async def cancel(self, wf_id: str) -> WorkflowRow:
         wf = self.store.get(wf_id)
         if wf["status"] in TERMINAL:
             raise Conflict(f"workflow {wf_id} is already {wf['status']}")
@@ -75,7 +75,7 @@ class Operations:
             await self.projector.project(self.store.get(wf_id))
         return self.store.get(wf_id)
 
-    async def resume(self, wf_id: str, force: bool) -> dict[str, Any]:
+    async def resume(self, wf_id: str, force: bool) -> WorkflowRow:
         wf = self.store.get(wf_id)
         status = wf["status"]
         if status in ("completed", "cancelled"):
@@ -95,7 +95,7 @@ class Operations:
         await self.queue.fill()
         return self.store.get(wf_id)
 
-    async def approve(self, wf_id: str, phase: str | None, approved: bool, note: str | None) -> dict[str, Any]:
+    async def approve(self, wf_id: str, phase: str | None, approved: bool, note: str | None) -> WorkflowRow:
         wf = self.store.get(wf_id)
         waiting = wf.get("waiting") or ""
         if wf["status"] != "pending" or not waiting.startswith("approval of phase"):

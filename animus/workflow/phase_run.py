@@ -16,6 +16,7 @@ from animus.workflow.agent_phase import call_agent
 from animus.workflow.command_phase import OUTPUT_TAIL, run_command
 from animus.workflow.model import Mode, PhaseDefinition
 from animus.workflow.run_context import RunContext
+from animus.workflow.store import WorkflowRow
 
 __all__ = ["Attempt", "PhaseResult", "execute"]
 
@@ -41,7 +42,7 @@ class PhaseResult:
     session_id: str | None = None
 
 
-def execute(ctx: RunContext, wf: dict[str, Any], phase: PhaseDefinition, attempt: Attempt,
+def execute(ctx: RunContext, wf: WorkflowRow, phase: PhaseDefinition, attempt: Attempt,
             daemon_run_dir: Path) -> PhaseResult:
     if phase.mode is Mode.COMMAND:
         out = run_command(ctx, phase, attempt.number)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from animus.errors import AnimusError, NotFound, Unavailable
-from animus.workflow.store import WorkflowStore
+from animus.workflow.store import WorkflowStore, WorkflowRow
 
 __all__ = ["Projector", "OUTCOME"]
 
@@ -42,16 +42,16 @@ class Projector:
                                               "to_status": status})
         return True
 
-    async def project(self, wf: dict[str, Any]) -> None:
+    async def project(self, wf: WorkflowRow) -> None:
         async with self._lock:  # one projection at a time: exit hooks and ticks race otherwise
             await self._project(self.store.get(wf["id"]))
 
-    async def _project(self, wf: dict[str, Any]) -> None:
-        target = OUTCOME.get(wf["status"])
-        if target is None or not wf.get("subject_id") or wf.get("projected") == wf["status"]:
+    async def _project(self, wf: WorkflowRow) -> None:
+        target, kind, subject_id = OUTCOME.get(wf["status"]), wf["subject_kind"], wf["subject_id"]
+        if target is None or not kind or not subject_id or wf["projected"] == wf["status"]:
             return
         try:
-            moved = await self.set_task(wf["subject_kind"], wf["subject_id"], target)
+            moved = await self.set_task(kind, subject_id, target)
         except (Unavailable, NotFound) as exc:
             self.emit("projection_pending", "warn", {"workflow_id": wf["id"], "subject_id": wf["subject_id"],
                                                      "error": exc.message})

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from animus.errors import NotFound, Unavailable
 from animus.workflow.events import WorkflowEvents
 from animus.workflow.launcher import RunnerLauncher
 from animus.workflow.projection import Projector
-from animus.workflow.store import WorkflowStore
+from animus.workflow.store import WorkflowStore, WorkflowRow
 
 __all__ = ["RunQueue", "SUBJECT_UNAVAILABLE"]
 
@@ -33,12 +32,12 @@ class RunQueue:
         self.pool_size = pool_size
         self._lock = asyncio.Lock()
 
-    def dispatchable(self) -> list[dict[str, Any]]:
+    def dispatchable(self) -> list[WorkflowRow]:
         now = time.time()
         out = []
         for wf in self.store.by_status("pending"):
-            waiting = wf.get("waiting") or ""
-            if not waiting or waiting.startswith("approved:") or (wf.get("not_before") and wf["not_before"] <= now):
+            waiting, not_before = wf["waiting"] or "", wf["not_before"]
+            if not waiting or waiting.startswith("approved:") or (not_before and not_before <= now):
                 out.append(wf)
         return out
 
@@ -56,10 +55,10 @@ class RunQueue:
                 if not self.launcher.has(wf["id"]):
                     await self._start(wf)
 
-    async def _start(self, wf: dict[str, Any]) -> None:
-        if wf.get("subject_id") and wf.get("subject_kind"):
+    async def _start(self, wf: WorkflowRow) -> None:
+        if (kind := wf["subject_kind"]) and (subject_id := wf["subject_id"]):
             try:
-                subject = await self.projector.subject(wf["subject_kind"], "get", {"id": wf["subject_id"]})
+                subject = await self.projector.subject(kind, "get", {"id": subject_id})
                 self.store.update(wf["id"], subject=subject)
             except Unavailable:
                 self.events.block(wf["id"], SUBJECT_UNAVAILABLE)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from animus.workflow.store import IDEMPOTENCY_BLOCK, WorkflowStore
+from animus.workflow.store import IDEMPOTENCY_BLOCK, WorkflowStore, WorkflowRow
 
 __all__ = ["recover"]
 
@@ -34,7 +34,7 @@ def _saved_session(state_root: Path, wf_id: str, phase: str) -> str | None:
     return str(session) if session else None
 
 
-def recover(store: WorkflowStore, wf: dict[str, Any], state_root: Path,
+def recover(store: WorkflowStore, wf: WorkflowRow, state_root: Path,
             emit: Callable[[str, str, dict[str, Any]], None], crash: str = "", at_start: bool = False) -> str:
     """Apply the recovery rule to one interrupted workflow; return its new status."""
     wf_id = wf["id"]

@@ -39,6 +39,7 @@ from animus.workflow.git_settings import GitSettings, effective_merge, project_w
 from animus.workflow.model import WorkflowConfig, WorkflowDefinition
 from animus.workflow.outcomes import Blocked
 from animus.workflow.run_context import RunContext
+from animus.workflow.store import WorkflowRow
 
 __all__ = ["SETUP_PHASE", "TEARDOWN_PHASE", "Placement", "hook_env", "place", "run_hook", "task_label"]
 
@@ -58,13 +59,13 @@ class Placement:
         return project_root if self.worktree is None or mode is WorktreeMode.SKIP else self.task_root
 
 
-def task_label(wf: dict[str, Any]) -> str | None:
+def task_label(wf: WorkflowRow) -> str | None:
     """The task id as the operator writes it (``TASK-3``, ``linear:ENG-7``); None for an ad-hoc run."""
     subject_id = wf.get("subject_id")
     return str(subject_id).removeprefix("task:") if subject_id else None
 
 
-def place(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, config: WorkflowConfig,
+def place(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, config: WorkflowConfig,
           settings: GitSettings, state_root: Path, record: Callable[..., None]) -> Placement:
     """Where this run works (see the module doc); raises Blocked."""
     here = Placement(ctx.project_root)
@@ -96,7 +97,7 @@ def place(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, c
                       f"then animus workflow resume {ctx.wf_id})") from None
 
 
-def _prepare(ctx: RunContext, wf: dict[str, Any], definition: WorkflowDefinition, settings: GitSettings,
+def _prepare(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, settings: GitSettings,
              worktrees: Worktrees, record: Callable[..., None]) -> Placement:
     merge = definition.merge
     wt = worktrees.create(ctx.wf_id, task_id=task_label(wf), base_ref=definition.worktree.base_ref,

@@ -58,7 +58,7 @@ from animus.workflow.remote.store import (
 )
 from animus.workflow.run_context import RunContext
 from animus.workflow.run_worktree import Placement, place
-from animus.workflow.store import StaleRun, WorkflowStore
+from animus.workflow.store import StaleRun, WorkflowRow, WorkflowStore
 from animus.workflow.usage import add_usage
 
 __all__ = ["ENV_RUN_NUMBER", "Runner", "main"]
@@ -186,7 +186,7 @@ class Runner:
     def _record(self, **fields: Any) -> None:
         self.store.update(self.wf_id, **fields)
 
-    def _finish(self, wf: dict[str, Any], definition: WorkflowDefinition) -> None:
+    def _finish(self, wf: WorkflowRow, definition: WorkflowDefinition) -> None:
         """Every phase is done: deliver, then end completed (or blocked, with the reason and its fix)."""
         assert self.ctx is not None
         if wf.get("delivery", {}).get("state") == "blocked":
@@ -207,7 +207,7 @@ class Runner:
                           daemon_run_dir=self.daemon_run_dir, remote=self.remote, publish=self.publish,
                           control=self.control)
 
-    def run_phase(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> transitions.Step | None:
+    def run_phase(self, wf: WorkflowRow, index: int, phase: PhaseDefinition) -> transitions.Step | None:
         """Run one attempt of ``phase`` and record it; the next step, or None when the run stops here."""
         if phase.mode is Mode.MANUAL and wf.get("waiting") != f"approved:{phase.id}":
             self._await_approval(phase)
@@ -229,7 +229,7 @@ class Runner:
                                       f"--phase {phase.id}", not_before=None, current_phase=phase.id)
         self.publish("workflow", "workflow_waiting", phase=phase.id, waiting=f"approval of phase {phase.id}")
 
-    def _begin(self, wf: dict[str, Any], index: int, phase: PhaseDefinition) -> Attempt:
+    def _begin(self, wf: WorkflowRow, index: int, phase: PhaseDefinition) -> Attempt:
         provider = self._provider(phase)
         attempt_id = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
                                               phase.mode.value, provider)
@@ -260,7 +260,7 @@ class Runner:
             self.store.checkpoint(c, self.wf_id, "blocked", phase.id)
         self.publish("workflow", "workflow_blocked", "error", phase=phase.id, reason=reason)
 
-    def _record_result(self, wf: dict[str, Any], index: int, phase: PhaseDefinition, attempt: Attempt,
+    def _record_result(self, wf: WorkflowRow, index: int, phase: PhaseDefinition, attempt: Attempt,
                        result: PhaseResult) -> transitions.Step:
         """The attempt's result and where the run goes next, in one transaction."""
         duration_ms = round((time.monotonic() - attempt.started) * 1000, 1)
@@ -287,7 +287,7 @@ class Runner:
         return step
 
     @staticmethod
-    def _next_fields(wf: dict[str, Any], step: transitions.Step, usage: dict[str, Any]) -> dict[str, Any]:
+    def _next_fields(wf: WorkflowRow, step: transitions.Step, usage: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {"resume_session": None, "usage": add_usage(wf["usage"], usage)}
         if isinstance(step, transitions.Next):
             fields |= {"phase_index": step.phase_index, "current_phase": step.phase_id,

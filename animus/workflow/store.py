@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from animus.errors import Conflict, NotFound
 
@@ -104,6 +104,38 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
 """
 
 
+class WorkflowRow(TypedDict):
+    """A ``workflows`` row as the store returns it: ``*_json`` columns decoded, named without the suffix."""
+
+    id: str
+    workflow_ref: str
+    subject_id: str | None
+    subject_kind: str | None
+    subject: dict[str, Any]
+    status: str
+    blocked_reason: str | None
+    failure_reason: str | None
+    waiting: str | None
+    not_before: float | None
+    phase_index: int
+    current_phase: str | None
+    rework: dict[str, Any]
+    feedback: str | None
+    resume_session: str | None
+    trigger_source: str
+    cancel_requested: int
+    projected: str | None
+    runs: int
+    node: str | None
+    usage: dict[str, Any]
+    worktree: dict[str, Any]
+    delivery: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    updated_at: float
+    completed_at: float | None
+
+
 def new_workflow_id() -> str:
     return "wf-" + uuid.uuid4().hex[:10]
 
@@ -125,6 +157,10 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
         if key.endswith("_json"):
             out[key[:-5]] = json.loads(out.pop(key) or "{}")
     return out
+
+
+def _workflow(row: sqlite3.Row | None) -> WorkflowRow | None:
+    return cast("WorkflowRow | None", _row(row))
 
 
 class StaleRun(BaseException):
@@ -177,7 +213,7 @@ class WorkflowStore:
         self.conn.close()
 
     # -- workflows -----------------------------------------------------------
-    def create(self, workflow_ref: str, subject: dict[str, Any] | None, trigger_source: str = "manual") -> dict[str, Any]:
+    def create(self, workflow_ref: str, subject: dict[str, Any] | None, trigger_source: str = "manual") -> WorkflowRow:
         now = time.time()
         wf_id = new_workflow_id()
         subject = subject or {}
@@ -195,13 +231,13 @@ class WorkflowStore:
             self._checkpoint(c, wf_id, "created", None)
         return self.get(wf_id)
 
-    def get(self, wf_id: str) -> dict[str, Any]:
-        row = _row(self.conn.execute("SELECT * FROM workflows WHERE id=?", (wf_id,)).fetchone())
+    def get(self, wf_id: str) -> WorkflowRow:
+        row = _workflow(self.conn.execute("SELECT * FROM workflows WHERE id=?", (wf_id,)).fetchone())
         if row is None:
             raise NotFound(f"no workflow {wf_id!r}", fix="animus workflow list")
         return row
 
-    def list(self, status: str | None = None, limit: int = 50, subject_id: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list(self, status: str | None = None, limit: int = 50, subject_id: str | None = None) -> builtins.list[WorkflowRow]:
         sql, args = "SELECT * FROM workflows WHERE 1=1", builtins.list[Any]()
         if status:
             sql += " AND status=?"
@@ -211,18 +247,18 @@ class WorkflowStore:
             args.append(subject_id)
         sql += " ORDER BY created_at DESC LIMIT ?"
         args.append(limit)
-        return [r for r in (_row(x) for x in self.conn.execute(sql, args)) if r is not None]
+        return [r for r in (_workflow(x) for x in self.conn.execute(sql, args)) if r is not None]
 
-    def by_status(self, *statuses: str) -> builtins.list[dict[str, Any]]:
+    def by_status(self, *statuses: str) -> builtins.list[WorkflowRow]:
         marks = ",".join("?" * len(statuses))
         rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
-        return [r for r in (_row(x) for x in rows) if r is not None]
+        return [r for r in (_workflow(x) for x in rows) if r is not None]
 
-    def unprojected(self) -> builtins.list[dict[str, Any]]:
+    def unprojected(self) -> builtins.list[WorkflowRow]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""
         rows = self.conn.execute("SELECT * FROM workflows WHERE status IN ('completed','failed','cancelled') "
                                  "AND subject_id IS NOT NULL AND (projected IS NULL OR projected != status)")
-        return [r for r in (_row(x) for x in rows) if r is not None]
+        return [r for r in (_workflow(x) for x in rows) if r is not None]
 
     def update(self, wf_id: str, c: sqlite3.Connection | None = None, **fields: Any) -> None:
         if c is None and self.fence is not None:
@@ -238,7 +274,7 @@ class WorkflowStore:
         (c or self.conn).execute(f"UPDATE workflows SET {cols} WHERE id=?", (*fields.values(), wf_id))
 
     def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
-                   **fields: Any) -> dict[str, Any]:
+                   **fields: Any) -> WorkflowRow:
         with self.tx() as c:
             extra: dict[str, Any] = dict(fields)
             if status == "blocked":

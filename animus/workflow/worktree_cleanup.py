@@ -26,6 +26,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from animus.errors import AnimusError, NotFound
 from animus.git import Worktrees, is_git_repo, remove_after_success
@@ -68,7 +69,7 @@ class _Keep:
         if wf_id in self.kept:
             return True
         try:
-            wf = self.store.get(wf_id)
+            wf: dict[str, Any] = dict(self.store.get(wf_id))
         except NotFound:
             wf = {"status": None, "workflow_ref": ""}
         status = wf["status"]

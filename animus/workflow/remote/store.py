@@ -23,12 +23,12 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from animus.bus.rpc import ControlClient
 from animus.errors import InvalidInput, NotFound
 from animus.state.files import atomic_json
-from animus.workflow.store import STATUSES, WorkflowStore
+from animus.workflow.store import STATUSES, WorkflowStore, WorkflowRow
 
 __all__ = [
     "ENV_DAEMON_PROJECT",
@@ -61,11 +61,11 @@ class RunnerStore(Protocol):
     """What the runner uses of a store; ``c`` is what ``tx()`` yields."""
 
     def tx(self) -> AbstractContextManager[Any]: ...
-    def get(self, wf_id: str) -> dict[str, Any]: ...
+    def get(self, wf_id: str) -> WorkflowRow: ...
     def attempts(self, wf_id: str) -> list[dict[str, Any]]: ...
     def update(self, wf_id: str, c: Any = None, **fields: Any) -> None: ...
     def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
-                   **fields: Any) -> dict[str, Any]: ...
+                   **fields: Any) -> WorkflowRow: ...
     def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
                       provider: str | None) -> int: ...
     def finish_attempt(self, attempt_id: int, c: Any, status: str, **fields: Any) -> None: ...
@@ -114,9 +114,9 @@ class RemoteStore:
         if batch.ops:
             self._call("batch", ops=batch.ops)
 
-    def get(self, wf_id: str) -> dict[str, Any]:
+    def get(self, wf_id: str) -> WorkflowRow:
         self._mine(wf_id)
-        return dict(self._call("get"))
+        return cast(WorkflowRow, dict(self._call("get")))
 
     def attempts(self, wf_id: str) -> list[dict[str, Any]]:
         self._mine(wf_id)
@@ -131,9 +131,10 @@ class RemoteStore:
             c.ops.append(op)
 
     def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
-                   **fields: Any) -> dict[str, Any]:
+                   **fields: Any) -> WorkflowRow:
         self._mine(wf_id)
-        return dict(self._call("set_status", status=status, reason=reason, checkpoint=checkpoint, fields=fields))
+        return cast(WorkflowRow, dict(self._call("set_status", status=status, reason=reason, checkpoint=checkpoint,
+                                                 fields=fields)))
 
     def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
                       provider: str | None) -> int:
