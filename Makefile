@@ -29,11 +29,12 @@ demo: $(VENV)/.installed
 # worker (tests/conftest.py groups it for --dist loadgroup).
 TEST_WORKERS ?= 3
 
-# System packages the tests use (Debian's headless Chromium for tests/test_web_ui.py):
-# installed here, in the test set-up, never from inside a test.
-SYSTEM_PACKAGES := chromium chromium-driver
+# System packages the tests use (Debian's headless Chromium for tests/test_web_ui.py; iproute2's
+# ip for the network namespaces of tests/test_ray_multinode.py): installed here, in the test
+# set-up, never from inside a test.
+SYSTEM_PACKAGES := chromium chromium-driver iproute2
 system-packages:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && command -v ip >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q $(SYSTEM_PACKAGES) || \

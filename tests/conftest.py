@@ -216,11 +216,15 @@ def daemon(env: Env) -> Env:
     return env
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``-n N --dist loadgroup`` (``make test``): tests spread one by one over the
     workers, except a module that shares a daemon or a cluster between its tests (a
     module- or session-scoped fixture of its own): its tests stay on one worker, so
-    that what they share is started once."""
+    that what they share is started once. First (``tryfirst``): xdist's worker turns
+    the ``xdist_group`` marks into node ids in this same hook, and a mark added after
+    it has run groups nothing. (pytest 9.2 with xdist 3.8 still loses the group:
+    xdist writes ``item._nodeid``, which pytest no longer reads; pytest-xdist#1386.)"""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:

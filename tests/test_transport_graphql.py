@@ -88,6 +88,21 @@ def test_mutations_act_on_subjects_and_workflows(env: Env, gql: Transport) -> No
     got = query(gql, "query($id: ID!) { workflow(id: $id) { status triggerSource phases { phase status } } }",
                 {"id": wf})["workflow"]
     assert got == {"status": "completed", "triggerSource": "manual", "phases": [{"phase": "speak", "status": "completed"}]}
+    no_branch = gql.post("/graphql", {"query": "query($id: ID!) { workflow(id: $id) { diff } }", "variables": {"id": wf}})
+    assert no_branch.json()["errors"][0]["extensions"]["code"] == "conflict"  # no commit here: no worktree
+
+
+def test_subjects_are_created_and_edited_as_the_web_ui_does(env: Env, gql: Transport) -> None:
+    made = query(gql, 'mutation { createSubject(title: "from graphql", priority: "p1", labels: ["ui"],'
+                      ' description: "typed") }')["createSubject"]
+    shown = env.json("subject", "get", "--id", made["id"])["subject"]
+    assert (shown["title"], shown["priority"], shown["labels"], shown["description"]) == (
+        "from graphql", "p1", ["ui"], "typed")
+    edited = query(gql, "mutation($id: ID!) { updateSubject(id: $id, fields: {priority: \"p0\"}) }", {"id": made["id"]})
+    assert edited["updateSubject"]["priority"] == "p0" == env.json("subject", "get", "--id", made["id"])["subject"]["priority"]
+    refused = gql.post("/graphql", {"query": "mutation($id: ID!) { updateSubject(id: $id, fields: {colour: \"red\"}) }",
+                                    "variables": {"id": made["id"]}}).json()
+    assert refused["errors"][0]["extensions"]["code"] == "invalid_input"
 
 
 def _subscribe(ws: ClientConnection, text: str) -> None:

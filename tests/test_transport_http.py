@@ -1,10 +1,13 @@
 """transport-http end to end: a real daemon, the real plugin, real HTTP on 127.0.0.1.
 
 One daemon serves the whole module (transport-http, web-ui, the default
-subject backend). Covered: the token (file, 401s, the cookie login), the
-bind address and ``animus web open``, REST routes answering what the
-control methods answer, server-sent events of a running workflow, Prometheus
-text, and schemathesis checking the implementation against ``openapi.yaml``.
+subject backend), in a project with a first commit so that the ``edit``
+workflows get worktrees. Covered: the token (file, 401s, the cookie login),
+the bind address and ``animus web open``, REST routes answering what the
+control methods answer (subject edits included), a run's diff (delivered,
+left in its worktree, none), server-sent events of a running workflow,
+Prometheus text, and schemathesis checking the implementation against
+``openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -40,19 +44,42 @@ phases:
     idempotency: idempotent
     command: {program: sh, args: [-c, "echo hello-from-phase; sleep 0.2; echo second-line"]}
   gate: {mode: manual, manual: {instructions: "look at it"}}
+  write:
+    mode: command
+    idempotency: idempotent
+    command: {program: sh, cwd_mode: task_root, args: [-c, "printf 'new\\n' > README.md; printf 'a note\\n' > notes.txt"]}
 workflows:
   - id: hello
+    worktree: skip
     phases: [hello]
   - id: gated
+    worktree: skip
     phases: [hello, gate]
+  - id: edit
+    phases: [write]
+    post_success: {merge: {strategy: squash, auto_merge: true}}
+  - id: edit_kept
+    phases: [write]
 default_workflow_ref: hello
 """
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with daemon_env(tmp_path_factory.mktemp("http"), ["transport-http", "web-ui", "default"], WORKFLOWS) as e:
+    base = tmp_path_factory.mktemp("http")
+    with daemon_env(base, ["transport-http", "web-ui", "default"], WORKFLOWS, start=False) as e:
+        first_commit(e, base)
+        e.start("--skip-preflight")
         yield e
+
+
+def first_commit(env: Env, base: Path) -> None:
+    """A project with a commit on main, so that runs of edit and edit_kept get worktrees."""
+    (base / "gitconfig").write_text("[user]\n\tname = Operator\n\temail = operator@example.com\n")
+    env.env.update({"GIT_CONFIG_GLOBAL": str(base / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"})
+    (env.project / "README.md").write_text("old\n")
+    for args in (["symbolic-ref", "HEAD", "refs/heads/main"], ["add", "README.md"], ["commit", "-qm", "first"]):
+        subprocess.run(["git", "-C", str(env.project), *args], env=env.env, check=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +115,13 @@ def test_token_file_is_private_and_the_server_binds_loopback(env: Env, http: Tra
 
 
 def test_every_request_needs_the_token(http: Transport) -> None:
-    for path in ("/api/status", "/api/workflows", "/metrics", "/api/events", "/", "/openapi.json"):
+    for path in ("/api/status", "/api/workflows", "/metrics", "/api/events", "/", "/openapi.json",
+                 "/api/workflows/wf-1/diff"):
         bare = httpx.get(http.url + path, timeout=10)
         assert bare.status_code == 401, path
         assert bare.json()["error"]["code"] == "unauthorized"
         assert bare.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.patch(http.url + "/api/subjects/task/TASK-1", json={"priority": "p0"}, timeout=10).status_code == 401
     wrong = httpx.get(http.url + "/api/status", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert wrong.status_code == 401
     assert http.get("/api/status").status_code == 200
@@ -108,9 +137,11 @@ def test_browser_login_trades_the_url_token_for_a_cookie(http: Transport) -> Non
         page = browser.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
-        assert '<script src="/ui/app.js">' in page.text
+        assert '<script type="module" src="/ui/app.js">' in page.text  # ES modules, no build step
         script = browser.get("/ui/app.js")
-        assert script.status_code == 200 and "EventSource" in script.text
+        assert script.status_code == 200 and 'from "./dom.js"' in script.text
+        assert script.headers["content-type"].startswith("text/javascript")  # what a module script needs
+        assert "EventSource" in browser.get("/ui/dom.js").text
         again = browser.get("/ui/app.js", headers={"if-none-match": script.headers["etag"]})
         assert again.status_code == 304
         assert browser.get("/ui/nope.js").status_code == 404
@@ -151,6 +182,16 @@ def test_rest_routes_answer_what_the_control_methods_answer(env: Env, http: Tran
     assert http.post(f"/api/subjects/task/{tid}/status", {"status": "ready"}).json()["status"] == "ready"
     assert http.get(f"/api/subjects/task/{tid}").json()["status"] == "ready"
     assert tid in [t["id"] for t in http.get("/api/subjects/task", params={"status": "ready"}).json()]
+    edited = http.client.patch(f"/api/subjects/task/{tid}", json={"priority": "p0", "labels": ["ui"]})
+    assert edited.status_code == 200, edited.text
+    assert env.json("subject", "get", "--id", tid)["subject"]["priority"] == "p0"
+    assert http.client.patch(f"/api/subjects/task/{tid}", json={"colour": "red"}).json()["error"]["message"] \
+        .startswith("cannot update field(s) colour")
+    assert http.client.patch(f"/api/subjects/task/{tid}", json={}).status_code == 400
+    wait_until(lambda: {(e["kind"], e["data"].get("origin")) for e in env.call("daemon/logs", {"cat": "subject", "limit": 50})
+                        if e["data"].get("subject_id") == tid} >= {("subject_created", "http"), ("subject_updated", "http")},
+               timeout=10, what="the daemon's subject events, saying the changes came over HTTP")
+    assert http.post("/api/subjects/task", {"title": "typo", "priorty": "p1"}).status_code == 400
 
     assert http.get("/api/triggers").json() == env.call("workflow/triggers")
     gone = http.get("/api/workflows/wf-doesnotexist")
@@ -170,6 +211,33 @@ def test_manual_phase_actions_over_rest(env: Env, http: Transport) -> None:
     approved = http.post(f"/api/workflows/{wf}/approve", {"phase": "gate", "note": "fine"})
     assert approved.status_code == 200, approved.text
     wait_status(env, wf, "completed")
+
+
+def test_a_runs_changes_file_by_file_with_what_delivery_did(env: Env, http: Transport) -> None:
+    merged, kept = run_workflow(http, "edit", "merged edit"), run_workflow(http, "edit_kept", "kept edit")
+    done, left = wait_status(env, merged, "completed"), wait_status(env, kept, "completed")
+
+    diff = http.get(f"/api/workflows/{merged}/diff").json()  # delivered: its worktree is gone
+    assert diff["source"] == "commit" and done["worktree"]["removed"]
+    assert diff["branch"] == done["worktree"]["branch"] and diff["base"] == done["worktree"]["base"]
+    assert diff["head"] == done["delivery"]["commit"] and diff["delivery"]["merge"]["target"] == "main"
+    files = {f["path"]: f for f in diff["files"]}
+    assert (files["README.md"]["status"], files["README.md"]["added"], files["README.md"]["deleted"]) == ("modified", 1, 1)
+    assert "-old\n+new" in files["README.md"]["patch"] and "+a note" in files["notes.txt"]["patch"]
+    git_says = subprocess.run(["git", "-C", str(env.project), "diff", "--name-only", diff["base"], diff["head"]],
+                              capture_output=True, text=True, check=True, env=env.env).stdout.split()
+    assert sorted(files) == git_says
+
+    open_one = http.get(f"/api/workflows/{kept}/diff").json()  # no post_success: the work waits in its worktree
+    assert open_one["source"] == "worktree" and not left["worktree"].get("removed")
+    assert {f["path"]: f["status"] for f in open_one["files"]} == {"README.md": "modified", "notes.txt": "added"}
+    assert open_one["delivery"].get("merge") is None
+
+    in_root = run_workflow(http)  # worktree: skip
+    wait_status(env, in_root, "completed")
+    refused = http.get(f"/api/workflows/{in_root}/diff")
+    assert refused.status_code == 409 and "no branch of its own" in refused.json()["error"]["message"]
+    assert http.get("/api/workflows/wf-doesnotexist/diff").status_code == 404
 
 
 # ------------------------------------------------------------------ stream
@@ -270,7 +338,7 @@ def test_metrics_in_prometheus_text_format(http: Transport) -> None:
 # ----------------------------------------------------------------- contract
 
 # Streams never end, and these create or change real state: they have their own tests above.
-_UNFUZZED = re.compile(r"^/api/events$|^/webhooks/|/call$|/fire$|^/api/subjects/\{kind\}(/\{id\}/status)?$|^/api/workflows$")
+_UNFUZZED = re.compile(r"^/api/events$|^/webhooks/|/call$|/fire$|^/api/subjects/\{kind\}(/\{id\}(/status)?)?$|^/api/workflows$")
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -283,7 +351,8 @@ def test_implementation_matches_the_openapi_document(http: Transport, mode: Gene
     checked = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        if _UNFUZZED.search(operation.path) and (operation.method.upper() == "POST" or operation.path == "/api/events"):
+        if _UNFUZZED.search(operation.path) and (operation.method.upper() in ("POST", "PATCH")
+                                                 or operation.path == "/api/events"):
             continue
 
         @given(case=operation.as_strategy(generation_mode=mode))

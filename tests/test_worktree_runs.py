@@ -22,7 +22,7 @@ from typing import Any
 
 from test_git_github import TOKEN, FakeGitHub, _handler
 
-from animus.testing import wait_until
+from animus.testing import WaitTimeout, wait_until
 from conftest import FAST_RESTART, Env
 
 IDEMPOTENCY_BLOCK = "Idempotency: phase requires explicit retry decision"
@@ -72,9 +72,19 @@ def run(env: Env, task: str, workflow: str) -> str:
     return str(env.call("workflow/run", {"task_id": task, "workflow_ref": workflow})["workflow_id"])
 
 
-def settle(env: Env, wf: str, *statuses: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_until(lambda: (w := env.call("workflow/get", {"id": wf}))["status"] in statuses and w,
-                      timeout=timeout, interval=0.05, what=f"{wf} to reach {statuses}")
+def settle(env: Env, wf: str, *statuses: str, timeout: float = 90) -> dict[str, Any]:
+    """The run once it reaches one of ``statuses``; a timeout says where it was (deadline generous: 2 busy cores)."""
+    seen: dict[str, Any] = {}
+
+    def reached() -> dict[str, Any] | None:
+        seen.update(env.call("workflow/get", {"id": wf}))
+        return dict(seen) if seen["status"] in statuses else None
+
+    try:
+        return wait_until(reached, timeout=timeout, interval=0.05, what=f"{wf} to reach {statuses}")
+    except WaitTimeout as exc:
+        where = {k: seen.get(k) for k in ("status", "current_phase", "blocked_reason", "failure_reason", "waiting")}
+        raise WaitTimeout(f"{exc}; last seen {where}") from None
 
 
 def worktree_of(env: Env, wf: str) -> Path:

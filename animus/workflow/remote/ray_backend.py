@@ -31,21 +31,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-from animus import __version__
 from animus.bus.curve import ClientKeys
 from animus.errors import Conflict
 from animus.supervision.edge import ENV_RUNNER_TOKEN
 from animus.supervision.exit_reason import ExitReason
-from animus.workflow.config import COMPILED_FILE
 from animus.workflow.launcher import LauncherHooks
 from animus.workflow.remote.ray_config import RayRunnersConfig, is_loopback_host
+from animus.workflow.remote.ray_spec import run_secrets, run_spec, worktree_choice
 from animus.workflow.remote.runs import Lost, Overdue, RemoteRun, Unplaceable, liveness, node_label
 from animus.workflow.settings import WorkflowSettings
 from animus.workflow.store import TERMINAL, WorkflowRow
@@ -141,25 +138,6 @@ class RayBackend:
             await self.hooks.fill()
 
     # -- runs ----------------------------------------------------------------
-    def _spec(self, wf: WorkflowRow, run: str) -> dict[str, Any]:
-        state_root = self.settings.state_root
-        subject = wf.get("subject") or {}
-        branch = (subject.get("branch") or (subject.get("custom") or {}).get("branch") or self.cfg.branch
-                  or _git_out(self.settings.project_root, "rev-parse", "--abbrev-ref", "HEAD"))
-        return {
-            "wf_id": wf["id"], "run": run, "version": __version__, "scope": state_root.name,
-            "bus_endpoint": self.remote["bus_endpoint"], "control_endpoint": self.remote["control_endpoint"],
-            "token": self.remote["token"], "curve": self.curve.to_dict() if self.curve else None,
-            "heartbeat_secs": self.cfg.heartbeat_secs,
-            "heartbeat_timeout_secs": self.cfg.heartbeat_timeout_secs, "work_dir": self.cfg.work_dir,
-            "repository": self.cfg.repository or _git_out(self.settings.project_root, "remote", "get-url", "origin")
-            or str(self.settings.project_root),
-            "branch": branch or "HEAD", "config_name": COMPILED_FILE,
-            "config": (state_root / "state" / COMPILED_FILE).read_bytes(),
-            "daemon_state_root": str(state_root), "daemon_project_root": str(self.settings.project_root),
-            "command_env": list(self.settings.command_env),
-        }
-
     async def launch(self, wf: WorkflowRow, runs: int) -> None:
         """Start one run as a Ray task (``wf`` is already marked running)."""
         wf_id = wf["id"]
@@ -169,7 +147,8 @@ class RayBackend:
         if self.cfg.resources:
             options["resources"] = dict(self.cfg.resources)
         try:
-            run.ref = self._task.options(**options).remote(self._spec(wf, run.run))
+            run.ref = self._task.options(**options).remote(
+                run_spec(wf, run.run, self.settings, self.cfg, self.remote, self.curve))
         except Exception as exc:  # nothing was started: say why on the workflow
             self.hooks.events.block(wf_id, f"cannot submit the run to Ray: {type(exc).__name__}: {exc}")
             return
@@ -337,13 +316,18 @@ class RayBackend:
             run.node = dict(params.get("node") or {})
             run.worker_pid = params.get("worker_pid")
             label = node_label(run.node)
+            run.previous_node = self.hooks.store.get(wf_id).get("node")  # where the workflow's last run was
             self.hooks.store.update(wf_id, node=label)
             self.hooks.events.workflow("runner_started", "info", wf_id, backend="ray", node=label,
                              node_id=run.node.get("node_id"), worker_pid=run.worker_pid,
                              message=f"runner started on node {label}")
             self.hooks.changed()
             # the secrets its config refers to: over the CURVE channel, into the runner's environment
-            return {"stop": "kill" if run.stop else None, "secrets": self._secrets()}
+            return {"stop": "kill" if run.stop else None, "secrets": run_secrets(self.settings.state_root),
+                    "worktree": worktree_choice(run.previous_node, label)}
+        if op == "worktree":
+            self._worktree_event(run, params)
+            return {"stop": run.stop}
         if op == "heartbeat":
             if params.get("runner_pid") and params["runner_pid"] != run.runner_pid:
                 run.runner_pid = params["runner_pid"]
@@ -353,15 +337,18 @@ class RayBackend:
             return {"cleanup": self.hooks.store.get(wf_id)["status"] in TERMINAL}
         return {"stop": None}
 
-    def _secrets(self) -> dict[str, str]:
-        """Values of the secret variables the compiled config refers to (animus.redact)."""
-        from animus.redact import references
-
-        try:
-            text = (self.settings.state_root / "state" / COMPILED_FILE).read_text()
-        except OSError:
-            return {}
-        return {name: os.environ[name] for name in sorted(references(text)) if name in os.environ}
+    def _worktree_event(self, run: RemoteRun, params: dict[str, Any]) -> None:
+        """Where the run works on its node, said as a local run's worktree events are."""
+        label, created = node_label(run.node), bool(params.get("created"))
+        path, branch, base = str(params.get("path")), str(params.get("branch")), str(params.get("base") or "")
+        message = (f"{'new' if created else 'same'} worktree on node {label}: {path} "
+                   f"({params.get('run_branch')} from {branch} at {base[:10]})")
+        if created and run.previous_node and run.previous_node != label:
+            message += (f"; the previous run was on node {run.previous_node}: what it left there and did not "
+                        f"push to {branch} is not in this checkout")
+        self.hooks.events.workflow("worktree_created" if created else "worktree_reused", "info", run.wf_id,
+                                   node=label, path=path, branch=params.get("run_branch"), base=base,
+                                   previous_node=run.previous_node, message=message)
 
     # -- status --------------------------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:
@@ -391,10 +378,3 @@ class RayBackend:
             })
         return out
 
-
-def _git_out(cwd: Path, *args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""

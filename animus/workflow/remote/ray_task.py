@@ -9,8 +9,11 @@ retries off (Animus decides retries). On the node it:
    a file lock) and ``git worktree add`` per run, on a branch of the run's
    own (``animus/<workflow id>``) that starts at the tip of the task's
    branch (``$ANIMUS_BRANCH``; a phase that publishes pushes ``HEAD`` there,
-   to ``$ANIMUS_REPOSITORY``); a retry on the same node reuses the run's
-   worktree, a retry elsewhere starts from what the branch has;
+   to ``$ANIMUS_REPOSITORY``); the run carries on in that worktree only if
+   the workflow's previous run was on this node (the daemon says so in its
+   reply to ``started``), else the worktree is made again from what the
+   branch has now; where it works is reported (``worktree_created`` /
+   ``worktree_reused`` events);
 3. starts the *same* runner as a local run, ``python -m
    animus.workflow.runner <id>``, in that worktree, with the daemon's tcp bus
    and control endpoints, the token, and a remote store (it never opens
@@ -77,8 +80,10 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def prepare_worktree(root: Path, repository: str, branch: str, wf_id: str) -> Path:
-    """The run's own worktree of ``branch`` (see the module doc); return its path."""
+def prepare_worktree(root: Path, repository: str, branch: str, wf_id: str,
+                     fresh: bool = False) -> tuple[Path, bool]:
+    """The run's own worktree of ``branch`` (see the module doc): its path, and whether it was made now
+    (``fresh``: made again even if this node has one from an earlier run)."""
     mirror = root / "mirror.git"
     dest = root / "worktrees" / wf_id
     with _locked(root / "mirror.lock"):
@@ -88,14 +93,14 @@ def prepare_worktree(root: Path, repository: str, branch: str, wf_id: str) -> Pa
         _git("remote", "set-url", "origin", repository, cwd=mirror)
         _git("fetch", "--quiet", "--force", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
              cwd=mirror)
-        if (dest / ".git").exists():
-            return dest  # a retry on this node carries on in the run's worktree
+        if (dest / ".git").exists() and not fresh:
+            return dest, False  # a retry on this node carries on in the run's worktree
         shutil.rmtree(dest, ignore_errors=True)
         _git("worktree", "prune", cwd=mirror)
         # a branch of the run's own at the task branch's tip: two runs of one branch never share a checkout
         _git("worktree", "add", "--force", "--quiet", "-B", run_branch(wf_id), str(dest),
              f"refs/remotes/origin/{branch}", cwd=mirror)
-    return dest
+    return dest, True
 
 
 def run_branch(wf_id: str) -> str:
@@ -149,12 +154,19 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             if spec["version"] != __version__:
                 raise SetupError(f"this node has animus {__version__}, the daemon {spec['version']}")
-            worktree = prepare_worktree(root, spec["repository"], spec["branch"], spec["wf_id"])
+            worktree, created = prepare_worktree(root, spec["repository"], spec["branch"], spec["wf_id"],
+                                                 fresh=started.get("worktree") == "fresh")
+            base = _git("rev-parse", "HEAD", cwd=worktree)
             state_root = root / "state" / spec["wf_id"]
             (state_root / "state").mkdir(parents=True, exist_ok=True)
             (state_root / "state" / spec["config_name"]).write_bytes(spec["config"])
         except (SetupError, OSError) as exc:
             return {"setup_error": str(exc), "node": node}
+        try:
+            report("worktree", path=str(worktree), created=created, branch=spec["branch"],
+                   run_branch=run_branch(spec["wf_id"]), base=base)
+        except AnimusError:
+            pass  # the heartbeats deal with an unreachable daemon
         proc = _start_runner(spec, node, worktree, state_root, dict(started.get("secrets") or {}))
         code, why = _supervise(proc, spec, report)
         out: dict[str, Any] = {"exit_code": code, "node": node, "runner_pid": proc.pid, "why": why}

@@ -40,6 +40,7 @@ class RemoteRun:
     started: float | None = None  # first report from its node
     last_seen: float | None = None
     node: dict[str, Any] = field(default_factory=dict)
+    previous_node: str | None = None  # the label of the node the workflow's previous run was on
     worker_pid: int | None = None  # on the node, not here
     runner_pid: int | None = None
     stop: str | None = None  # "term" once asked to stop, "kill" once fenced

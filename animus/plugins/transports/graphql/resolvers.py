@@ -26,6 +26,7 @@ from graphql import GraphQLError, GraphQLSchema
 from animus.bus.metrics import render_prometheus
 from animus.errors import AnimusError, NotFound
 from animus.bus.subscriber import EventFilter
+from animus.plugins.transports.diff import workflow_diff
 from animus.plugins.transports.link import DaemonLink
 
 __all__ = ["build_schema", "SCHEMA_FILE"]
@@ -44,6 +45,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _graphql_error(exc: AnimusError) -> GraphQLError:
+    return GraphQLError(exc.message, extensions={"code": exc.code, **({"fix": exc.fix} if exc.fix else {})})
+
+
 def build_schema(link: DaemonLink) -> GraphQLSchema:
     query, mutation, subscription = QueryType(), MutationType(), SubscriptionType()
     workflow_type, metrics_type, health_row = ObjectType("Workflow"), ObjectType("Metrics"), ObjectType("PluginHealth")
@@ -55,11 +60,11 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
         except AnimusError as exc:
             if missing_is_null and isinstance(exc, NotFound):
                 return None
-            raise GraphQLError(exc.message, extensions={"code": exc.code, **({"fix": exc.fix} if exc.fix else {})}) \
-                from None
+            raise _graphql_error(exc) from None
 
     async def subject_call(kind: str, verb: str, params: dict[str, Any], missing_is_null: bool = False) -> Any:
-        return await call("subject/call", {"kind": kind, "verb": verb, "params": params}, missing_is_null)
+        return await call("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "graphql"},
+                          missing_is_null)
 
     def given(**kwargs: Any) -> dict[str, Any]:
         return {k: v for k, v in kwargs.items() if v is not None}
@@ -102,6 +107,13 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
         if "phases" in wf:
             return wf["phases"]
         return (await call("workflow/get", {"id": wf["id"]}))["phases"]
+
+    @workflow_type.field("diff")
+    async def diff(wf: dict[str, Any], *_: Any) -> Any:
+        try:
+            return await workflow_diff(link, str(wf["id"]))
+        except AnimusError as exc:
+            raise _graphql_error(exc) from None
 
     @query.field("workflowStats")
     async def workflow_stats(*_: Any) -> Any:
@@ -156,6 +168,16 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
     @mutation.field("setSubjectStatus")
     async def set_status(*_: Any, id: str, status: str, kind: str = "task", reason: str | None = None) -> Any:
         return await subject_call(kind, "status", given(id=id, status=status, reason=reason))
+
+    @mutation.field("createSubject")
+    async def create_subject(*_: Any, title: str, kind: str = "task", **fields: Any) -> Any:
+        return await subject_call(kind, "create", given(title=title, **fields))
+
+    @mutation.field("updateSubject")
+    async def update_subject(*_: Any, id: str, fields: Any, kind: str = "task") -> Any:
+        if not isinstance(fields, dict) or not fields:
+            raise GraphQLError("fields must be a JSON object with the fields to change", extensions={"code": "invalid_input"})
+        return await subject_call(kind, "update", {"id": id, "fields": fields})
 
     # -- subscriptions -------------------------------------------------------
     @subscription.source("events")
