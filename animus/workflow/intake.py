@@ -1,7 +1,9 @@
 """How a run enters the queue: on a subject (a task), or ad hoc (a trigger, a title).
 
-A run on a subject moves the subject to ``in-progress`` first; a subject
-backend that is down blocks the new run with "Subject backend unavailable".
+A run on a subject moves the subject to ``in-progress`` first, and is not
+started before that is done (``RunQueue.taking_in``); a subject backend that
+is down blocks the new run with "Subject backend unavailable" — if it is
+still pending (the operator may have cancelled it meanwhile).
 """
 
 from __future__ import annotations
@@ -40,11 +42,15 @@ class Intake:
                          source: str) -> WorkflowRow:
         ref = self.workflow_ref(workflow_ref or (subject.get("custom") or {}).get("workflow_ref"))
         wf = self.store.create(ref, subject | {"kind": kind}, source)
+        self.queue.taking_in.add(wf["id"])
         try:
             await self.projector.set_task(kind, subject["id"], "in-progress")
         except Unavailable:
-            self.events.block(wf["id"], SUBJECT_UNAVAILABLE)
+            if self.store.get(wf["id"])["status"] == "pending":
+                self.events.block(wf["id"], SUBJECT_UNAVAILABLE)
             return self.store.get(wf["id"])
+        finally:
+            self.queue.taking_in.discard(wf["id"])
         self.events.workflow("workflow_queued", "info", wf["id"], workflow_ref=ref, subject_id=subject["id"],
                              trigger_source=source)
         await self.queue.fill()

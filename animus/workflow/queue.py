@@ -1,7 +1,10 @@
 """The run queue: ``pending`` workflows started up to ``pool_size`` at once.
 
 A queued run is dispatchable unless it waits (an approval, a usage limit
-until its reset time). Before its runner starts, its subject is read afresh
+until its reset time) or is still being taken in (``taking_in``: its task is
+being moved to ``in-progress``; a run started meanwhile could finish before
+the intake gives up on a slow backend and blocks it — a completed run
+blocked afterwards, found by ``bench/soak.py``). Before its runner starts, its subject is read afresh
 (a dead backend blocks it with "Subject backend unavailable"; a deleted
 subject fails it) and it is marked ``running``; one fill runs at a time.
 """
@@ -31,11 +34,14 @@ class RunQueue:
         self.events = events
         self.pool_size = pool_size
         self._lock = asyncio.Lock()
+        self.taking_in: set[str] = set()  # runs the intake has not finished with: not to be started yet
 
     def dispatchable(self) -> list[WorkflowRow]:
         now = time.time()
         out = []
         for wf in self.store.by_status("pending"):
+            if wf["id"] in self.taking_in:
+                continue
             waiting, not_before = wf["waiting"] or "", wf["not_before"]
             if not waiting or waiting.startswith("approved:") or (not_before and not_before <= now):
                 out.append(wf)
