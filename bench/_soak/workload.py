@@ -70,7 +70,7 @@ class Worker(threading.Thread):
         try:
             return self.client.call(method, params, timeout=timeout)
         except AnimusError as exc:
-            if "did not answer" in str(exc):
+            if "daemon did not answer" in str(exc):  # no answer at all (the root saying a child did not is one)
                 self.unanswered.append((sent, time.time(), method))
             self.client.close()  # a fresh socket after a failure, as a new CLI process would have
             self.client = None
