@@ -25,9 +25,12 @@ phases:
     mode: command
     idempotency: idempotent
     command: {program: sh, args: [-c, "echo graph-line-1; sleep 0.2; echo graph-line-2"]}
+  gate: {mode: manual, manual: {instructions: "approve it over GraphQL"}}
 workflows:
   - id: speak
     phases: [speak]
+  - id: gated
+    phases: [gate, speak]
 default_workflow_ref: speak
 """
 
@@ -142,3 +145,30 @@ def test_subscription_filters_by_workflow(env: Env, gql: Transport) -> None:
                    what="the workflow to complete")
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.5)  # everything it published was filtered out
+
+
+def test_manual_gates_are_approved_and_rejected_and_the_log_answers(env: Env, gql: Transport) -> None:
+    def gated() -> str:
+        wf = str(env.call("workflow/run", {"title": "needs a decision", "workflow_ref": "gated"})["workflow_id"])
+        wait_until(lambda: (env.call("workflow/get", {"id": wf}).get("waiting") or "").startswith("approval"),
+                   timeout=30, what=f"{wf} to wait at its gate")
+        return wf
+
+    approved, rejected = gated(), gated()
+    data = query(gql, "mutation($id: ID!) { approveWorkflow(id: $id, phase: \"gate\", note: \"fine\") { id } }",
+                 {"id": approved})
+    assert data["approveWorkflow"]["id"] == approved
+    data = query(gql, "mutation($id: ID!) { rejectWorkflow(id: $id, note: \"not like this\") { id } }",
+                 {"id": rejected})
+    assert data["rejectWorkflow"]["id"] == rejected
+    wait_until(lambda: env.call("workflow/get", {"id": approved})["status"] == "completed", timeout=30,
+               what="the approved run to complete")
+    wait_until(lambda: env.call("workflow/get", {"id": rejected})["status"] == "failed", timeout=30,
+               what="the rejected run to fail")
+    assert "not like this" in env.call("workflow/get", {"id": rejected})["failure_reason"]
+
+    data = query(gql, "query($wf: String) { logs(workflowId: $wf, limit: 500) }", {"wf": approved})
+    kinds = [e["kind"] for e in data["logs"]]
+    assert "workflow_completed" in kinds, kinds
+    rows = query(gql, "{ health { plugins { plugin details } } }")["health"]["plugins"]
+    assert {r["plugin"]: r["details"]["plugin"] for r in rows} == {r["plugin"]: r["plugin"] for r in rows}

@@ -50,98 +50,98 @@ def _graphql_error(exc: AnimusError) -> GraphQLError:
 
 
 def build_schema(link: DaemonLink) -> GraphQLSchema:
+    daemon = _Daemon(link)
     query, mutation, subscription = QueryType(), MutationType(), SubscriptionType()
     workflow_type, metrics_type, health_row = ObjectType("Workflow"), ObjectType("Metrics"), ObjectType("PluginHealth")
     json_scalar = ScalarType("JSON", serializer=_plain, value_parser=lambda v: v)
+    _queries(daemon, query)
+    _object_fields(daemon, workflow_type, metrics_type, health_row)
+    _mutations(daemon, mutation)
+    _subscriptions(link, subscription)
+    return make_executable_schema(SCHEMA_FILE.read_text(), query, mutation, subscription, workflow_type,
+                                  metrics_type, health_row, json_scalar, convert_names_case=True)
 
-    async def call(method: str, params: dict[str, Any] | None = None, missing_is_null: bool = False) -> Any:
+
+def _given(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+class _Daemon:
+    """The daemon's control methods, their errors as GraphQL errors."""
+
+    def __init__(self, link: DaemonLink) -> None:
+        self.link = link
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, missing_is_null: bool = False) -> Any:
         try:
-            return await link.call(method, params or {})
+            return await self.link.call(method, params or {})
         except AnimusError as exc:
             if missing_is_null and isinstance(exc, NotFound):
                 return None
             raise _graphql_error(exc) from None
 
-    async def subject_call(kind: str, verb: str, params: dict[str, Any], missing_is_null: bool = False) -> Any:
-        return await call("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "graphql"},
-                          missing_is_null)
+    async def subject(self, kind: str, verb: str, params: dict[str, Any], missing_is_null: bool = False) -> Any:
+        return await self.call("subject/call", {"kind": kind, "verb": verb, "params": params, "origin": "graphql"},
+                               missing_is_null)
 
-    def given(**kwargs: Any) -> dict[str, Any]:
-        return {k: v for k, v in kwargs.items() if v is not None}
 
-    # -- queries -------------------------------------------------------------
-    @query.field("status")
-    async def status(*_: Any) -> Any:
-        return await call("daemon/status")
-
-    @query.field("health")
-    async def health(*_: Any) -> Any:
-        return await call("daemon/health")
-
-    @health_row.field("details")
-    def health_details(row: dict[str, Any], *_: Any) -> Any:
-        return row
-
-    @query.field("metrics")
-    async def metrics(*_: Any) -> Any:
-        return await call("daemon/metrics")
-
-    @metrics_type.field("prometheus")
-    def prometheus(snapshot: dict[str, Any], *_: Any) -> str:
-        return render_prometheus(snapshot)
-
-    @query.field("plugins")
-    async def plugins(*_: Any) -> Any:
-        return await call("plugin/list")
+def _queries(daemon: _Daemon, query: QueryType) -> None:
+    call = daemon.call
+    # fields answered by one control method without arguments
+    for field, method in (("status", "daemon/status"), ("health", "daemon/health"), ("metrics", "daemon/metrics"),
+                          ("plugins", "plugin/list"), ("workflowStats", "workflow/stats"),
+                          ("triggers", "workflow/triggers")):
+        query.set_field(field, lambda *_, method=method: call(method))
 
     @query.field("workflows")
     async def workflows(*_: Any, status: str | None = None, limit: int = 50, task_id: str | None = None) -> Any:
-        return await call("workflow/list", given(status=status, limit=limit, task_id=task_id))
+        return await call("workflow/list", _given(status=status, limit=limit, task_id=task_id))
 
     @query.field("workflow")
     async def workflow(*_: Any, id: str) -> Any:
         return await call("workflow/get", {"id": id}, missing_is_null=True)
 
-    @workflow_type.field("phases")
-    async def phases(wf: dict[str, Any], *_: Any) -> Any:
-        if "phases" in wf:
-            return wf["phases"]
-        return (await call("workflow/get", {"id": wf["id"]}))["phases"]
-
-    @workflow_type.field("diff")
-    async def diff(wf: dict[str, Any], *_: Any) -> Any:
-        try:
-            return await workflow_diff(link, str(wf["id"]))
-        except AnimusError as exc:
-            raise _graphql_error(exc) from None
-
-    @query.field("workflowStats")
-    async def workflow_stats(*_: Any) -> Any:
-        return await call("workflow/stats")
-
-    @query.field("triggers")
-    async def triggers(*_: Any) -> Any:
-        return await call("workflow/triggers")
-
     @query.field("subjects")
     async def subjects(*_: Any, kind: str = "task", status: str | None = None, limit: int | None = None) -> Any:
-        return await subject_call(kind, "list", given(status=status, limit=limit))
+        return await daemon.subject(kind, "list", _given(status=status, limit=limit))
 
     @query.field("subject")
     async def subject(*_: Any, id: str, kind: str = "task") -> Any:
-        return await subject_call(kind, "get", {"id": id}, missing_is_null=True)
+        return await daemon.subject(kind, "get", {"id": id}, missing_is_null=True)
 
     @query.field("logs")
     async def logs(*_: Any, limit: int = 100, level: str | None = None, cat: str | None = None,
                    workflow_id: str | None = None, search: str | None = None) -> Any:
-        return await call("daemon/logs", given(limit=limit, level=level, cat=cat, workflow_id=workflow_id,
-                                                search=search))
+        return await call("daemon/logs", _given(limit=limit, level=level, cat=cat, workflow_id=workflow_id,
+                                                 search=search))
 
-    # -- mutations -----------------------------------------------------------
+
+def _object_fields(daemon: _Daemon, workflow_type: ObjectType, metrics_type: ObjectType,
+                   health_row: ObjectType) -> None:
+    health_row.set_field("details", lambda row, *_: row)
+    metrics_type.set_field("prometheus", lambda snapshot, *_: render_prometheus(snapshot))
+
+    @workflow_type.field("phases")
+    async def phases(wf: dict[str, Any], *_: Any) -> Any:
+        if "phases" in wf:
+            return wf["phases"]
+        return (await daemon.call("workflow/get", {"id": wf["id"]}))["phases"]
+
+    @workflow_type.field("diff")
+    async def diff(wf: dict[str, Any], *_: Any) -> Any:
+        try:
+            return await workflow_diff(daemon.link, str(wf["id"]))
+        except AnimusError as exc:
+            raise _graphql_error(exc) from None
+
+
+def _mutations(daemon: _Daemon, mutation: MutationType) -> None:
+    call = daemon.call
+
     @mutation.field("runWorkflow")
     async def run_workflow(*_: Any, task_id: str | None = None, title: str | None = None,
                            workflow_ref: str | None = None) -> Any:
-        return await call("workflow/run", given(task_id=task_id, title=title, workflow_ref=workflow_ref))
+        return await call("workflow/run", _given(task_id=task_id, title=title, workflow_ref=workflow_ref))
 
     @mutation.field("resumeWorkflow")
     async def resume(*_: Any, id: str, force: bool = False) -> Any:
@@ -151,13 +151,11 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
     async def cancel(*_: Any, id: str) -> Any:
         return await call("workflow/cancel", {"id": id})
 
-    @mutation.field("approveWorkflow")
-    async def approve(*_: Any, id: str, phase: str | None = None, note: str | None = None) -> Any:
-        return await call("workflow/approve", given(id=id, phase=phase, note=note))
-
-    @mutation.field("rejectWorkflow")
-    async def reject(*_: Any, id: str, phase: str | None = None, note: str | None = None) -> Any:
-        return await call("workflow/reject", given(id=id, phase=phase, note=note))
+    for field, method in (("approveWorkflow", "workflow/approve"), ("rejectWorkflow", "workflow/reject")):
+        async def decide(*_: Any, id: str, phase: str | None = None, note: str | None = None,
+                         method: str = method) -> Any:
+            return await call(method, _given(id=id, phase=phase, note=note))
+        mutation.set_field(field, decide)
 
     @mutation.field("fireTrigger")
     async def fire(*_: Any, id: str, payload: Any = None) -> Any:
@@ -167,19 +165,21 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
 
     @mutation.field("setSubjectStatus")
     async def set_status(*_: Any, id: str, status: str, kind: str = "task", reason: str | None = None) -> Any:
-        return await subject_call(kind, "status", given(id=id, status=status, reason=reason))
+        return await daemon.subject(kind, "status", _given(id=id, status=status, reason=reason))
 
     @mutation.field("createSubject")
     async def create_subject(*_: Any, title: str, kind: str = "task", **fields: Any) -> Any:
-        return await subject_call(kind, "create", given(title=title, **fields))
+        return await daemon.subject(kind, "create", _given(title=title, **fields))
 
     @mutation.field("updateSubject")
     async def update_subject(*_: Any, id: str, fields: Any, kind: str = "task") -> Any:
         if not isinstance(fields, dict) or not fields:
-            raise GraphQLError("fields must be a JSON object with the fields to change", extensions={"code": "invalid_input"})
-        return await subject_call(kind, "update", {"id": id, "fields": fields})
+            raise GraphQLError("fields must be a JSON object with the fields to change",
+                               extensions={"code": "invalid_input"})
+        return await daemon.subject(kind, "update", {"id": id, "fields": fields})
 
-    # -- subscriptions -------------------------------------------------------
+
+def _subscriptions(link: DaemonLink, subscription: SubscriptionType) -> None:
     @subscription.source("events")
     async def event_source(*_: Any, workflow_id: str | None = None, run_id: str | None = None,
                            cat: str | None = None, level: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
@@ -199,10 +199,4 @@ def build_schema(link: DaemonLink) -> GraphQLSchema:
         finally:
             link.hub.unsubscribe(sub)
 
-    @subscription.field("events")
-    def event_field(event: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
-        return event
-
-    type_defs = SCHEMA_FILE.read_text()
-    return make_executable_schema(type_defs, query, mutation, subscription, workflow_type, metrics_type,
-                                  health_row, json_scalar, convert_names_case=True)
+    subscription.set_field("events", lambda event, *_, **__: event)
