@@ -44,6 +44,10 @@ if TYPE_CHECKING:
         Worktree, WorktreeConflict, Worktrees, phase_uses_worktree, run_uses_worktree,
     )
 
+# a name that is also a submodule's is bound now: once ``animus.git.provision`` is imported,
+# the package attribute would be the module, and __getattr__ is never asked
+from animus.git.provision import provision  # noqa: E402
+
 _MODULE_OF = {
     "DeliveryBlocked": "errors",
     "DirtyCheckout": "errors",
@@ -86,7 +90,6 @@ _MODULE_OF = {
     "parse_worktree": "spec",
     "parse_worktree_setup": "spec",
     "phase_uses_worktree": "worktree",
-    "provision": "provision",
     "push_and_open_pr": "github",
     "push_branch": "github",
     "remove_after_success": "spec",

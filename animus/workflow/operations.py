@@ -60,7 +60,9 @@ class Operations:
                 self.store.checkpoint(c, wf_id, "cancelled", None)
             self.events.workflow("workflow_cancelled", "warn", wf_id, message="cancelled (runner killed)")
         elif wf["status"] == "running":
-            recover(self.store, wf, self.state_root, self.events.emit, crash=detail or reason.describe())
+            failed = reason.signal is None and not reason.requested and reason.code not in (0, None)
+            recover(self.store, wf, self.state_root, self.events.emit, crash=detail or reason.describe(),
+                    failed=failed)
         self.spawn(self._after_exit(wf_id))
 
     async def _after_exit(self, wf_id: str) -> None:

@@ -337,6 +337,12 @@ class WorkflowStore:
     def checkpoint(self, c: sqlite3.Connection, wf_id: str, reason: str, phase: str | None) -> None:
         self._checkpoint(c, wf_id, reason, phase)
 
+    def recent_checkpoints(self, wf_id: str, limit: int = 20) -> builtins.list[str]:
+        """The reasons of the workflow's last checkpoints, newest first."""
+        rows = self.conn.execute("SELECT reason FROM checkpoints WHERE workflow_id=? ORDER BY number DESC LIMIT ?",
+                                 (wf_id, limit))
+        return [str(r[0]) for r in rows]
+
     # -- schedules -----------------------------------------------------------
     def schedule_last_run(self, schedule_id: str) -> float | None:
         row = self.conn.execute("SELECT last_run FROM schedule_runs WHERE schedule_id=?", (schedule_id,)).fetchone()
