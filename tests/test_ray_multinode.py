@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import ANIMUS, FAST_RESTART, Env
+from test_ray_runners import get, run
 
 from animus.bus.curve import ClientKeys
 from animus.testing import wait_until
@@ -162,18 +163,6 @@ def boot(env: Env, cluster: NamespaceCluster, tmp: Path, **ray: Any) -> dict[str
     bad = cluster.exposure()  # the daemon, a Ray driver now, included; before any workflow runs
     assert not bad, f"beyond the test addresses: {bad}"
     return dict(runners)
-
-
-def task(env: Env, title: str) -> str:
-    return env.json("subject", "create", "--title", title, "--status", "ready")["subject"]["id"]  # type: ignore[no-any-return]
-
-
-def run(env: Env, title: str, workflow: str) -> str:
-    return env.json("workflow", "run", "--task-id", task(env, title), "--workflow", workflow)["workflow_id"]  # type: ignore[no-any-return]
-
-
-def get(env: Env, wf: str) -> dict[str, Any]:
-    return env.call("workflow/get", {"id": wf})  # type: ignore[no-any-return]
 
 
 def wait_status(env: Env, wf: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
