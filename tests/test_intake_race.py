@@ -2,88 +2,82 @@
 
 The intake creates the run, then moves its task to ``in-progress`` through
 the subject backend. The run used to be dispatchable meanwhile: a queue fill
-(a runner's exit, the scheduler's tick) started it, it could complete, and
-when the intake then gave up on a slow backend it blocked the run anyway —
-the soak saw "workflow_completed published, workflow.db says blocked".
+(another runner's exit, the scheduler's tick) started it, it could complete,
+and when the intake then gave up on a frozen backend it blocked the run
+anyway — the soak saw "workflow_completed published, workflow.db says blocked".
 
-In process, on a real ``workflow.db``: the queue, the intake and the
-projector are the daemon's own; only the two ends are stand-ins — the
-subject backend behind the control socket (one call held until the test
-lets it fail, as a frozen backend's would) and the launcher (a runner is a
-process; here a launch is recorded).
+Through a real daemon: the subject backend is a real plugin
+(``fixtures/held_subjects``) whose ``get`` of one task can be held, then fail.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
+import sys
+import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from animus.errors import Unavailable
-from animus.workflow.events import WorkflowEvents
-from animus.workflow.intake import Intake
-from animus.workflow.projection import Projector
-from animus.workflow.queue import RunQueue
-from animus.workflow.store import WorkflowRow, WorkflowStore
+import yaml
+
+from animus.testing import wait_until
+from conftest import FAST_RESTART, Env
+
+PLUGIN = Path(__file__).resolve().parent / "fixtures" / "held_subjects" / "held.py"
+WORKFLOWS = """
+phases:
+  quick: {mode: command, idempotency: idempotent, command: {program: "true"}}
+workflows:
+  - id: quick
+    phases: [quick]
+default_workflow_ref: quick
+"""
 
 
-class Backend:
-    """``subject/call`` as the root answers it: the first ``get`` is held, then fails."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.held = asyncio.Event()
-        self.calls: list[str] = []
-
-    async def call(self, method: str, params: dict[str, Any], timeout: float = 15) -> Any:
-        verb = params["verb"]
-        self.calls.append(verb)
-        if verb == "get" and self.calls.count("get") == 1:
-            self.held.set()
-            await self.release.wait()
-            raise Unavailable("Subject backend unavailable: plugin default did not answer")
-        return {"id": params["params"]["id"], "title": "t", "status": "ready"}
+def install_held_subjects(env: Env, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "animus-plugin.yaml").write_text(yaml.safe_dump({
+        "name": "held-subjects", "role": "subject", "version": "0.0.1", "protocol": "1.0.0", "kinds": ["task"],
+        "command": [sys.executable, str(PLUGIN)],
+        "env_required": [{"name": "HELD_SUBJECTS_DIR", "required": False}]}))
+    env.run("plugin", "install", str(folder), check=True)
 
 
-class Launcher:
-    available = True
-
-    def __init__(self) -> None:
-        self.launched: list[str] = []
-
-    def running(self) -> set[str]:
-        return set()
-
-    def has(self, wf_id: str) -> bool:
-        return wf_id in self.launched
-
-    async def launch(self, wf: WorkflowRow, run_no: int) -> None:
-        self.launched.append(wf["id"])
+def started(env: Env, wf: str) -> bool:
+    log = Path(env.call("daemon/status")["state_root"]) / "logs" / "events.jsonl"
+    return any(e["kind"] == "workflow_started" and e.get("workflow_id") == wf
+               for e in map(json.loads, log.read_text().splitlines()))
 
 
-def test_a_run_is_not_started_while_its_intake_waits_and_a_late_failure_blocks_only_a_pending_run(
-        tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store = WorkflowStore(tmp_path / "workflow.db")
-        events = WorkflowEvents(lambda *a: None, lambda *a, **k: None, store)
-        backend, launcher = Backend(), Launcher()
-        projector = Projector(store, backend, lambda *a: None)
-        queue = RunQueue(store, launcher, projector, events, pool_size=2)
-        configs = SimpleNamespace(workflows={"quick": object()}, default_workflow_ref="quick")
-        intake = Intake(store, queue, projector, events, lambda: configs)
+def test_a_run_waits_for_its_intake_and_a_frozen_backend_blocks_it_unstarted(env: Env, tmp_path: Path) -> None:
+    held = tmp_path / "held"
+    held.mkdir()
+    env.env["HELD_SUBJECTS_DIR"] = str(held)
+    install_held_subjects(env, tmp_path / "plugin")
+    env.write_config({"restart": FAST_RESTART, "pool_size": 2, "interval_secs": 0.2})
+    env.write_workflows(WORKFLOWS)
+    env.start("--skip-preflight")
+    task = env.json("subject", "create", "--title", "HOLD me", "--status", "ready")["subject"]["id"]
 
-        taking_in = asyncio.create_task(intake.on_subject("task", {"id": "TASK-1", "title": "t"}, None, "manual"))
-        await asyncio.wait_for(backend.held.wait(), 5)
-        wf_id = store.by_status("pending")[0]["id"]
-        await queue.fill()  # a runner exited meanwhile: the queue fills
-        assert launcher.launched == [], "the run started before its task was in progress"
-        assert store.get(wf_id)["status"] == "pending"
+    (held / "hold").touch()
+    answer: dict[str, Any] = {}
+    intake = threading.Thread(target=lambda: answer.update(
+        env.call("workflow/run", {"task_id": task}, timeout=90)))
+    intake.start()
+    wait_until(lambda: (held / "holding").exists(), timeout=20, what="the backend to hold the intake's call")
+    (pending,) = wait_until(lambda: [w["id"] for w in env.call("workflow/list", {"status": "pending"})],
+                            timeout=10, what="the run to be created")
 
-        backend.release.set()
-        row = await asyncio.wait_for(taking_in, 5)
-        assert row["status"] == "blocked" and row["blocked_reason"] == "Subject backend unavailable"
-        await queue.fill()
-        assert launcher.launched == []  # blocked: it waits for the operator
+    # the queue fills while the intake waits: another run starts, ends, and the pool has room
+    other = env.call("workflow/run", {"title": "meanwhile"})["workflow_id"]
+    wait_until(lambda: env.call("workflow/get", {"id": other})["status"] == "completed", timeout=30,
+               what="the other run to complete")
+    assert not started(env, pending), "the run started before its task was in progress"
+    assert env.call("workflow/get", {"id": pending})["status"] == "pending"
 
-    asyncio.run(scenario())
+    (held / "hold").unlink()  # the backend gives up: the run is blocked, never having started
+    intake.join(60)
+    assert answer["status"] == "blocked" and answer["blocked_reason"] == "Subject backend unavailable", answer
+    wait_until(lambda: env.call("workflow/get", {"id": other})["status"] == "completed", timeout=5)
+    assert env.call("workflow/get", {"id": pending})["status"] == "blocked"
+    assert not started(env, pending)
