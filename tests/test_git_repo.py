@@ -79,3 +79,17 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # a zombie is dead, only not yet reaped
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_package_names_resolve_to_their_modules_objects() -> None:
+    """animus.git loads names lazily: its three lists (type-time imports, _MODULE_OF, __all__) must agree,
+    and a name shared with a submodule must stay the object, not the module, once that module is loaded."""
+    import importlib
+
+    import animus.git as package
+    import animus.git.provision  # noqa: F401 - loaded first on purpose
+
+    for name in package.__all__:
+        module = package._MODULE_OF.get(name, "provision")
+        assert getattr(package, name) is getattr(importlib.import_module(f"animus.git.{module}"), name), name
+    assert set(package.__all__) == set(package._MODULE_OF) | {"provision"}
