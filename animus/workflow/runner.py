@@ -19,8 +19,9 @@ own git worktree, or the project root); once every phase is done (recorded
 with the last phase's result) its work is delivered (``deliver``), and a
 delivery that blocks or crashes is retried alone, never the phases.
 
-Started as ``python -m animus.workflow.runner <workflow id>`` with the
-``ANIMUS_*`` environment set by the workflows supervisor.
+Started as ``python -m animus.workflow.runner_entry <workflow id>`` (or
+``-m animus.workflow.runner``) with the ``ANIMUS_*`` environment set by the
+workflows supervisor.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class Runner:
         return f" on node {self.node}" if self.node else ""
 
     def write_session(self, session_file: Path, phase: str, data: dict[str, Any]) -> None:
-        atomic_json(session_file, data)
+        # durable for an agent's session (a resume after a reboot needs its id); a command phase's
+        # file only says that it runs, which no recovery reads: the rename alone is enough
+        atomic_json(session_file, data, durable=data.get("provider") is not None)
         if isinstance(self.store, RemoteStore):
             self.store.record_session(phase, data)  # recovery reads it on the daemon's host
 
