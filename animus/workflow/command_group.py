@@ -92,7 +92,8 @@ def record(run_dir: Path, child: subprocess.Popen[bytes]) -> None:
         created = psutil.Process(child.pid).create_time()  # not reaped yet: a zombie still has one
     except psutil.Error:
         return
-    atomic_json(run_dir / RECORD, {"pid": child.pid, "create_time": created})
+    # not fsynced: the record names live processes, so it matters only until the next boot
+    atomic_json(run_dir / RECORD, {"pid": child.pid, "create_time": created}, durable=False)
 
 
 def clear(run_dir: Path) -> None:
