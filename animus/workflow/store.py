@@ -254,6 +254,12 @@ class WorkflowStore:
         rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
         return [r for r in (_workflow(x) for x in rows) if r is not None]
 
+    def pending_queue(self) -> builtins.list[tuple[str, str | None, float | None]]:
+        """The pending runs' (id, waiting, not_before), oldest first: the run queue without decoding rows."""
+        rows = self.conn.execute("SELECT id, waiting, not_before FROM workflows WHERE status='pending' "
+                                 "ORDER BY created_at")
+        return [(str(r[0]), r[1], r[2]) for r in rows]
+
     def unprojected(self) -> builtins.list[WorkflowRow]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""
         rows = self.conn.execute("SELECT * FROM workflows WHERE status IN ('completed','failed','cancelled') "
