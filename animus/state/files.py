@@ -29,10 +29,14 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
                  durable: bool = True) -> None:
     """Replace (or, with ``create``, newly make) ``path`` with ``data``."""
     payload = data.encode() if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    placed = False
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileNotFoundError:  # the directory is made only when missing: one syscall less per write
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             view = memoryview(payload)
             while view:  # os.write may write less than asked (a full disk, a signal)
@@ -45,8 +49,10 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
             os.link(tmp, path)  # FileExistsError if the name is taken
         else:
             os.replace(tmp, path)
+            placed = True  # the temp name is gone with the rename
     finally:
-        tmp.unlink(missing_ok=True)
+        if not placed:
+            tmp.unlink(missing_ok=True)
     if not durable:
         return
     dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -70,11 +70,14 @@ ENV_RUN_NUMBER = "ANIMUS_RUN_NUMBER"  # which run of the workflow this runner is
 class Runner:
     def __init__(self, wf_id: str) -> None:
         self.wf_id = wf_id
+        self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
+        where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
+        # first: the bus handshake (run() waits for it) goes on while the store and config are read
+        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.state_root = Path(os.environ[p.ENV_STATE])
         self.project_root = Path(os.environ.get(p.ENV_PROJECT) or os.getcwd())
         self.store: RunnerStore = open_store(self.state_root, wf_id)  # workflow.db, or the daemon's (a remote runner)
         self.remote = isinstance(self.store, RemoteStore)
-        self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
         # agent phases run in the daemon's provider plugins: paths as the daemon's host sees them
         self.agent_cwd = Path(os.environ.get(ENV_DAEMON_PROJECT) or self.project_root)
         self.daemon_run_dir = Path(os.environ.get(ENV_DAEMON_STATE) or self.state_root) / "runs" / wf_id
@@ -82,8 +85,6 @@ class Runner:
         self.git = GitSettings.from_env(os.environ.get(ENV_GIT))  # the worktrees block, delivery flags
         self.placement = Placement(self.project_root)  # where the run works: set before its first phase
         self.run_dir = self.state_root / "runs" / wf_id
-        where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
-        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.draining = False
         self.run_id = ""
         self._control: Any = None
