@@ -135,13 +135,12 @@ class Runner:
             return 0
         task = wf["subject"] or {}
         if wf["started_at"] is None:
-            with self.store.tx() as c:
-                self.store.update(self.wf_id, c, started_at=time.time(), status="running")
             first = transitions.start(definition, task)
-            if isinstance(first, transitions.Complete):  # every phase skipped: straight to delivery
-                self.store.update(self.wf_id, delivery={"state": "pending"})
-            else:
-                self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
+            begin: dict[str, Any] = ({"delivery": {"state": "pending"}}  # every phase skipped: straight to delivery
+                                     if isinstance(first, transitions.Complete)
+                                     else {"phase_index": first.phase_index, "current_phase": first.phase_id})
+            with self.store.tx() as c:  # one write: started, and where it starts
+                self.store.update(self.wf_id, c, started_at=time.time(), status="running", **begin)
             self.publish("workflow", "workflow_started", workflow_ref=definition.id, subject_id=wf["subject_id"],
                          message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}{self.on_node()}",
                          **self.where())
