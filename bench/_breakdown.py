@@ -5,7 +5,8 @@ gives the median of each stretch of a run, from the events' own timestamps:
 the runner's exit as the workflows supervisor saw it to the next run's
 ``workflow_started`` in that slot (queue, fork, runner start-up), start to
 first phase (placement), each phase, the gaps between phases, the last phase
-to ``workflow_completed``, and that to the runner's exit. ``cpu_by_role``
+to ``workflow_completed``, and that to the runner's exit; and, once, how long
+the first run waited to start. ``cpu_by_role``
 gives the CPU (user + system) the daemon's processes spent per run between
 two ``cpu_snapshot``s, by role; a runner's CPU (its commands' included) is
 counted in its zygote's reaped children. Linux only (``/proc``).
@@ -38,9 +39,12 @@ def _run_of(event: dict) -> str | None:
 def stretches(events_file: Path) -> dict[str, float]:
     """Median ms of each stretch of a run (see the module doc)."""
     runs: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    queued = []
     for line in events_file.read_text().splitlines():
         event = json.loads(line)
-        if (wf := _run_of(event)) and event["kind"] not in ("workflow_queued", "child_stderr"):
+        if event["kind"] == "workflow_queued":
+            queued.append(_ts(event))
+        elif (wf := _run_of(event)) and event["kind"] != "child_stderr":
             runs[wf].append((_ts(event), event["kind"]))
     out: dict[str, list[float]] = defaultdict(list)
     exits, starts = [], []
@@ -59,7 +63,10 @@ def stretches(events_file: Path) -> dict[str, float]:
         if before:
             out["runner exited -> next workflow_started"].append((start - before[-1]) * 1000)
             exits.remove(before[-1])
-    return {k: round(statistics.median(v), 2) for k, v in out.items() if len(v) >= 10}
+    medians = {k: round(statistics.median(v), 2) for k, v in out.items() if len(v) >= 10}
+    if queued and starts:  # once: the first run waits for what starts on demand (the zygote)
+        medians["first run: workflow_queued -> workflow_started"] = round((min(starts) - min(queued)) * 1000, 2)
+    return medians
 
 
 def cpu_snapshot(marker: str) -> dict[int, tuple[str, float, float]]:
