@@ -5,7 +5,9 @@ so the rename is atomic), fsyncs it, renames it over the target and fsyncs
 the directory: after a crash the name holds the old bytes or the new ones,
 never a mix, and no temp file is left behind. With ``create=True`` the last
 step is ``os.link``, which fails if the name exists, so creating a file and
-claiming its name are one step.
+claiming its name are one step. With ``durable=False`` the fsyncs are
+skipped (still all or nothing for every reader): for records that mean
+nothing after a machine crash, such as the pids of processes that died in it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 __all__ = ["atomic_json", "atomic_write"]
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool = False) -> None:
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool = False,
+                 durable: bool = True) -> None:
     """Replace (or, with ``create``, newly make) ``path`` with ``data``."""
     payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +33,8 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
             view = memoryview(payload)
             while view:  # os.write may write less than asked (a full disk, a signal)
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         if create:
@@ -39,6 +43,8 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
