@@ -101,6 +101,9 @@ def two_nodes() -> Iterator[NamespaceCluster]:
 
 @pytest.fixture
 def nodes(env: Env, two_nodes: NamespaceCluster, tmp_path: Path) -> tuple[Env, NamespaceCluster, Path]:
+    # supervisors exec'd, not forked: a test reads the runners' keys from the workflows supervisor's
+    # /proc/<pid>/environ, which for a forked process shows the environment its zygote was exec'd with
+    env.env["ANIMUS_ZYGOTE"] = "0"
     return env, two_nodes, tmp_path
 
 

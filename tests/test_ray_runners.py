@@ -249,6 +249,9 @@ workflows:
 
 @pytest.fixture
 def ray_env(env: Env, ray_cluster: Any, tmp_path: Path) -> Iterator[tuple[Env, Any, Path]]:
+    # supervisors exec'd, not forked: the tests read the runners' keys from the workflows supervisor's
+    # /proc/<pid>/environ, which for a forked process shows the environment its zygote was exec'd with
+    env.env["ANIMUS_ZYGOTE"] = "0"
     yield env, ray_cluster, tmp_path
 
 

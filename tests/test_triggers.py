@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from conftest import Env
 
 from animus.plugins.triggers.cron_plan import CronEntry, Firing, next_due, plan
@@ -27,7 +28,7 @@ from animus.plugins.triggers.debounce import Debouncer
 from animus.plugins.triggers.globs import compile_globs
 from animus.plugins.triggers.signature import sign, verify
 from animus.state.scope import scope_name
-from animus.testing import wait_until
+from animus.testing import EventRecorder, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "transports"))
 from daemon_env import Transport, daemon_env, transport  # noqa: E402
@@ -304,3 +305,32 @@ def test_install_defaults_includes_triggers_on_request(env_no_daemon: Env) -> No
 def env_no_daemon(tmp_path: Path) -> Iterator[Env]:
     with daemon_env(tmp_path, [], start=False) as e:
         yield e
+
+
+
+EAGER = Path(__file__).resolve().parent / "fixtures" / "eager_trigger" / "eager.py"
+
+
+def test_an_event_before_the_workflows_supervisor_runs_waits_for_it(tmp_path: Path) -> None:
+    """Triggers start with everything else. Here the workflows supervisor cannot start for two
+    seconds (it starts after the subjects, and a subject plugin hangs its handshake until the
+    ready timeout), while a trigger plugin that does not wait for it fires at once: the host
+    holds each event until the workflows supervisor runs, and each starts exactly one workflow."""
+    with daemon_env(tmp_path, [], WORKFLOWS, config={"ready_timeout": 2}, start=False) as e:
+        e.install_probe("stuck", role="subject", mode="hang_handshake", kinds="stuck")
+        folder = tmp_path / "eager"
+        folder.mkdir()
+        (folder / "animus-plugin.yaml").write_text(yaml.safe_dump({
+            "name": "eager", "role": "trigger", "version": "0.0.1", "protocol": "1.0.0",
+            "command": [sys.executable, str(EAGER)]}))
+        e.run("plugin", "install", str(folder), check=True)
+        e.start("--skip-preflight")
+        fired = wait_until(lambda: len(started_by(e, "eager")) == 2 and started_by(e, "eager"), timeout=30,
+                           what="one workflow per webhook trigger")
+        assert sorted(w["subject"]["title"] for w in fired) == ["trigger gh-push", "trigger unsigned"]
+        acks = wait_until(lambda: (a := plugin_call(e, "eager", "health/check")["acks"]).get("dispatched") == 2 and a,
+                          timeout=10, what="both events acknowledged as dispatched")
+        assert set(acks) == {"dispatched"}
+        recorder = EventRecorder.of_state_root(state_root(e))
+        started = {ev["data"]["child"]: ev["ts"] for ev in recorder.select(["child_started"])}
+        assert started["eager"] < started["workflows"]  # it fired while workflows was not up

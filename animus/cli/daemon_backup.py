@@ -72,12 +72,16 @@ def _running_daemons(home: Path) -> list[str]:
 
 def finish_interrupted_restore(scope: Scope) -> None:
     """Complete a restore a crash cut short, before anything reads the home."""
-    from animus.state.restore import JOURNAL, finish_interrupted
+    from animus.state.scope import RESTORE_JOURNAL
 
-    if (scope.home / JOURNAL).exists() and finish_interrupted(scope.home):
+    if not (scope.home / RESTORE_JOURNAL).exists():
+        return  # the everyday case: daemon start need not import the restore machinery
+    from animus.state.restore import finish_interrupted
+
+    if finish_interrupted(scope.home):
         from animus.cli.output import err
 
-        err(f"finished a restore that was interrupted ({scope.home / JOURNAL})")
+        err(f"finished a restore that was interrupted ({scope.home / RESTORE_JOURNAL})")
 
 
 def restore_command(archive_arg: str, as_json: bool) -> int:

@@ -23,7 +23,6 @@ from animus.cli import context
 from animus.cli.output import echo, emit_json, err
 from animus.errors import AnimusError, Conflict, ExitCode, Internal, Unavailable
 from animus.state.scope import Scope
-from animus.process.handle import wait_gone
 
 __all__ = ["git_options", "start_daemon", "stop_daemon", "preflight_command", "running_pid"]
 
@@ -204,6 +203,8 @@ def stop_daemon(timeout: float, as_json: bool) -> int:
     if not pid:
         raise Unavailable("daemon not running: nothing to stop", fix="animus daemon start")
     import psutil
+
+    from animus.process.handle import wait_gone
 
     try:
         proc = psutil.Process(pid)

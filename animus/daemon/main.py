@@ -18,6 +18,10 @@ from animus.state.scope import Scope
 
 __all__ = ["main", "run_daemon"]
 
+# what a child supervisor imports beyond the root (the workflows one imports its service itself,
+# after the fork: it starts after providers and subjects anyway, and the others need not wait for it)
+ZYGOTE_PRELOAD = ("animus.supervision.child", "animus.plugin_runtime.host")
+
 
 def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = None) -> int:
     """Run the daemon in this process until it is told to stop.
@@ -33,6 +37,7 @@ def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = Non
     from animus.daemon.tree import AnimusTree
     from animus.logs import configure, get_logger
     from animus.redact import ENV_SENSITIVE
+    from animus.supervision.launcher import Launcher
     from animus.supervision.pidlock import acquire_lock, reap_leftovers, write_pidfile
     from animus.supervision.root import Root, RootSettings
     from animus.workflow.compile import compile_project
@@ -40,13 +45,20 @@ def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = Non
     scope.ensure()
     # names (never values) of the plugins' sensitive variables: we and every process we start redact them
     os.environ[ENV_SENSITIVE] = ",".join(declared_sensitive(scope))
+    # the child supervisors' zygote, forked from us while we have no thread and no ZeroMQ context (and
+    # before our log is configured): it shares what we imported and preloads what they need beyond
+    launcher = Launcher(list(ZYGOTE_PRELOAD), fork_self=True, detach=True)
     configure("daemon")
-    lock_fd = acquire_lock(scope)
-    reaped = reap_leftovers(scope)
-    write_pidfile(scope)
-    if reaped:
-        get_logger().warning("reaped processes left by a previous crashed daemon", count=reaped)
     try:
+        lock_fd = acquire_lock(scope)
+    except BaseException:
+        launcher.close()
+        raise
+    try:
+        reaped = reap_leftovers(scope)
+        write_pidfile(scope)
+        if reaped:
+            get_logger().warning("reaped processes left by a previous crashed daemon", count=reaped)
         config = load_daemon_config(scope.project_root)
         ray = config.runners.get("backend") == "ray"
         if ray:
@@ -57,10 +69,11 @@ def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = Non
                                 bus_tcp=tuple(config.bus_tcp),
                                 runner_address=config.runners["ray"]["daemon_address"] if ray else None,
                                 autonomous=bool(options.get("autonomous")))
-        root = Root(scope, settings, AnimusTree(scope, config, options), control_handlers(config))
+        root = Root(scope, settings, AnimusTree(scope, config, options), control_handlers(config), launcher)
         compile_project(scope)
         return asyncio.run(root.run(ready_fd))
     finally:
+        launcher.close()
         scope.pidfile.unlink(missing_ok=True)
         os.close(lock_fd)
 

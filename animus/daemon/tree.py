@@ -8,8 +8,9 @@
      └─ transports  supervisor ── transport plugins
 
 Children stop in reverse order. They start at once, each after those it needs
-(``START_AFTER``): the workflows service after the plugins it calls, the
-triggers that feed it after it; transports need nothing. A
+(``START_AFTER``): the workflows service after the plugins it calls. Triggers
+start with everything else: an event that comes before the workflows service
+runs waits for it (``ChildSupervisor._fire``); transports need nothing. A
 role with its kill switch set is skipped (and says so in ``daemon status``).
 """
 
@@ -29,14 +30,14 @@ __all__ = ["ROLES", "AnimusTree", "WORKFLOW_SERVICE"]
 ROLES = (
     ("providers", "provider", "ANIMUS_DAEMON_DISABLE_PROVIDER_PLUGINS"),
     ("subjects", "subject", "ANIMUS_DAEMON_DISABLE_SUBJECT_PLUGINS"),
-    ("workflows", None, None),  # before triggers: a trigger's first event needs it
+    ("workflows", None, None),
     ("triggers", "trigger", "ANIMUS_DAEMON_DISABLE_TRIGGERS"),
     ("transports", "transport", None),
 )
 WORKFLOW_SERVICE = "animus.workflow.service:WorkflowService"
 # they start at once, each after those it needs up: runs (recovered ones at once) call providers
-# and subjects; a trigger's first event needs workflows
-START_AFTER = {"workflows": ("providers", "subjects"), "triggers": ("workflows",)}
+# and subjects (a trigger's event waits for workflows by itself)
+START_AFTER = {"workflows": ("providers", "subjects")}
 
 
 class AnimusTree:

@@ -136,12 +136,27 @@ def parse_manifest(raw: Any, where: str, plugin_dir: Path | None = None) -> Mani
     )
 
 
+# parsed YAML by (path, inode, size, mtime): the daemon's start and every listing read all manifests,
+# several times over; a changed file is read again
+_RAW: dict[tuple[Path, int, int, int], Any] = {}
+
+
+def _read_raw(path: Path) -> Any:
+    st = path.stat()
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _RAW:
+        if len(_RAW) > 512:
+            _RAW.clear()
+        _RAW[key] = yaml.load(path.read_text(), Loader=_LOADER)
+    return _RAW[key]
+
+
 def load_manifest(path: Path) -> Manifest:
     """Load ``path`` (a manifest file or the folder holding one)."""
     if path.is_dir():
         path = path / MANIFEST_FILE
     try:
-        raw = yaml.load(path.read_text(), Loader=_LOADER)
+        raw = _read_raw(path)
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no plugin manifest ({MANIFEST_FILE})",
                            fix="point at a plugin folder that holds animus-plugin.yaml") from None

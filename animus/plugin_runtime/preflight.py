@@ -23,7 +23,7 @@ FIX = {"provider": "animus plugin install-defaults",
 
 def _default_order(name: str) -> tuple[int, str]:
     """The first-party set in its catalog order (as the runbook lists it), then the rest by name."""
-    from animus.plugin_runtime.install import DEFAULT_SETS
+    from animus.plugin_runtime.catalog import DEFAULT_SETS
 
     order = [n for names in DEFAULT_SETS.values() for n in names]
     return (order.index(name), "") if name in order else (len(order), name)

@@ -27,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from animus.process.pdeathsig import preexec_parent_death, set_parent_death_signal
+from animus.process.pdeathsig import PARENT_PID_ENV, preexec_parent_death, set_parent_death_signal
 from animus.process.shutdown import BrutalKill, Infinity, Shutdown, Timeout
 
 __all__ = [
@@ -40,9 +40,9 @@ __all__ = [
     "stop_group",
     "set_parent_death_signal",
     "PARENT_PID_ENV",
+    "open_pidfd",
 ]
 
-PARENT_PID_ENV = "ANIMUS_PARENT_PID"
 
 
 @dataclass
@@ -65,6 +65,8 @@ class ChildProcess:
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     descendants: set[int] = field(default_factory=set)
     _partial: bytes = b""
+    gone: bool = False  # a detached child's pidfd said it exited; its status comes from the zygote
+    unreported: bool = False  # a detached child's zygote died: nobody will report its status
 
     def returncode(self) -> int | None:
         if self.popen is not None:
@@ -77,6 +79,18 @@ class ChildProcess:
             self.status = status
             if self.on_status is not None:
                 self.on_status()
+
+    def reporter_lost(self) -> None:
+        """A detached child's zygote died: when (or since) it exits, its status is unknown."""
+        self.unreported = True
+        if self.gone:
+            self.exited(-signal.SIGKILL)
+
+    def pidfd_fired(self) -> None:
+        """A detached child exited: report it now if no zygote will."""
+        self.gone = True
+        if self.unreported:
+            self.exited(-signal.SIGKILL)
 
     def last_error(self) -> str:
         return " | ".join(self.stderr_tail)[-500:]
@@ -123,6 +137,14 @@ def spawn(
     return ChildProcess(popen, popen.pid, create_time, time.monotonic(), pidfd, stderr_fd)
 
 
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable once it exits), or None if it is already reaped."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
+
+
 def watch(
     loop: asyncio.AbstractEventLoop,
     child: ChildProcess,
@@ -163,6 +185,14 @@ def watch(
         child.on_status = reap  # the zygote tells us
         if child.status is not None:
             loop.call_soon(reap)
+        elif child.pidfd is not None:  # detached: if its zygote dies first, the pidfd tells us
+            pidfd = child.pidfd
+
+            def fired() -> None:
+                loop.remove_reader(pidfd)
+                child.pidfd_fired()
+
+            loop.add_reader(pidfd, fired)
     elif child.pidfd is not None:
         loop.add_reader(child.pidfd, reap)
     else:  # no pidfd: poll

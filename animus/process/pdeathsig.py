@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable
 
-__all__ = ["die_with_parent", "set_parent_death_signal", "preexec_parent_death"]
+__all__ = ["Owner", "PARENT_PID_ENV", "die_with_parent", "set_parent_death_signal", "preexec_parent_death"]
+
+PARENT_PID_ENV = "ANIMUS_PARENT_PID"
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -46,3 +49,34 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return hook
+
+
+class Owner:
+    """The process that owns this one (``ANIMUS_PARENT_PID``), and whether it is gone.
+
+    Usually the owner is our parent, and the kernel sends ``sig`` when it dies.
+    A child a zygote forked *detached* on its owner's behalf has the zygote
+    for a parent: it watches its owner through a pidfd instead (``fileno``,
+    readable once the owner exits)."""
+
+    def __init__(self, sig: int) -> None:
+        self.pid = int(os.environ.get(PARENT_PID_ENV, "0") or 0)
+        self.fileno: int | None = None
+        self.lost = False
+        if not self.pid:
+            return
+        if os.getppid() == self.pid:
+            set_parent_death_signal(sig)
+            self.lost = os.getppid() != self.pid  # it died before the signal was armed
+            return
+        try:
+            self.fileno = os.pidfd_open(self.pid)
+        except (OSError, AttributeError):
+            self.lost = True  # not our parent and not alive: gone before we started
+
+    def gone(self) -> bool:
+        if self.lost or not self.pid:
+            return self.lost
+        if self.fileno is None:
+            return os.getppid() != self.pid
+        return bool(select.select([self.fileno], [], [], 0)[0])

@@ -5,13 +5,11 @@ so the rename is atomic), fsyncs it, renames it over the target and fsyncs
 the directory: after a crash the name holds the old bytes or the new ones,
 never a mix, and no temp file is left behind. With ``create=True`` the last
 step is ``os.link``, which fails if the name exists, so creating a file and
-claiming its name are one step.
-
-``durable=False`` skips both fsyncs and keeps the all-or-nothing rename: for
-a file that only matters while this boot's processes live (a command's
-process-group record, a command phase's session file), whose loss in a power
-cut costs nothing, as a process crash leaves the page cache intact. Two
-fsyncs are 1-2 ms, several times per phase.
+claiming its name are one step. With ``durable=False`` the fsyncs are
+skipped (still all or nothing for every reader): for records that mean
+nothing after a machine crash, such as the pids of processes that died in it
+(a command's process-group record) or a command phase's session file; a
+process crash leaves the page cache intact, and two fsyncs are 1-2 ms.
 """
 
 from __future__ import annotations

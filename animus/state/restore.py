@@ -35,10 +35,11 @@ from typing import Any
 from animus.errors import InvalidInput, NotFound
 from animus.state.backup import MANIFEST_NAME, MANIFEST_SCHEMA, sha256_stream
 from animus.state.files import atomic_json
+from animus.state.scope import RESTORE_JOURNAL
 
 __all__ = ["RestoreTargets", "read_verified", "stage_restore", "commit", "finish_interrupted", "JOURNAL"]
 
-JOURNAL = "restore-journal.json"
+JOURNAL = RESTORE_JOURNAL
 _PREFIXES = ("scope", "project/.animus", "home/plugins", "home/plugins.yaml", "home/trusted-signers.yaml")
 CARRIED_OVER = ("worktrees", "daemon")  # kept from the scope being replaced
 

@@ -30,6 +30,7 @@ from animus.state.digest import sha256_hex
 __all__ = ["Scope", "animus_home", "project_root", "scope_name", "resolve_scope"]
 
 _UNIX_PATH_MAX = 100  # sun_path is 108 bytes; leave room for socket names
+RESTORE_JOURNAL = "restore-journal.json"  # in ANIMUS_HOME while a restore swaps folders (state/restore.py)
 
 
 def animus_home() -> Path:

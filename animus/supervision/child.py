@@ -29,6 +29,7 @@ from animus.bus.rpc import error_payload
 from animus.errors import InvalidInput, NotFound, Unavailable
 from animus.plugin_runtime.host import PluginCallError, PluginHost
 from animus.process import handle as process
+from animus.process.pdeathsig import Owner
 from animus.supervision.child_config import ChildConfig
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.launcher import Launcher, preload_modules
@@ -37,17 +38,23 @@ from animus.supervision.spec import Strategy
 from animus.supervision.supervisor import ChildState, Supervisor
 from animus.tasks import Nursery
 
-__all__ = ["ChildSupervisor", "main"]
+__all__ = ["ChildSupervisor", "main", "FIRE_PATIENCE_SECS"]
+
+FIRE_PATIENCE_SECS = 30.0  # how long a trigger's event waits for the workflows supervisor to run
 
 
 class ChildSupervisor:
-    def __init__(self, config: ChildConfig, service: ServiceFactory | None = None) -> None:
+    def __init__(self, config: ChildConfig, service: ServiceFactory | None = None,
+                 owner: Owner | None = None) -> None:
+        # first, while this process has no thread and no ZeroMQ context: the zygote is forked from us
+        self.launcher = Launcher(preload_modules([c["argv"] for c in config.children], config.preload),
+                                 fork_self=True)
+        self.owner = owner
         self.config = config
         self.name = config.name
         self.role = config.role
         self.ctx = zmq.asyncio.Context()
         self.bus = Publisher(config.bus_endpoint, f"supervisor/{self.name}:{os.getpid()}")
-        self.launcher = Launcher(preload_modules([c["argv"] for c in config.children], config.preload))
         self.child_roles = config.child_roles()
         self.sup = Supervisor(self.name, config.flags, config.specs(), self.launcher, self.emit,
                               ready_timeout=config.ready_timeout, disabled=set(config.disabled))
@@ -104,9 +111,9 @@ class ChildSupervisor:
             self._control = AsyncControlClient(self.ctx, self.config.control_endpoint)
         event_id = params.get("event_id")
         try:
-            result = await self._control.call("workflow/fire", {
+            result = await self._fire({
                 "trigger_id": params.get("trigger_id"), "payload": params.get("payload") or {},
-                "source": plugin}, timeout=15)
+                "source": plugin})
             ack = {"event_id": event_id, "status": "dispatched", "workflow_id": result.get("workflow_id")}
         except Exception as exc:
             status = "unmatched" if getattr(exc, "code", "") == "not_found" else "failed"
@@ -115,6 +122,23 @@ class ChildSupervisor:
             await self.host.notify(plugin, "trigger/ack", ack)
         except Exception:
             pass  # the plugin went away; the event is in the log either way
+
+    async def _fire(self, params: dict[str, Any], patience: float = FIRE_PATIENCE_SECS) -> Any:
+        """``workflow/fire``, waiting (up to ``patience``) while the workflows supervisor is not
+        running yet (the daemon's start, a restart): such a request was never sent, so asking
+        again cannot fire twice. Triggers therefore start with everything else."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + patience, 0.02
+        while True:
+            try:
+                return await self._control.call("workflow/fire", params, timeout=15)
+            except Exception as exc:
+                details = getattr(exc, "details", None)
+                not_sent = isinstance(details, dict) and details.get("not_sent")
+                if not not_sent or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def tree_snapshot(self) -> list[dict[str, Any]]:
         """The children the root shows under this supervisor, and the service's own rows."""
@@ -235,6 +259,8 @@ class ChildSupervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        if self.owner is not None and self.owner.fileno is not None:
+            loop.add_reader(self.owner.fileno, self.stopping.set)  # the root died: as its SIGTERM would say
         self.bus.wait_ready(5)
         self.host.start()
         try:
@@ -272,8 +298,7 @@ class ChildSupervisor:
         return code
 
     def _orphaned(self) -> bool:
-        parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
-        return bool(parent) and os.getppid() != parent
+        return self.owner is not None and self.owner.gone()
 
     def _kill_everything(self) -> None:
         """SIGKILL every worker's process group, and what the service owns: nothing outlives its owner."""
@@ -295,14 +320,14 @@ class ChildSupervisor:
 
 def main() -> None:
     # SIGTERM (not SIGKILL) when the root dies, so that we can kill our workers'
-    # process groups on the way out; see ChildSupervisor._kill_everything
-    process.set_parent_death_signal(signal.SIGTERM)
-    parent = int(os.environ.get(process.PARENT_PID_ENV, "0") or 0)
-    if parent and os.getppid() != parent:
+    # process groups on the way out; see ChildSupervisor._kill_everything. Forked
+    # by the root's zygote, we watch the root by pidfd instead (``Owner``).
+    owner = Owner(signal.SIGTERM)
+    if owner.gone():
         sys.exit(3)
     config = ChildConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
     service = load_service(config.service) if config.service else None
-    sys.exit(asyncio.run(ChildSupervisor(config, service).run()))
+    sys.exit(asyncio.run(ChildSupervisor(config, service, owner).run()))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""How a child supervisor starts a worker: forked from a zygote, or exec'd.
+"""How a supervisor starts a child: forked from a zygote, or exec'd.
 
-First-party Python workers (``python -m animus.…``) are forked from a
+First-party Python children (``python -m animus.…``) are forked from a
 preloaded zygote (a few ms instead of an interpreter start); everything else
 is exec'd. ``ANIMUS_ZYGOTE=0`` turns the zygote off; after three fork
 failures the exec path takes over for good.
+
+A launcher made with ``fork_self`` forks its zygote from this very process
+at once, so it must be made before any thread or ZeroMQ context exists (a
+supervisor's first step). One made with ``detach`` (the root's) forks
+children that outlive its zygote: each is watched by pidfd, and if the
+zygote dies first, the exit is reported with an unknown status (as killed).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import psutil
 
 from animus.process import handle as process
 from animus.supervision.spec import ChildSpec
-from animus.supervision.zygote import Zygote, eligible
+from animus.supervision.zygote import eligible
+from animus.supervision.zygote_handle import Zygote
 
 __all__ = ["Launcher", "launch", "preload_modules"]
 
@@ -33,16 +40,24 @@ def preload_modules(argvs: list[list[str]], extra: tuple[str, ...] = ()) -> list
 
 
 class Launcher:
-    def __init__(self, preload: list[str]) -> None:
+    def __init__(self, preload: list[str], fork_self: bool = False, detach: bool = False) -> None:
         self.enabled = os.environ.get("ANIMUS_ZYGOTE", "1") not in ("0", "false", "no", "off")
+        self.detach = detach
         self.forked: dict[int, process.ChildProcess] = {}
-        self.zygote = Zygote(preload, self._exited)
+        self.zygote = Zygote(preload, self._exited, self._lost)
         self.failures = 0
+        if self.enabled and fork_self:
+            self.zygote.start(fork_self=True)
 
     def _exited(self, pid: int, status: int) -> None:
         child = self.forked.pop(pid, None)
         if child is not None:
             child.exited(status)
+
+    def _lost(self, pid: int) -> None:
+        child = self.forked.pop(pid, None)
+        if child is not None:
+            child.reporter_lost()
 
     def __call__(self, spec: ChildSpec) -> process.ChildProcess:
         start = spec.start
@@ -50,9 +65,12 @@ class Launcher:
         module = eligible(argv) if self.enabled and self.failures < 3 else None
         if module is None:
             return launch(spec)
+        env = dict(start.get("env") or {})
+        if self.detach:
+            env[process.PARENT_PID_ENV] = str(os.getpid())  # its owner is us, not the zygote
         try:
             self.zygote.attach(asyncio.get_running_loop())
-            pid, stderr_fd = self.zygote.fork(module, argv[3:], dict(start.get("env") or {}), start.get("cwd"))
+            pid, stderr_fd = self.zygote.fork(module, argv[3:], env, start.get("cwd"), self.detach)
             self.zygote.attach(asyncio.get_running_loop())
         except RuntimeError:
             self.failures += 1  # the exec path always works
@@ -61,7 +79,8 @@ class Launcher:
             create_time = psutil.Process(pid).create_time()
         except psutil.Error:
             create_time = 0.0
-        child = process.ChildProcess(None, pid, create_time, time.monotonic(), None, stderr_fd)
+        pidfd = process.open_pidfd(pid) if self.detach else None
+        child = process.ChildProcess(None, pid, create_time, time.monotonic(), pidfd, stderr_fd)
         self.forked[pid] = child
         return child
 

@@ -41,7 +41,8 @@ def create_times(children: list[dict[str, Any]]) -> dict[int, float]:
 def record_pids(scope: Scope, pids: Mapping[int, float]) -> None:
     data = {"root": os.getpid(), "pids": {str(k): v for k, v in pids.items()}}
     try:
-        atomic_write(scope.root / "daemon" / "pids.json", json.dumps(data).encode(), 0o600)
+        # not durable: after a machine crash the processes it names are gone too
+        atomic_write(scope.root / "daemon" / "pids.json", json.dumps(data).encode(), 0o600, durable=False)
     except OSError:
         pass  # a full disk must not stop supervision; the next change tries again
 

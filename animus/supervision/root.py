@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import psutil
@@ -41,6 +41,7 @@ from animus.process import handle as process
 from animus.state.files import atomic_write
 from animus.state.scope import Scope
 from animus.supervision.edge import RemoteEdge
+from animus.supervision.launcher import Launcher
 from animus.supervision.pidlock import record_pids
 from animus.supervision.spec import ChildSpec, SupervisorFlags
 from animus.supervision.supervisor import Supervisor
@@ -86,8 +87,9 @@ class TreeSpec(Protocol):
 
 class Root:
     def __init__(self, scope: Scope, settings: RootSettings, tree: TreeSpec,
-                 control: Callable[[Root], ControlHandlers]) -> None:
+                 control: Callable[[Root], ControlHandlers], launcher: Launcher | None = None) -> None:
         self.scope = scope
+        self.launcher = launcher  # forks child supervisors from a zygote (else each is exec'd)
         self.settings = settings
         self.tree_spec = tree
         self.control_factory = control
@@ -104,6 +106,8 @@ class Root:
         self.task_failure: str | None = None  # a receive loop that kept crashing (exit 1)
         self.link: TreeLink | None = None
         self.requests = Nursery()  # owns every control request being answered
+        self._pids_pending = False
+        self._create_times: dict[int, float] = {}  # worker pid -> create time, looked up once
 
     # -- what the control methods read ---------------------------------------
     @property
@@ -135,11 +139,13 @@ class Root:
         remote = self.edge.remote_endpoints if self.edge is not None else {}
         cfg = self.tree_spec.child_config(name, base, dict(remote))
         path = self.scope.state_dir / "supervisors" / f"{name}.json"
-        atomic_write(path, json.dumps(cfg, indent=1).encode(), 0o600)
+        atomic_write(path, json.dumps(cfg, indent=1).encode(), 0o600, durable=False)  # rewritten at every spawn
         env = dict(os.environ)
         env.update(self.tree_spec.child_env(name, self.edge.runner_env() if self.edge is not None else {}))
-        return process.spawn([sys.executable, "-m", "animus.supervision.child", str(path)], env,
-                             self.scope.project_root)
+        argv = [sys.executable, "-m", "animus.supervision.child", str(path)]
+        if self.launcher is not None:
+            return self.launcher(replace(spec, start={"argv": argv, "env": env, "cwd": str(self.scope.project_root)}))
+        return process.spawn(argv, env, self.scope.project_root)
 
     def build_tree(self) -> Supervisor:
         specs, skipped = self.tree_spec.child_specs()
@@ -192,17 +198,31 @@ class Root:
         if self.sup is None:
             return pids
         pids.update(self.sup.live_pids())
+        known, self._create_times = self._create_times, {}
         for rec in self.sup.children.values():
             for child in rec.info.get("children", []):
                 if child.get("pid"):
                     pid = int(child["pid"])
                     try:
-                        pids[pid] = psutil.Process(pid).create_time()
+                        pids[pid] = known[pid] if pid in known else psutil.Process(pid).create_time()
                     except psutil.Error:
                         continue
+                    self._create_times[pid] = pids[pid]
         return pids
 
     def _record_pids(self) -> None:
+        """Write the pid record once per turn of the loop, however many changes came in it."""
+        if self._pids_pending:
+            return
+        self._pids_pending = True
+
+        try:
+            asyncio.get_running_loop().call_soon(self._write_pids)
+        except RuntimeError:  # no loop (closing): write now
+            self._write_pids()
+
+    def _write_pids(self) -> None:
+        self._pids_pending = False
         record_pids(self.scope, self.all_pids())
 
     # -- lifecycle -----------------------------------------------------------
@@ -268,7 +288,7 @@ class Root:
         self._serve(tasks)
         self.sup = self.link.sup = self.build_tree()
         await self.sup.start(self.tree_spec.start_after())
-        self._record_pids()
+        self._write_pids()
         names = [c["name"] for c in self.sup.snapshot()]
         self.emit("daemon_ready", "info", {"tree": names}, cat="daemon")
         self.log.info("daemon ready", children=names)
@@ -305,7 +325,7 @@ class Root:
         self.ctx.destroy(linger=0)
         for sock_file in self.scope.run_dir().iterdir():
             sock_file.unlink(missing_ok=True)
-        self._record_pids()
+        self._write_pids()
 
     async def _wait_logged(self, src: str, seq: int, timeout: float = 3.0) -> None:
         """Wait until the log writer has our last event (so daemon_shutdown is on disk)."""

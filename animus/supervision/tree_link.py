@@ -83,8 +83,10 @@ class TreeLink:
             raise Unavailable(f"{supervisor} supervisor is {reason}")
         rec = self.sup.children[supervisor]
         if rec.state is not ChildState.RUNNING:
+            # not sent: the caller may safely ask again once it runs
             raise Unavailable(f"{supervisor} supervisor is {rec.state.value}",
-                              fix="animus daemon status; animus daemon health")
+                              fix="animus daemon status; animus daemon health",
+                              details={"not_sent": True, "supervisor_state": rec.state.value})
         req_id, fut = self.pending.open(supervisor)
         try:
             await self.sock.send_multipart([supervisor.encode(), pack(

@@ -12,10 +12,20 @@ forked worker gets its own session (process group), a parent-death signal
 for stdin and stdout, and the write end of a stderr pipe the supervisor
 created and passed over the socket. The zygote reaps its children and reports
 each exit status; if the zygote dies, its children die with it and the
-supervisor reports them killed.
+supervisor reports them killed. A worker's process title is the command line
+it would have had if exec'd, so ``ps`` and psutil name it as such.
+
+A zygote is exec'd (``python -m animus.supervision.zygote``), or forked from
+its supervisor while that is safe (``zygote_handle``): it then inherits every
+module the supervisor imported and starts in a millisecond.
+
+A *detached* worker (the root's child supervisors) gets no parent-death
+signal from the zygote: the zygote dying must not take it along. It watches
+its owner (``ANIMUS_PARENT_PID``) by pidfd instead, and its owner watches it
+by pidfd too; the zygote still reaps it and reports its status while alive.
 
 Wire: one JSON object per SOCK_SEQPACKET message on a socketpair.
-  supervisor → zygote  ``{"id", "module", "args", "env", "cwd"}`` + the stderr fd
+  supervisor → zygote  ``{"id", "module", "args", "env", "cwd", "detach"}`` + the stderr fd
   zygote → supervisor  ``{"ready": pid}`` once, ``{"id", "pid"}`` or ``{"id", "error"}``,
                        and ``{"exit": pid, "status": code}`` (negative for a signal)
 """
@@ -28,21 +38,20 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
-import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
-from animus.process.pdeathsig import preexec_parent_death, set_parent_death_signal
+from setproctitle import setproctitle
 
-__all__ = ["Zygote", "eligible", "BASE_PRELOAD"]
+from animus.process.pdeathsig import set_parent_death_signal
+
+__all__ = ["BASE_PRELOAD", "FD_ENV", "MAX_MSG", "become", "detach_from_supervisor", "eligible"]
 
 BASE_PRELOAD = ("zmq", "zmq.asyncio", "msgpack", "asyncio", "psutil", "animus.plugin_runtime.sdk",
                 "animus.bus.publisher", "animus.bus.rpc")
-_FD_ENV = "ANIMUS_ZYGOTE_FD"
-_MAX_MSG = 1 << 20
+FD_ENV = "ANIMUS_ZYGOTE_FD"
+MAX_MSG = 1 << 20
 
 
 def eligible(argv: list[str]) -> str | None:
@@ -52,148 +61,14 @@ def eligible(argv: list[str]) -> str | None:
     return None
 
 
-# -- supervisor side ------------------------------------------------------------
-class Zygote:
-    """The supervisor's handle on its zygote: ``fork`` a worker, learn its exit."""
-
-    def __init__(self, preload: list[str], on_exit: Callable[[int, int], None]) -> None:
-        self.preload = list(dict.fromkeys([*BASE_PRELOAD, *preload]))
-        self.on_exit = on_exit  # (pid, status) for every reaped child
-        self.sock: socket.socket | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.children: set[int] = set()
-        self._ids = 0
-        self._reader_loop: Any = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None and self.sock is not None
-
-    def start(self, timeout: float = 15.0) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
-        env[_FD_ENV] = str(theirs.fileno())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "animus.supervision.zygote", *self.preload],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=preexec_parent_death,
-        )
-        theirs.close()
-        ours.settimeout(timeout)
-        try:
-            ready = json.loads(ours.recv(_MAX_MSG) or b"{}")
-        except (OSError, ValueError) as exc:
-            self.stop()
-            raise RuntimeError(f"zygote did not start: {exc}") from None
-        if "ready" not in ready:
-            self.stop()
-            raise RuntimeError("zygote did not start")
-        ours.setblocking(False)
-        self.sock = ours
-
-    def attach(self, loop: Any) -> None:
-        """Read exit reports as they come (the supervisor's event loop)."""
-        if self.sock is not None and self._reader_loop is None:
-            loop.add_reader(self.sock.fileno(), self._drain)
-            self._reader_loop = loop
-
-    def fork(self, module: str, args: list[str], env: dict[str, str], cwd: str | None) -> tuple[int, int]:
-        """Fork a worker; return (pid, stderr read fd)."""
-        if not self.alive():
-            self._dead()
-            self.start()
-            if self._reader_loop is not None:
-                loop, self._reader_loop = self._reader_loop, None
-                self.attach(loop)
-        assert self.sock is not None
-        self._ids += 1
-        req_id = self._ids
-        read_fd, write_fd = os.pipe()
-        try:
-            body = json.dumps({"id": req_id, "module": module, "args": args, "env": env, "cwd": cwd}).encode()
-            socket.send_fds(self.sock, [body], [write_fd])
-        finally:
-            os.close(write_fd)
-        deadline = time.monotonic() + 10
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
-                os.close(read_fd)
-                raise RuntimeError("zygote did not answer a fork request within 10s")
-            msg = self._recv()
-            if msg is None:
-                os.close(read_fd)
-                self._dead()
-                raise RuntimeError("zygote died while forking")
-            if msg.get("id") == req_id:
-                if "error" in msg:
-                    os.close(read_fd)
-                    raise RuntimeError(f"zygote could not fork: {msg['error']}")
-                self.children.add(int(msg["pid"]))
-                return int(msg["pid"]), read_fd
-            self._handle(msg)
-
-    def _recv(self) -> dict[str, Any] | None:
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(_MAX_MSG)
-        except BlockingIOError:
-            return {}
-        except OSError:
-            return None
-        if not data:
-            return None
-        return dict(json.loads(data))
-
-    def _drain(self) -> None:
-        while self.sock is not None:
-            msg = self._recv()
-            if msg is None:
-                self._dead()
-                return
-            if not msg:
-                return
-            self._handle(msg)
-
-    def _handle(self, msg: dict[str, Any]) -> None:
-        if "exit" in msg:
-            pid = int(msg["exit"])
-            self.children.discard(pid)
-            self.on_exit(pid, int(msg["status"]))
-
-    def _dead(self) -> None:
-        """The zygote is gone: its children died with it; report them killed."""
-        if self.sock is not None:
-            if self._reader_loop is not None:
-                self._reader_loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-        for pid in list(self.children):
-            self.children.discard(pid)
-            self.on_exit(pid, -signal.SIGKILL)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.sock is not None and self._reader_loop is not None:
-            self._reader_loop.remove_reader(self.sock.fileno())
-            self._reader_loop = None
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 # -- zygote side ----------------------------------------------------------------
 def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], stderr_fd: int | None) -> None:
     """In the forked child: become the worker; never returns."""
     code = 1
     try:
         os.setsid()
-        set_parent_death_signal(signal.SIGKILL)
+        if not req.get("detach"):
+            set_parent_death_signal(signal.SIGKILL)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sock.close()
@@ -216,6 +91,7 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
         import runpy
 
         sys.argv = [req["module"], *req.get("args", [])]
+        setproctitle(" ".join([sys.executable, "-m", *sys.argv]))
         # the module run as __main__ was preloaded for what it imports; runpy runs it afresh (found in
         # sys.modules, it would warn "may result in unpredictable behaviour" on every worker's stderr)
         for name in (req["module"], req["module"] + ".__main__"):
@@ -260,14 +136,15 @@ def _serve(sock: socket.socket) -> None:
         if sock not in readable:
             continue
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MSG, 2)
+            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 2)
         except OSError:
             return
         if not data:
             return  # the supervisor is gone
         req = json.loads(data)
         env = dict(req.get("env") or {})
-        env["ANIMUS_PARENT_PID"] = str(os.getpid())  # the worker's parent is the zygote
+        if not req.get("detach"):  # a detached worker's owner is the supervisor that asked
+            env["ANIMUS_PARENT_PID"] = str(os.getpid())  # the worker's parent is the zygote
         req["env"] = env
         sys.stdout.flush()
         sys.stderr.flush()
@@ -285,10 +162,16 @@ def _serve(sock: socket.socket) -> None:
         sock.send(json.dumps({"id": req.get("id"), "pid": pid}).encode())
 
 
-def main() -> None:
+def become(sock: socket.socket, preload: list[str], parent: int) -> None:
+    """This process is now a zygote: tie it to ``parent``, preload, serve until the supervisor goes."""
     set_parent_death_signal(signal.SIGKILL)
-    sock = socket.socket(fileno=int(os.environ.pop(_FD_ENV)))
-    for name in sys.argv[1:]:
+    if os.getppid() != parent:
+        return  # the supervisor died before we could tie ourselves to it
+    # titles go where argv was, never over the environment: /proc/<pid>/environ of every process
+    # forked from here keeps showing the environment its exec'd ancestor started with
+    os.environ["SPT_NOENV"] = "1"
+    setproctitle(" ".join([sys.executable, "-m", "animus.supervision.zygote", *preload]))
+    for name in preload:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError:
@@ -296,6 +179,22 @@ def main() -> None:
         except Exception as exc:  # the worker will import it itself after the fork
             print(f"zygote: cannot preload {name}: {exc}", file=sys.stderr)
     _serve(sock)
+
+
+def detach_from_supervisor(keep: int) -> None:
+    """In a zygote forked from its supervisor: own session, no fd of the supervisor's but stdio."""
+    os.setsid()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(os.environ.pop(FD_ENV)))
+    become(sock, sys.argv[1:], os.getppid())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,13 @@ from typing import Any
 
 import uvicorn
 
+# what uvicorn.Config.load() imports by name for the settings below: imported with this module, so
+# the transports' zygote preloads them once instead of every worker after its fork (~30 ms each)
+import uvicorn.lifespan.on  # noqa: F401
+import uvicorn.loops.asyncio  # noqa: F401
+import uvicorn.protocols.http.auto  # noqa: F401
+import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+
 from animus.state.files import atomic_write
 
 __all__ = ["ServerThread", "endpoint_file", "write_endpoint", "remove_endpoint", "read_endpoint"]

@@ -27,11 +27,19 @@ from animus.workflow.model import WorkflowConfig
 
 __all__ = ["load_workflow_config", "load_workflow_texts", "workflow_files"]
 
+# libyaml when present (the daemon compiles at every start); a file it refuses is parsed again by the
+# pure-Python loader, whose messages the errors below are written for
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def _parse(text: str, src: str, env: Mapping[str, str], root: Path | None) -> Layer:
     expanded = interpolate(text, env, src)
     try:
-        return SectionParser(src, root).file(yaml.compose(expanded, Loader=yaml.SafeLoader))
+        try:
+            node = yaml.compose(expanded, Loader=_LOADER)
+        except yaml.YAMLError:
+            node = yaml.compose(expanded, Loader=yaml.SafeLoader)
+        return SectionParser(src, root).file(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed document"

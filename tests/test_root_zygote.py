@@ -1,0 +1,64 @@
+"""The child supervisors are forked from the root's zygote, and outlive it.
+
+The root forks one zygote from itself at start; the child supervisors are
+forked from it *detached*: no parent-death signal ties them to the zygote,
+each watches the root through a pidfd, and the root watches each the same
+way. So killing the zygote costs nothing, a supervisor that dies after it is
+still noticed and restarted (from a new zygote), and killing the root still
+takes the whole tree with it. Real daemon, real signals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+from animus.testing import EventRecorder, wait_until
+from conftest import FAST_RESTART, Env, alive
+
+SUPERVISORS = ("providers", "subjects", "workflows", "triggers", "transports")
+
+
+def supervisor_pids(env: Env) -> dict[str, int]:
+    return {s["name"]: s["pid"] for s in env.tree() if s["name"] in SUPERVISORS and s["state"] == "running"}
+
+
+def test_supervisors_outlive_the_roots_zygote_and_die_with_the_root(env: Env) -> None:
+    env.write_config({"restart": FAST_RESTART})
+    env.install_probe("alpha")
+    root = env.start("--skip-preflight")["pid"]
+    sups = supervisor_pids(env)
+    assert set(sups) == set(SUPERVISORS)
+    zygote = psutil.Process(sups["providers"]).parent()
+    # forked from the root's zygote, named as if exec'd
+    assert zygote.ppid() == root and "animus.supervision.zygote" in " ".join(zygote.cmdline())
+    for name, pid in sups.items():
+        proc = psutil.Process(pid)
+        assert proc.ppid() == zygote.pid, name
+        assert f"supervisors/{name}.json" in " ".join(proc.cmdline())
+
+    zygote.kill()
+    wait_until(lambda: not alive({zygote.pid}), timeout=10, what="the root's zygote gone")
+    # nothing went with it: a round trip through the providers supervisor to its worker
+    assert env.call("plugin/call", {"name": "alpha", "method": "probe/pid"})["result"]["pid"]
+    assert supervisor_pids(env) == sups
+    assert all(s["restarts"] == 0 for s in env.tree())
+    recorder = EventRecorder.of_state_root(env.call("daemon/status")["state_root"])
+    assert [d for d in recorder.of("child_exited", supervisor="root")] == []
+
+    # a supervisor that dies now has no zygote to report it: the root's pidfd does
+    os.kill(sups["triggers"], signal.SIGKILL)
+    exited = recorder.wait_for("child_exited", timeout=15, supervisor="root", child="triggers")[0]
+    assert exited["pid"] == sups["triggers"] and not exited["requested"]
+    new = wait_until(lambda: (p := supervisor_pids(env).get("triggers")) not in (None, sups["triggers"]) and p,
+                     timeout=20, what="triggers restarted")
+    fresh = psutil.Process(new).parent()
+    assert fresh.pid != zygote.pid and "animus.supervision.zygote" in " ".join(fresh.cmdline())
+    assert fresh.ppid() == root  # a new zygote, still the root's
+
+    # the root killed outright: every supervisor and worker follows it (no orphans)
+    everything = env.tree_pids() | {fresh.pid}
+    os.kill(root, signal.SIGKILL)
+    wait_until(lambda: not alive(everything), timeout=20, what=f"the tree gone: {alive(everything)}")
