@@ -77,13 +77,13 @@ def cpu_snapshot(marker: str) -> dict[int, tuple[str, float, float]]:
             with open(f"/proc/{pid}/environ", "rb") as fh:
                 if marker.encode() not in fh.read():
                     continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:  # a forked process may show one spaced string
+                argv = fh.read().replace(b"\0", b" ").split()
             with open(f"/proc/{pid}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        module = argv[2].decode() if len(argv) > 2 and argv[1] == b"-m" else argv[0].decode()
+        module = argv[2].decode() if len(argv) > 2 and argv[1] == b"-m" else (argv or [b"?"])[0].decode()
         role = {"animus.daemon.main": "daemon root", "animus.supervision.zygote": "zygote"}.get(module, module)
         if module == "animus.supervision.child":
             role = f"supervisor {Path(argv[3].decode()).stem}" if len(argv) > 3 else "supervisor"
