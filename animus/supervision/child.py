@@ -263,7 +263,13 @@ class ChildSupervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         if self.owner is not None and self.owner.fileno is not None:
-            loop.add_reader(self.owner.fileno, self.stopping.set)  # the root died: as its SIGTERM would say
+            owner_fd = self.owner.fileno
+
+            def owner_gone() -> None:  # the root died: as the SIGTERM of a parent-death signal would say
+                loop.remove_reader(owner_fd)
+                self.stopping.set()
+
+            loop.add_reader(owner_fd, owner_gone)
         self.bus.wait_ready(5)
         self.host.start()
         try:
