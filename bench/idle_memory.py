@@ -42,13 +42,13 @@ SETTLE = 3.0  # seconds of idle before measuring, so start-up garbage is collect
 
 
 def _kind(proc: psutil.Process) -> str:
-    """A worker forked from a zygote keeps the zygote's command line: its parent tells them apart."""
+    """By command line: a forked process carries the one it would have had if exec'd (the
+    root's zygote, which lists the child supervisor's module among its preloads, included)."""
     line = " ".join(proc.cmdline())
-    if "animus.supervision.child" in line:
-        return "child supervisors"
-    parent = proc.parent()
-    if "animus.supervision.zygote" in line and not (parent and "animus.supervision.zygote" in " ".join(parent.cmdline())):
+    if "-m animus.supervision.zygote" in line:
         return "zygotes"
+    if "-m animus.supervision.child" in line:
+        return "child supervisors"
     return "workers"
 
 

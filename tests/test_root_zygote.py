@@ -10,6 +10,7 @@ takes the whole tree with it. Real daemon, real signals.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -62,3 +63,36 @@ def test_supervisors_outlive_the_roots_zygote_and_die_with_the_root(env: Env) ->
     everything = env.tree_pids() | {fresh.pid}
     os.kill(root, signal.SIGKILL)
     wait_until(lambda: not alive(everything), timeout=20, what=f"the tree gone: {alive(everything)}")
+
+
+def test_the_workflows_supervisor_starts_held_and_goes_once_the_subjects_are_settled(env: Env) -> None:
+    """It needs providers and subjects up first. It is spawned with everyone, prepares, and starts
+    its service only when they are settled: here a subject hangs its handshake until the 2 s
+    ready timeout, and the same workflows supervisor process, alive all along, then goes."""
+    import subprocess
+
+    from conftest import ANIMUS
+
+    env.write_config({"restart": FAST_RESTART, "ready_timeout": 2})
+    env.install_probe("stuck", role="subject", mode="hang_handshake", kinds="stuck")
+    starting = subprocess.Popen([*ANIMUS, "daemon", "start", "--skip-preflight", "--json"], cwd=env.project,
+                                env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        held = wait_until(lambda: (n := next((s for s in env.tree() if s["name"] == "workflows"), None))
+                          and n["pid"], timeout=20, what="the workflows supervisor spawned")
+        recorder = EventRecorder.of_state_root(env.call("daemon/status")["state_root"])
+        assert not recorder.of("child_start_timeout", child="stuck")  # spawned while subjects still start
+        assert not recorder.of("child_started", supervisor="root", child="workflows")  # held, not started
+        out, err = starting.communicate(timeout=60)
+        assert starting.returncode == 0, err
+        env.started.append(json.loads(out.splitlines()[-1])["pid"])
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+    recorder.wait_for("child_start_timeout", supervisor="subjects", child="stuck")
+    began = recorder.wait_for("child_started", supervisor="root", child="workflows")[0]
+    assert began["pid"] == held  # the process spawned at once is the one that went
+    first: dict[tuple[str, str], str] = {}
+    for e in recorder.select(["child_start_timeout", "child_started"]):
+        first.setdefault((e["kind"], e["data"].get("child")), e["ts"])
+    assert first[("child_start_timeout", "stuck")] < first[("child_started", "workflows")]

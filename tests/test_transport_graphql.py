@@ -172,3 +172,40 @@ def test_manual_gates_are_approved_and_rejected_and_the_log_answers(env: Env, gq
     assert "workflow_completed" in kinds, kinds
     rows = query(gql, "{ health { plugins { plugin details } } }")["health"]["plugins"]
     assert {r["plugin"]: r["details"]["plugin"] for r in rows} == {r["plugin"]: r["plugin"] for r in rows}
+
+
+def test_the_server_listens_while_the_app_is_built_and_early_requests_wait(tmp_path: Path) -> None:
+    """graphql-core is imported in a thread while the server already listens (the daemon's start
+    does not wait ~150 ms for it): a request that comes first is answered once the app exists."""
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from animus.plugins.transports.graphql.__main__ import Warming
+    from animus.plugins.transports.link import DaemonLink
+    from animus.plugins.transports.server import ServerThread
+
+    release = threading.Event()
+
+    def build() -> Starlette:
+        release.wait(30)
+        return Starlette(routes=[Route("/graphql", lambda request: PlainTextResponse("built"))])
+
+    link = DaemonLink(f"ipc://{tmp_path}/control", f"ipc://{tmp_path}/bus.out")
+    server = ServerThread(Warming(link, build), "127.0.0.1", 0)
+    server.start()  # the lifespan completed with the app still unbuilt
+    try:
+        answers: list[httpx.Response] = []
+        asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{server.url}/graphql", timeout=30)))
+        asking.start()
+        wait_until(lambda: link.control is not None, timeout=10, what="the link started by the lifespan")
+        asking.join(0.3)
+        assert asking.is_alive() and not answers  # connected, waiting for the app
+        release.set()
+        asking.join(30)
+        assert answers[0].status_code == 200 and answers[0].text == "built"
+    finally:
+        release.set()
+        server.stop()

@@ -77,6 +77,7 @@ class ChildSupervisor:
         self._change_pending = False
         self._control: Any = None
         self.stopping = asyncio.Event()
+        self.go = asyncio.Event()  # the root's word that what we need is up (config.hold)
         self.service: ChildService | None = None
         if service is not None:
             self.service = service(ServiceContext(
@@ -229,6 +230,8 @@ class ChildSupervisor:
                 msg = unpack(raw)
             except CodecError:
                 continue
+            if isinstance(msg, dict) and msg.get("type") == "go":
+                self.go.set()
             if not isinstance(msg, dict) or msg.get("type") != "request":
                 continue
             self.tasks.spawn(self._answer(msg))
@@ -260,7 +263,13 @@ class ChildSupervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         if self.owner is not None and self.owner.fileno is not None:
-            loop.add_reader(self.owner.fileno, self.stopping.set)  # the root died: as its SIGTERM would say
+            owner_fd = self.owner.fileno
+
+            def owner_gone() -> None:  # the root died: as the SIGTERM of a parent-death signal would say
+                loop.remove_reader(owner_fd)
+                self.stopping.set()
+
+            loop.add_reader(owner_fd, owner_gone)
         self.bus.wait_ready(5)
         self.host.start()
         try:
@@ -279,13 +288,17 @@ class ChildSupervisor:
     async def _serve(self) -> int:
         self.tasks.spawn(self._serve_root(), name="serve_root")
         self.tasks.spawn(self._watch_parent(), name="watch_parent")
-        independent = self.sup.flags.strategy is Strategy.ONE_FOR_ONE  # no child needs another up first
-        await self.sup.start({} if independent else None)
-        if self.service is not None:
-            await self.service.start()
-        await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))
-        escalated = self.tasks.spawn(self.sup.escalated.wait())
         stop = self.tasks.spawn(self.stopping.wait())
+        if self.config.hold:  # everything but our children and service is ready: wait for the word
+            await self.tree.send(pack({"type": "held", "pid": os.getpid()}))
+            await asyncio.wait({self.tasks.spawn(self.go.wait()), stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not self.stopping.is_set():
+            independent = self.sup.flags.strategy is Strategy.ONE_FOR_ONE  # no child needs another up first
+            await self.sup.start({} if independent else None)
+            if self.service is not None:
+                await self.service.start()
+            await self.tree.send(pack({"type": "ready", "pid": os.getpid(), "children": self.tree_snapshot()}))
+        escalated = self.tasks.spawn(self.sup.escalated.wait())
         await asyncio.wait({escalated, stop}, return_when=asyncio.FIRST_COMPLETED)
         code = 1 if self.sup.escalated.is_set() else 0
         if self._orphaned():

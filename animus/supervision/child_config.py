@@ -47,6 +47,7 @@ class ChildConfig:
     preload: tuple[str, ...] = ()
     service: str | None = None
     service_config: dict[str, Any] = field(default_factory=dict)
+    hold: bool = False  # prepare, say "held", start children and service only on the root's "go"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ChildConfig:
@@ -61,7 +62,7 @@ class ChildConfig:
                 ready_timeout=float(raw.get("ready_timeout", 10)),
                 disabled=frozenset(raw.get("disabled") or ()), children=tuple(raw.get("children") or ()),
                 preload=tuple(raw.get("preload") or ()), service=raw.get("service"),
-                service_config=dict(raw.get("service_config") or {}),
+                service_config=dict(raw.get("service_config") or {}), hold=bool(raw.get("hold")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidInput(f"child supervisor config: {type(exc).__name__}: {exc}",

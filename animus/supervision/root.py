@@ -41,6 +41,7 @@ from animus.process import handle as process
 from animus.state.files import atomic_write
 from animus.state.scope import Scope
 from animus.supervision.edge import RemoteEdge
+from animus.supervision.holds import StartHolds
 from animus.supervision.launcher import Launcher
 from animus.supervision.pidlock import record_pids
 from animus.supervision.spec import ChildSpec, SupervisorFlags
@@ -108,6 +109,7 @@ class Root:
         self.requests = Nursery()  # owns every control request being answered
         self._pids_pending = False
         self._create_times: dict[int, float] = {}  # worker pid -> create time, looked up once
+        self.holds: StartHolds | None = None  # child supervisors started held until their needs are up
 
     # -- what the control methods read ---------------------------------------
     @property
@@ -135,6 +137,7 @@ class Root:
             "state_root": str(self.scope.root), "intensity": self.settings.intensity,
             "period": self.settings.period, "ready_timeout": self.settings.ready_timeout,
             "disabled": sorted(self.link.disabled.get(name, ()) if self.link else ()), "children": [],
+            "hold": self.holds is not None and self.holds.hold(name),
         }
         remote = self.edge.remote_endpoints if self.edge is not None else {}
         cfg = self.tree_spec.child_config(name, base, dict(remote))
@@ -154,7 +157,7 @@ class Root:
         flags = SupervisorFlags(intensity=self.settings.intensity, period=self.settings.period)
         sup = Supervisor("root", flags, specs, self._spawn_child_supervisor, self.emit,
                          ready_timeout=max(30.0, self.settings.ready_timeout * 3))
-        sup.on_change = self._record_pids
+        sup.on_change = self._changed
         sup.on_exit_hook = self._child_supervisor_exited
         return sup
 
@@ -209,6 +212,11 @@ class Root:
                         continue
                     self._create_times[pid] = pids[pid]
         return pids
+
+    def _changed(self) -> None:
+        self._record_pids()
+        if self.holds is not None:
+            self.holds.release()
 
     def _record_pids(self) -> None:
         """Write the pid record once per turn of the loop, however many changes came in it."""
@@ -287,7 +295,12 @@ class Root:
                           self._task_gave_up)
         self._serve(tasks)
         self.sup = self.link.sup = self.build_tree()
-        await self.sup.start(self.tree_spec.start_after())
+        after = self.tree_spec.start_after()
+        if after is not None:  # all at once, those that need others held until those are up
+            self.holds = StartHolds(after, self.link.tell, self.requests.spawn)
+            self.holds.sup = self.sup
+            self.link.on_held = self.holds.held
+        await self.sup.start(None if after is None else {})
         self._write_pids()
         names = [c["name"] for c in self.sup.snapshot()]
         self.emit("daemon_ready", "info", {"tree": names}, cat="daemon")

@@ -2,7 +2,9 @@
 
 Each child supervisor is a DEALER whose routing id is its name. It sends
 ``ready`` (its pid and subtree) once its children are started, ``tree`` on
-every change of its subtree, and ``reply`` to the root's ``request``s. Every
+every change of its subtree, and ``reply`` to the root's ``request``s. One
+started *held* (it needs others up first) says ``held`` when it is prepared,
+and starts its children only on the root's ``go``. Every
 frame is checked at this edge (``bus.frames``): a malformed one is counted
 and dropped, never fatal. ``ask`` is request/response over the socket: one
 pending future per request id, failed with ``Unavailable`` on timeout.
@@ -36,6 +38,7 @@ class TreeLink:
         self.skipped: dict[str, str] = {}  # supervisor -> why it is not running
         self.disabled: dict[str, set[str]] = {}  # supervisor -> disabled children, kept across its restarts
         self.pending = Pending()
+        self.on_held: Callable[[str, int], None] = lambda name, pid: None
 
     async def serve(self) -> None:
         while True:
@@ -75,6 +78,16 @@ class TreeLink:
             self.changed()
         elif kind == "reply":
             self.pending.settle(reply_id(msg), msg, owner=name)
+        elif kind == "held" and rec is not None and type(msg.get("pid")) is int:
+            self.on_held(name, msg["pid"])
+
+    async def tell(self, supervisor: str, msg: dict[str, Any]) -> bool:
+        """Send ``msg`` to a child supervisor; False if it is not connected."""
+        try:
+            await self.sock.send_multipart([supervisor.encode(), pack(msg)])
+        except zmq.ZMQError:
+            return False
+        return True
 
     async def ask(self, supervisor: str, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
         """Send a request to a child supervisor and wait for its reply."""

@@ -51,6 +51,7 @@ __all__ = ["BASE_PRELOAD", "FD_ENV", "MAX_MSG", "become", "detach_from_superviso
 BASE_PRELOAD = ("zmq", "zmq.asyncio", "msgpack", "asyncio", "psutil", "animus.plugin_runtime.sdk",
                 "animus.bus.publisher", "animus.bus.rpc")
 FD_ENV = "ANIMUS_ZYGOTE_FD"
+IDLE_SECS = 0.05  # no request for this long: preload the next worker module
 MAX_MSG = 1 << 20
 
 
@@ -114,7 +115,21 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
             os._exit(code)
 
 
-def _serve(sock: socket.socket) -> None:
+def _preload(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        pass  # ``pkg.__main__`` is tried for every module; plain modules have none
+    except Exception as exc:  # the worker will import it itself after the fork
+        print(f"zygote: cannot preload {name}: {exc}", file=sys.stderr)
+
+
+def _serve(sock: socket.socket, pending: list[str]) -> None:
+    """Fork workers on request until the supervisor goes.
+
+    The worker modules in ``pending`` are imported when a request needs one (so a
+    worker waits only for its own imports, not for every other worker's) and
+    otherwise when idle (so that restarts find everything preloaded)."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -122,7 +137,10 @@ def _serve(sock: socket.socket) -> None:
     sock.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
         watched: list[Any] = [sock, wake_r]
-        readable, _, _ = select.select(watched, [], [])
+        readable, _, _ = select.select(watched, [], [], IDLE_SECS if pending else None)
+        if not readable and pending:
+            _preload(pending.pop(0))
+            continue
         if wake_r in readable:
             os.read(wake_r, 4096)
         while True:  # reap every child that exited
@@ -142,6 +160,10 @@ def _serve(sock: socket.socket) -> None:
         if not data:
             return  # the supervisor is gone
         req = json.loads(data)
+        for name in (req.get("module"), f"{req.get('module')}.__main__"):
+            if name in pending:
+                pending.remove(name)
+                _preload(name)
         env = dict(req.get("env") or {})
         if not req.get("detach"):  # a detached worker's owner is the supervisor that asked
             env["ANIMUS_PARENT_PID"] = str(os.getpid())  # the worker's parent is the zygote
@@ -172,13 +194,9 @@ def become(sock: socket.socket, preload: list[str], parent: int) -> None:
     os.environ["SPT_NOENV"] = "1"
     setproctitle(" ".join([sys.executable, "-m", "animus.supervision.zygote", *preload]))
     for name in preload:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue  # ``pkg.__main__`` is tried for every module; plain modules have none
-        except Exception as exc:  # the worker will import it itself after the fork
-            print(f"zygote: cannot preload {name}: {exc}", file=sys.stderr)
-    _serve(sock)
+        if name in BASE_PRELOAD:  # what every worker needs: before the first fork
+            _preload(name)
+    _serve(sock, [name for name in preload if name not in BASE_PRELOAD])
 
 
 def detach_from_supervisor(keep: int) -> None:

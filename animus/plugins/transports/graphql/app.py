@@ -2,7 +2,8 @@
 
 Kept out of the plugin's entry module: graphql-core and Ariadne take ~120 ms
 to import, and the zygote that forks every transport need not import them
-before it can fork the others; the worker imports them when it builds its app.
+before it can fork the others; the worker imports them in a thread while its
+server already listens (``__main__.Warming``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from animus.plugins.transports.link import DaemonLink
 __all__ = ["create_app"]
 
 
-def create_app(link: DaemonLink, token: str, config: dict[str, Any] | None = None) -> Any:
+def create_app(link: DaemonLink, token: str, config: dict[str, Any] | None = None, lifespan: bool = True) -> Any:
+    """The app; with ``lifespan=False`` its caller starts and closes ``link`` (see ``__main__.Warming``)."""
     config = config or {}
     rules = [depth_limit(int(config.get("max_depth") or DEFAULT_MAX_DEPTH))]
     graphql = GraphQL(build_schema(link), websocket_handler=GraphQLTransportWSHandler(),
@@ -38,7 +40,7 @@ def create_app(link: DaemonLink, token: str, config: dict[str, Any] | None = Non
         return PlainTextResponse(SCHEMA_FILE.read_text())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def linked(app: Starlette) -> AsyncIterator[None]:
         await link.start()
         try:
             yield
@@ -49,5 +51,5 @@ def create_app(link: DaemonLink, token: str, config: dict[str, Any] | None = Non
         Route("/graphql", graphql.handle_request, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql.handle_websocket),
         Route("/schema.graphql", sdl),
-    ], lifespan=lifespan)
+    ], lifespan=linked if lifespan else None)
     return BodyLimit(TokenAuth(app, token), int(config.get("max_body_bytes") or DEFAULT_MAX_BYTES))
