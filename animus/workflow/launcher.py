@@ -59,7 +59,7 @@ class RunnerLauncher(Protocol):
 
 
 class LocalRunners:
-    """Runner subprocesses (``python -m animus.workflow.runner_entry <id>``) as temporary children."""
+    """Runner subprocesses (``python -m animus.workflow.runner <id>``) as temporary children."""
 
     available = True
 
@@ -84,7 +84,7 @@ class LocalRunners:
                     p.ENV_BUS: s.bus_endpoint, p.ENV_CONTROL: s.control_endpoint, "ANIMUS_RUN_NUMBER": str(run_no),
                     "ANIMUS_COMMAND_ENV": ",".join(s.command_env),
                     ENV_GIT: s.git.to_env()})
-        spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner_entry", wf["id"]],
+        spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner", wf["id"]],
                                              "env": env, "cwd": str(s.project_root)},
                          restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role="workflow")
         await self.children.start(spec)

@@ -19,9 +19,8 @@ own git worktree, or the project root); once every phase is done (recorded
 with the last phase's result) its work is delivered (``deliver``), and a
 delivery that blocks or crashes is retried alone, never the phases.
 
-Started as ``python -m animus.workflow.runner_entry <workflow id>`` (or
-``-m animus.workflow.runner``) with the ``ANIMUS_*`` environment set by the
-workflows supervisor.
+Started as ``python -m animus.workflow.runner <workflow id>`` with the
+``ANIMUS_*`` environment set by the workflows supervisor.
 """
 
 from __future__ import annotations
