@@ -67,7 +67,11 @@ def test_the_command_dies_with_its_runner_though_nobody_sweeps(tmp_path: Path, w
                           stdout=subprocess.PIPE, text=True) as runner:
         assert runner.stdout is not None
         leader = int(runner.stdout.readline())
-        wait_until(lambda: psutil.Process(leader).name() == "sleep", timeout=10, what="the command to start")
-        runner.send_signal(signal.SIGKILL)
-        runner.wait()
-        wait_until(lambda: gone(leader), timeout=10, what=f"the command {leader} to die with its runner")
+        try:
+            wait_until(lambda: psutil.Process(leader).name() == "sleep", timeout=10, what="the command to start")
+            runner.send_signal(signal.SIGKILL)
+            runner.wait()
+            wait_until(lambda: gone(leader), timeout=10, what=f"the command {leader} to die with its runner")
+        finally:  # a failure must not leave the command behind
+            if not gone(leader):
+                os.killpg(leader, signal.SIGKILL)
