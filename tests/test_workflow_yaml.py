@@ -460,6 +460,8 @@ def test_read_compiled_reports_damage(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         read_compiled(tmp_path)
     write_compiled(load_workflow_config(tmp_path, {}), tmp_path)
+    good = read_compiled(tmp_path)  # kept by the process with its bytes: a changed file is read afresh
+    assert read_compiled(tmp_path) is good
     path = tmp_path / COMPILED_FILE
     data = json.loads(path.read_text())
     data["default_workflow_ref"] = "agent-delivery"

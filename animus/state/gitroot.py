@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["common_dir"]
+__all__ = ["GitLocation", "common_dir", "locate"]
 
 _GIT_ENV = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES",
             "GIT_DISCOVERY_ACROSS_FILESYSTEM")
@@ -36,8 +36,19 @@ def _git_dir_of(dot_git: str) -> str | None:
     return os.path.normpath(os.path.join(os.path.dirname(dot_git), target))
 
 
-def common_dir(start: str) -> tuple[bool, str | None]:
-    """(sure, the absolute common git dir or None outside a repository); not sure: ask git."""
+class GitLocation:
+    """Where a repository is (a plain class: the CLI's fast path does not import ``dataclasses``)."""
+
+    __slots__ = ("top", "git_dir", "common")
+
+    def __init__(self, top: str, git_dir: str, common: str) -> None:
+        self.top = top  # the work tree's top level: the directory holding ``.git``
+        self.git_dir = git_dir  # this work tree's own git dir (its HEAD)
+        self.common = common  # the common git dir (refs, objects, config), shared by linked worktrees
+
+
+def locate(start: str) -> tuple[bool, GitLocation | None]:
+    """(sure, where the repository around ``start`` is, or None outside one); not sure: ask git."""
     if any(name in os.environ for name in _GIT_ENV):
         return False, None
     here = os.path.realpath(start)
@@ -53,11 +64,18 @@ def common_dir(start: str) -> tuple[bool, str | None]:
                 with open(os.path.join(git_dir, "commondir")) as fh:
                     shared = fh.read().strip()
             except FileNotFoundError:
-                return True, os.path.realpath(git_dir)
+                shared = "."
             except OSError:
                 return False, None
-            return True, os.path.realpath(os.path.join(git_dir, shared))
+            git_dir = os.path.realpath(git_dir)
+            return True, GitLocation(here, git_dir, os.path.realpath(os.path.join(git_dir, shared)))
         parent = os.path.dirname(here)
         if parent == here:
             return True, None
         here = parent
+
+
+def common_dir(start: str) -> tuple[bool, str | None]:
+    """(sure, the absolute common git dir or None outside a repository); not sure: ask git."""
+    sure, where = locate(start)
+    return sure, where.common if where else None

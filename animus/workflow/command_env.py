@@ -54,8 +54,8 @@ def _resolve(text: str, source: Mapping[str, str]) -> str:
 def command_env(source: Mapping[str, str], phase_env: Mapping[str, str], passthrough: Iterable[str],
                 animus: Mapping[str, str]) -> dict[str, str]:
     """The environment of one command phase (see the module doc)."""
-    names = set(SAFE_BASE) | set(passthrough)
-    env = {k: v for k, v in source.items() if k in names or k.startswith("LC_")}
+    names = {*SAFE_BASE, *passthrough, *(k for k in source if k.startswith("LC_"))}  # keys only: no value decoded
+    env = {k: v for k in names if (v := source.get(k)) is not None}
     env |= {k: source[k] for k in _NODE_VARS if k in source}
     env |= {str(k): _resolve(str(v), source) for k, v in phase_env.items()}
     return env | dict(animus)

@@ -3,8 +3,8 @@
 - a runner ended: what its command left behind is killed (``command_group``);
   a cancel requested meanwhile ends the workflow
   ``cancelled``; a run still marked ``running`` crashed and is recovered by
-  its phase's idempotency annotation (``recovery``); either way the outcome is
-  projected onto its task and the queue refilled;
+  its phase's idempotency annotation (``recovery``); either way the queue is
+  refilled (the next run starts at once) and the outcome projected onto its task;
 - ``cancel`` stops the runner (or cancels a queued run at once);
 - ``resume`` queues a blocked, failed or parked run again; a run blocked by
   the idempotency rule needs ``force``;
@@ -66,8 +66,10 @@ class Operations:
         self.spawn(self._after_exit(wf_id))
 
     async def _after_exit(self, wf_id: str) -> None:
-        await self.projector.project(self.store.get(wf_id))
-        await self.queue.fill()
+        try:  # the next queued run first: the projection's round trips to the subject need not delay it
+            await self.queue.fill()
+        finally:
+            await self.projector.project(self.store.get(wf_id))
 
     # -- operator actions ----------------------------------------------------
     async def cancel(self, wf_id: str) -> WorkflowRow:

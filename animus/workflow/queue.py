@@ -36,15 +36,16 @@ class RunQueue:
         self._lock = asyncio.Lock()
         self.taking_in: set[str] = set()  # runs the intake has not finished with: not to be started yet
 
-    def dispatchable(self) -> list[WorkflowRow]:
+    def dispatchable(self) -> list[str]:
+        """The ids of the queued runs that may start now, oldest first (read at every fill: no row decoded)."""
         now = time.time()
         out = []
-        for wf in self.store.by_status("pending"):
-            if wf["id"] in self.taking_in:
+        for wf_id, waiting, not_before in self.store.pending_queue():
+            if wf_id in self.taking_in:
                 continue
-            waiting, not_before = wf["waiting"] or "", wf["not_before"]
+            waiting = waiting or ""
             if not waiting or waiting.startswith("approved:") or (not_before and not_before <= now):
-                out.append(wf)
+                out.append(wf_id)
         return out
 
     def free_slots(self) -> int:
@@ -55,10 +56,13 @@ class RunQueue:
         async with self._lock:
             if not self.launcher.available:
                 return  # runs wait in the queue until the cluster is reachable
-            for wf in self.dispatchable():
+            for wf_id in self.dispatchable():
                 if len(self.launcher.running()) >= self.pool_size:
                     return
-                if not self.launcher.has(wf["id"]):
+                if self.launcher.has(wf_id):
+                    continue
+                wf = self.store.get(wf_id)  # afresh: an earlier start awaited, a cancel may have come
+                if wf["status"] == "pending":
                     await self._start(wf)
 
     async def _start(self, wf: WorkflowRow) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from animus.errors import AnimusError
 from animus.git import Worktree, Worktrees, is_git_repo, mark_setup_done, provision, run_uses_worktree, setup_done
+from animus.git.probe import probe
 from animus.git.repo import rev_parse, top_level
 from animus.git.spec import WorktreeMode, WorktreeSpec
 from animus.workflow.command_env import command_env
@@ -79,12 +80,14 @@ def place(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, conf
     if (wf.get("worktree") or {}).get("removed"):
         return here  # delivered and cleaned up; only the record of it is left to write
     phases = [WorktreeSpec(mode) for e in definition.phases if (mode := config.phases[e.phase_id].worktree)]
+    known = probe(ctx.project_root)  # read from .git where that is sure: no git process per runner start
     try:
-        if not run_uses_worktree(definition.worktree, is_git_repo(ctx.project_root), phases):
+        if not run_uses_worktree(definition.worktree, known.inside if known else is_git_repo(ctx.project_root),
+                                 phases):
             return here
-        top = top_level(ctx.project_root)
+        top = known.top if known and known.top else top_level(ctx.project_root)
         required = WorktreeMode.REQUIRED in (definition.worktree.mode, *(p.mode for p in phases))
-        if not required and rev_parse(top, "HEAD") is None:
+        if not required and ((known and known.unborn) or rev_parse(top, "HEAD") is None):
             ctx.publish("workflow", "worktree_skipped", "warn",
                         message=f"{top} has no commit yet, so there is nothing to branch from: working in the "
                                 "project root (make a first commit to give runs worktrees)")

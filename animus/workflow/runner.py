@@ -69,11 +69,14 @@ ENV_RUN_NUMBER = "ANIMUS_RUN_NUMBER"  # which run of the workflow this runner is
 class Runner:
     def __init__(self, wf_id: str) -> None:
         self.wf_id = wf_id
+        self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
+        where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
+        # first: the bus handshake (run() waits for it) goes on while the store and config are read
+        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.state_root = Path(os.environ[p.ENV_STATE])
         self.project_root = Path(os.environ.get(p.ENV_PROJECT) or os.getcwd())
         self.store: RunnerStore = open_store(self.state_root, wf_id)  # workflow.db, or the daemon's (a remote runner)
         self.remote = isinstance(self.store, RemoteStore)
-        self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
         # agent phases run in the daemon's provider plugins: paths as the daemon's host sees them
         self.agent_cwd = Path(os.environ.get(ENV_DAEMON_PROJECT) or self.project_root)
         self.daemon_run_dir = Path(os.environ.get(ENV_DAEMON_STATE) or self.state_root) / "runs" / wf_id
@@ -81,8 +84,6 @@ class Runner:
         self.git = GitSettings.from_env(os.environ.get(ENV_GIT))  # the worktrees block, delivery flags
         self.placement = Placement(self.project_root)  # where the run works: set before its first phase
         self.run_dir = self.state_root / "runs" / wf_id
-        where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
-        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
         self.draining = False
         self.run_id = ""
         self._control: Any = None
@@ -106,7 +107,9 @@ class Runner:
         return f" on node {self.node}" if self.node else ""
 
     def write_session(self, session_file: Path, phase: str, data: dict[str, Any]) -> None:
-        atomic_json(session_file, data)
+        # durable for an agent's session (a resume after a reboot needs its id); a command phase's
+        # file only says that it runs, which no recovery reads: the rename alone is enough
+        atomic_json(session_file, data, durable=data.get("provider") is not None)
         if isinstance(self.store, RemoteStore):
             self.store.record_session(phase, data)  # recovery reads it on the daemon's host
 
@@ -131,13 +134,12 @@ class Runner:
             return 0
         task = wf["subject"] or {}
         if wf["started_at"] is None:
-            with self.store.tx() as c:
-                self.store.update(self.wf_id, c, started_at=time.time(), status="running")
             first = transitions.start(definition, task)
-            if isinstance(first, transitions.Complete):  # every phase skipped: straight to delivery
-                self.store.update(self.wf_id, delivery={"state": "pending"})
-            else:
-                self.store.update(self.wf_id, phase_index=first.phase_index, current_phase=first.phase_id)
+            begin: dict[str, Any] = ({"delivery": {"state": "pending"}}  # every phase skipped: straight to delivery
+                                     if isinstance(first, transitions.Complete)
+                                     else {"phase_index": first.phase_index, "current_phase": first.phase_id})
+            with self.store.tx() as c:  # one write: started, and where it starts
+                self.store.update(self.wf_id, c, started_at=time.time(), status="running", **begin)
             self.publish("workflow", "workflow_started", workflow_ref=definition.id, subject_id=wf["subject_id"],
                          message=f"{definition.id} started on {wf['subject_id'] or 'ad-hoc'}{self.on_node()}",
                          **self.where())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins  # the classes below have a method named list, which shadows it in annotations
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -102,6 +103,7 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
   run_count INTEGER NOT NULL DEFAULT 0
 );
 """
+_OBJECTS = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
 
 
 class WorkflowRow(TypedDict):
@@ -177,17 +179,24 @@ class WorkflowStore:
         # transaction, that the run is still current and running, so a runner that outlived its
         # daemon (or was superseded) can never record a step twice
         self.fence = fence
-        with self.tx() as c:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
-            have = {row[1] for row in c.execute("PRAGMA table_info(workflows)")}
-            for column, decl in _ADDED.items():
-                if column not in have:  # a workflow.db from before the column existed
-                    c.execute(f"ALTER TABLE workflows ADD COLUMN {column} {decl}")
+        if not self._complete():  # every runner opens it: no write lock taken when nothing is missing
+            with self.tx() as c:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                have = {row[1] for row in c.execute("PRAGMA table_info(workflows)")}
+                for column, decl in _ADDED.items():
+                    if column not in have:  # a workflow.db from before the column existed
+                        c.execute(f"ALTER TABLE workflows ADD COLUMN {column} {decl}")
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _complete(self) -> bool:
+        """Every table, index and added column is there (two reads)."""
+        names = {str(r[0]) for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        columns = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(workflows)")}
+        return _OBJECTS <= names and _ADDED.keys() <= columns
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -253,6 +262,12 @@ class WorkflowStore:
         marks = ",".join("?" * len(statuses))
         rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
         return [r for r in (_workflow(x) for x in rows) if r is not None]
+
+    def pending_queue(self) -> builtins.list[tuple[str, str | None, float | None]]:
+        """The pending runs' (id, waiting, not_before), oldest first: the run queue without decoding rows."""
+        rows = self.conn.execute("SELECT id, waiting, not_before FROM workflows WHERE status='pending' "
+                                 "ORDER BY created_at")
+        return [(str(r[0]), r[1], r[2]) for r in rows]
 
     def unprojected(self) -> builtins.list[WorkflowRow]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""
