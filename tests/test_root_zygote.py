@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import psutil
 
@@ -96,3 +97,34 @@ def test_the_workflows_supervisor_starts_held_and_goes_once_the_subjects_are_set
     for e in recorder.select(["child_start_timeout", "child_started"]):
         first.setdefault((e["kind"], e["data"].get("child")), e["ts"])
     assert first[("child_start_timeout", "stuck")] < first[("child_started", "workflows")]
+
+
+def test_a_call_in_flight_fails_at_once_when_its_supervisor_dies(env: Env, tmp_path: Path) -> None:
+    """A plugin call waits on the supervisor that carries it: if that one dies, the call fails
+    then, naming it, instead of waiting out its timeout (up to a phase's: found by the soak)."""
+    import threading
+    import time
+
+    from animus.errors import AnimusError
+
+    env.install_probe("sleepy")
+    env.start("--skip-preflight")
+    providers = supervisor_pids(env)["providers"]
+    outcome: list[object] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(env.call("plugin/call", {"name": "sleepy", "method": "probe/sleep", "timeout": 120,
+                                                     "params": {"seconds": 60, "mark": str(mark)}}, timeout=120))
+        except AnimusError as exc:
+            outcome.append(exc)
+
+    mark = tmp_path / "arrived"
+    asking = threading.Thread(target=ask)
+    asking.start()
+    wait_until(mark.exists, timeout=10, what="the call to reach the plugin")
+    sent = time.monotonic()
+    os.kill(providers, signal.SIGKILL)
+    asking.join(60)
+    assert not asking.is_alive() and time.monotonic() - sent < 30
+    assert isinstance(outcome[0], AnimusError) and "providers supervisor exited" in str(outcome[0])

@@ -36,6 +36,7 @@ from animus.bus.codec import MAX_FRAME_BYTES
 from animus.bus.metrics import Metrics
 from animus.bus.publisher import Publisher
 from animus.bus.rpc import serve_request
+from animus.errors import Unavailable
 from animus.logs import get_logger
 from animus.process import handle as process
 from animus.state.files import atomic_write
@@ -163,7 +164,12 @@ class Root:
 
     def _child_supervisor_exited(self, name: str, reason: Any) -> None:
         """A child supervisor died: its workers died with it (parent-death signal);
-        kill what they left in their process groups."""
+        kill what they left in their process groups, and fail at once what it was asked
+        (a plugin call would otherwise wait out its whole timeout: up to a phase's)."""
+        if self.link is not None:
+            self.link.pending.fail(self.link.pending.owed_by(name),
+                                   Unavailable(f"the {name} supervisor exited while handling the request",
+                                               fix="retry: it is restarted; animus daemon status"))
         if self.sup is None or name not in self.sup.children:
             return
         process.kill_groups(self.sup.children[name].info.get("worker_create_times", {}))
