@@ -102,7 +102,7 @@ class ServerThread:
                 raise RuntimeError(f"HTTP server stopped during start-up: {self.error!r}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"HTTP server did not start within {timeout:g}s")
-            time.sleep(0.01)
+            time.sleep(0.002)  # uvicorn sets started without telling anyone: poll, briefly
 
     @property
     def alive(self) -> bool:

@@ -38,10 +38,16 @@ def compile_config(cfg: WorkflowConfig) -> dict[str, Any]:
 
 
 def write_compiled(cfg: WorkflowConfig, state_dir: Path) -> Path:
-    """Write ``state_dir/workflow-config.v1.json`` atomically (tmp, fsync, rename)."""
+    """Write ``state_dir/workflow-config.v1.json`` atomically (tmp, fsync, rename), unless it
+    already holds exactly these bytes (every daemon start compiles; the YAML rarely changed)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / COMPILED_FILE
     data = json.dumps(compile_config(cfg), indent=2, sort_keys=True).encode() + b"\n"
+    try:
+        if target.read_bytes() == data:
+            return target
+    except OSError:
+        pass  # missing or unreadable: written below
     atomic_write(target, data)
     return target
 
