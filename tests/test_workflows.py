@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from animus.testing import check_sequence_matches, wait_until
@@ -219,8 +220,12 @@ def test_killed_runner_retries_idempotent_phase(env: Env, tmp_path: Path) -> Non
          .replace("sleep 30", "test -f {flag} || sleep 30".replace("{flag}", str(tmp_path / "flag"))))
     wf = run(env, task(env))
     wait_until(lambda: marks.exists(), timeout=10, what="the phase to start")
+    runner = runner_pid(env, wf)
+    # the flag only for the retry: this attempt must already be past its test, sleeping
+    wait_until(lambda: any(p.name() == "sleep" for p in psutil.Process(runner).children(recursive=True)),
+               timeout=10, what="the first attempt asleep")
     (tmp_path / "flag").write_text("go fast now")
-    os.kill(runner_pid(env, wf), signal.SIGKILL)
+    os.kill(runner, signal.SIGKILL)
     done = wait_status(env, wf, "completed")
     work = [p for p in done["phases"] if p["phase"] == "work"][0]
     assert [a["status"] for a in work["attempt_list"]] == ["crashed", "completed"]
