@@ -178,7 +178,7 @@ class Chaos:
             candidates = available[kind]
             self.rng.shuffle(candidates)
             for victim in candidates:
-                below = descendants(victim.pid)
+                below = {} if victim.detached_children else descendants(victim.pid)
                 try:
                     self._hit(victim, signal.SIGKILL)
                 except ProcessLookupError:

@@ -35,6 +35,7 @@ class Victim:
     label: str
     side_effecting: bool = False  # a side-effecting (or unannotated) phase runs in what dies
     runner: int = 0  # the workflow runner it belongs to (a runner, its command and their children)
+    detached_children: bool = False  # its children live on without it (the root's zygote): none must die
 
 
 def _ct(pid: int) -> float | None:
@@ -86,6 +87,11 @@ class Targets:
             if self._subtree_safe(sup, own=False):
                 out["zygote"].extend(self._victim("zygote", p, f"zygote:{name}", se) for p in kids.get(sup["pid"], [])
                                      if "animus.supervision.zygote" in " ".join(procs[p][1]))
+        # the root's zygote: the child supervisors are forked from it detached, so killing it must
+        # cost nothing (no restart, no budget); a later restart of a supervisor gets a new one
+        root = int(status["pid"])
+        out["zygote"].extend(Victim("zygote", p, _ct(p) or 0.0, "zygote:root", detached_children=True)
+                             for p in kids.get(root, []) if "animus.supervision.zygote" in " ".join(procs[p][1]))
         for child in (sups.get("workflows") or {}).get("children", []):
             pid = child.get("pid") or -1
             phase = self.state.inflight.get(pid)
