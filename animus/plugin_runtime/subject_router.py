@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
 
 from animus.errors import InvalidInput, NotFound
 
@@ -48,20 +47,51 @@ def parse_kind(value: object, allow_glob: bool = False) -> str:
     return text
 
 
-# Immutable records as NamedTuples, not dataclasses: `daemon health` routes kinds on the
-# CLI's fast path, where importing dataclasses would cost ~6 ms.
-class Route(NamedTuple):
+class _Record:
+    """An immutable record compared by its fields. Not a dataclass nor a NamedTuple: `daemon
+    health` routes kinds on the CLI's fast path, where importing dataclasses costs ~6 ms and
+    typing (for NamedTuple) ~7 ms."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Route(_Record):
     """Where a ``<kind>/<verb>`` method goes; the method is forwarded unchanged."""
 
+    __slots__ = ("plugin", "kind", "verb", "method")
     plugin: str
     kind: str
     verb: str
     method: str
 
+    def __init__(self, plugin: str, kind: str, verb: str, method: str) -> None:
+        for name, value in zip(self.__slots__, (plugin, kind, verb, method)):
+            object.__setattr__(self, name, value)
 
-class SubjectRouter(NamedTuple):
+
+class SubjectRouter(_Record):
+    __slots__ = ("exact", "globs")
     exact: Mapping[str, str]
     globs: tuple[tuple[str, str], ...]  # (prefix, plugin), longest prefix first
+
+    def __init__(self, exact: Mapping[str, str], globs: tuple[tuple[str, str], ...]) -> None:
+        object.__setattr__(self, "exact", exact)
+        object.__setattr__(self, "globs", globs)
 
     @classmethod
     def build(cls, backends: Mapping[str, Iterable[str]]) -> SubjectRouter:
