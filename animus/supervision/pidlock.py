@@ -27,12 +27,18 @@ from animus.state.scope import Scope
 __all__ = ["acquire_lock", "create_times", "read_pid", "reap_leftovers", "record_pids", "write_pidfile"]
 
 
-def create_times(children: list[dict[str, Any]]) -> dict[int, float]:
+def create_times(children: list[dict[str, Any]], known: Mapping[int, float] | None = None) -> dict[int, float]:
+    """pid -> create time of each child with a pid; a pid in ``known`` (the last answer) is not
+    looked up again (a subtree is pushed on every change of any of its children)."""
     out = {}
     for child in children:
         if child.get("pid"):
+            pid = int(child["pid"])
+            if known and pid in known:
+                out[pid] = known[pid]
+                continue
             try:
-                out[int(child["pid"])] = psutil.Process(int(child["pid"])).create_time()
+                out[pid] = psutil.Process(pid).create_time()
             except psutil.Error:
                 continue
     return out

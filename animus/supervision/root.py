@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import psutil
 import zmq
 import zmq.asyncio
 
@@ -109,7 +108,6 @@ class Root:
         self.link: TreeLink | None = None
         self.requests = Nursery()  # owns every control request being answered
         self._pids_pending = False
-        self._create_times: dict[int, float] = {}  # worker pid -> create time, looked up once
         self.holds: StartHolds | None = None  # child supervisors started held until their needs are up
 
     # -- what the control methods read ---------------------------------------
@@ -207,16 +205,8 @@ class Root:
         if self.sup is None:
             return pids
         pids.update(self.sup.live_pids())
-        known, self._create_times = self._create_times, {}
-        for rec in self.sup.children.values():
-            for child in rec.info.get("children", []):
-                if child.get("pid"):
-                    pid = int(child["pid"])
-                    try:
-                        pids[pid] = known[pid] if pid in known else psutil.Process(pid).create_time()
-                    except psutil.Error:
-                        continue
-                    self._create_times[pid] = pids[pid]
+        for rec in self.sup.children.values():  # the workers, as the tree link looked them up
+            pids.update(rec.info.get("worker_create_times", {}))
         return pids
 
     def _changed(self) -> None:

@@ -68,7 +68,7 @@ class TreeLink:
             if kind == "ready" and type(pid) is not int:
                 raise FrameError("ready pid is not an integer")
             rec.info["children"] = children
-            rec.info["worker_create_times"] = create_times(children)
+            rec.info["worker_create_times"] = create_times(children, rec.info.get("worker_create_times"))
             if kind == "ready":
                 self.sup.child_ready(name, int(pid) or None)
             else:
