@@ -21,7 +21,7 @@ __all__ = ["main", "run_daemon"]
 # what a child supervisor imports beyond the root, and the workflows service: the zygote imports the
 # first at the first fork and the service while idle, before the workflows supervisor (which starts
 # after providers and subjects) is forked
-ZYGOTE_PRELOAD = ("animus.supervision.child", "animus.plugin_runtime.host", "animus.workflow.service")
+ZYGOTE_PRELOAD = ("animus.supervision.child", "animus.workflow.service")
 
 
 def run_daemon(scope: Scope, options: dict[str, Any], ready_fd: int | None = None) -> int:
