@@ -35,7 +35,7 @@ from animus.plugins.transports.http.app import OPENAPI_FILE
 from animus.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "transports"))
-from daemon_env import Transport, daemon_env, read_sse, transport  # noqa: E402
+from daemon_env import Transport, daemon_env, first_commit, read_sse, transport  # noqa: E402
 
 WORKFLOWS = """
 phases:
@@ -68,18 +68,9 @@ default_workflow_ref: hello
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     base = tmp_path_factory.mktemp("http")
     with daemon_env(base, ["transport-http", "web-ui", "default"], WORKFLOWS, start=False) as e:
-        first_commit(e, base)
+        first_commit(e, base, "old\n")
         e.start("--skip-preflight")
         yield e
-
-
-def first_commit(env: Env, base: Path) -> None:
-    """A project with a commit on main, so that runs of edit and edit_kept get worktrees."""
-    (base / "gitconfig").write_text("[user]\n\tname = Operator\n\temail = operator@example.com\n")
-    env.env.update({"GIT_CONFIG_GLOBAL": str(base / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"})
-    (env.project / "README.md").write_text("old\n")
-    for args in (["symbolic-ref", "HEAD", "refs/heads/main"], ["add", "README.md"], ["commit", "-qm", "first"]):
-        subprocess.run(["git", "-C", str(env.project), *args], env=env.env, check=True, timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +55,7 @@ from animus.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "transports"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "providers"))
-from daemon_env import daemon_env  # noqa: E402
+from daemon_env import daemon_env, first_commit  # noqa: E402
 from daemon_setup import plugins_config, standin_environment  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -119,7 +118,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with daemon_env(base, ["transport-http", "web-ui", "default", "claude"], workflows,
                     config={"plugins": plugins}, start=False) as e:
         e.env = standin_environment(e.env, base)
-        first_commit(e, base)
+        first_commit(e, base, "the operator's project\n")
         e.start("--skip-preflight")
         yield e
 
@@ -128,14 +127,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def first_commit(env: Env, base: Path) -> None:
-    (base / "gitconfig").write_text("[user]\n\tname = Operator\n\temail = operator@example.com\n")
-    env.env.update({"GIT_CONFIG_GLOBAL": str(base / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"})
-    (env.project / "README.md").write_text("the operator's project\n")
-    for args in (["symbolic-ref", "HEAD", "refs/heads/main"], ["add", "README.md"], ["commit", "-qm", "first"]):
-        subprocess.run(["git", "-C", str(env.project), *args], env=env.env, check=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
