@@ -201,8 +201,9 @@ def test_the_server_listens_while_the_app_is_built_and_early_requests_wait(tmp_p
         asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{server.url}/graphql", timeout=30)))
         asking.start()
         wait_until(lambda: link.control is not None, timeout=10, what="the link started by the lifespan")
-        asking.join(0.3)
-        assert asking.is_alive() and not answers  # connected, waiting for the app
+        wait_until(lambda: server.server.server_state.tasks, timeout=10,  # a task per request being handled
+                   what="the request received by the server")
+        assert asking.is_alive() and not answers  # received, waiting for the app
         release.set()
         asking.join(30)
         assert answers[0].status_code == 200 and answers[0].text == "built"
