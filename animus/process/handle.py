@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class ChildProcess:
     """A running child: its pid, create time, stderr tail and how we learn its exit.
