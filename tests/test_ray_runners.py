@@ -317,7 +317,9 @@ def test_remote_run_end_to_end(ray_env: tuple[Env, Any, Path]) -> None:
     assert any(e["kind"] == "phase_output" and "checked" in e["data"]["line"] for e in events)
     wait_until(lambda: not (work / Path(worktree).relative_to(work)).exists(), timeout=10,
                what="the run's worktree to be removed after the run")
-    assert env.json("subject", "get", "--id", done["subject_id"])["subject"]["status"] == "done"
+    # the outcome reaches the task once the daemon has seen the run end (after workflow_completed)
+    wait_until(lambda: env.json("subject", "get", "--id", done["subject_id"])["subject"]["status"] == "done",
+               timeout=15, what="the task marked done")
     # cancel reaches a remote runner (through its heartbeat) and stops its command
     flag.unlink()
     wf2 = run(env, "to cancel", "gated")

@@ -90,7 +90,9 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     assert db.execute("SELECT status FROM workflows WHERE id=?", (wf,)).fetchone()[0] == "completed"
     assert db.execute("SELECT COUNT(*) FROM checkpoints WHERE workflow_id=?", (wf,)).fetchone()[0] >= 7
     db.close()
-    assert env.json("subject", "get", "--id", tid)["subject"]["status"] == "done"
+    # the outcome reaches the task once the daemon has seen the runner exit (after workflow_completed)
+    wait_until(lambda: env.json("subject", "get", "--id", tid)["subject"]["status"] == "done", timeout=15,
+               what="the task marked done")
     assert env.json("daemon", "metrics")["counters"]["workflow_runs_total{status=completed}"] == 1
     session = json.loads((Path(env.status()["state_root"]) / "runs" / wf / "two.session.json").read_text())
     assert session["status"] == "completed"
