@@ -1,9 +1,11 @@
-"""A command phase's leader: gated until its group is on record, and dead with its runner.
+"""A command phase's processes: in a group of their own inside their runner's session, swept with it.
 
-The parent-death signal comes from ``setpriv --pdeathsig`` where util-linux
-has it (no ``preexec_fn``, so ``subprocess`` can vfork) and from a
-``preexec_fn`` elsewhere; both ways are run here, with a real process in the
-runner's place that is SIGKILLed while its command runs and nobody sweeps.
+A real process stands in the runner's place: it records its session
+(``enter``), starts a command whose background helper moves to a group of
+its own (``set -m``), and is SIGKILLed while the command runs. The sweep of
+its run directory must kill the command and the helper, and nothing else.
+A runner on a Ray node has no one to sweep after it: its command's leader
+dies with it by a parent-death signal.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import sys
 from pathlib import Path
 
 import psutil
-import pytest
 
 from animus.testing import wait_until
 from animus.workflow import command_group
@@ -25,10 +26,11 @@ RUNNER = """
 import os, sys, time
 from pathlib import Path
 from animus.workflow import command_group
-if sys.argv[2] == "preexec":
-    command_group._setpriv = lambda: None
-child = command_group.start(Path(sys.argv[1]), ["sleep", "600"], Path.cwd(), {"PATH": os.environ["PATH"]})
-print(child.pid, flush=True)
+run_dir = Path(sys.argv[1])
+command_group.enter(run_dir)
+child = command_group.start(["bash", "-c", "set -m; sleep 600 & echo $!; sleep 600"], Path.cwd(),
+                            {"PATH": os.environ["PATH"]})
+print(child.pid, child.stdout.readline().decode().strip(), flush=True)
 time.sleep(600)
 """
 
@@ -40,31 +42,66 @@ def gone(pid: int) -> bool:
         return True
 
 
-@pytest.fixture(params=["setpriv", "preexec"])
-def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "setpriv" and command_group._setpriv() is None:
-        pytest.skip("no setpriv with --pdeathsig here")
-    if request.param == "preexec":
-        monkeypatch.setattr(command_group, "_setpriv", lambda: None)
-    return str(request.param)
-
-
-def test_the_command_runs_once_recorded_with_its_output_and_exit_code(tmp_path: Path, way: str) -> None:
-    child = command_group.start(tmp_path, ["sh", "-c", 'echo "$0 $$"; exit 3'], tmp_path,
-                                {"PATH": os.environ["PATH"]})
-    record = json.loads((tmp_path / command_group.RECORD).read_text())
+def test_the_command_runs_in_its_own_group_in_the_runners_session(tmp_path: Path) -> None:
+    child = command_group.start(["sh", "-c", 'echo "$0 $$"; exit 3'], tmp_path, {"PATH": os.environ["PATH"]})
     assert child.stdout is not None
     with child.stdout:
         name, pid = child.stdout.read().decode().split()
+    assert os.getpgid(child.pid) == child.pid  # its own group: a cancel or its end kills that alone
+    assert os.getsid(child.pid) == os.getsid(0)  # our session: a sweep of it reaches the command
     assert command_group.finish(child) == 3
-    assert record["pid"] == child.pid == int(pid) and name == "sh"  # the leader is the command itself
-    command_group.clear(tmp_path)
-    assert not (tmp_path / command_group.RECORD).exists()
+    assert child.pid == int(pid) and name == "sh"  # the leader is the command itself, no gate in front
 
 
-def test_the_command_dies_with_its_runner_though_nobody_sweeps(tmp_path: Path, way: str) -> None:
-    with subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path), way], cwd=tmp_path,
-                          stdout=subprocess.PIPE, text=True) as runner:
+def test_a_missing_program_fails_before_anything_runs(tmp_path: Path) -> None:
+    try:
+        command_group.start(["no-such-program-anywhere"], tmp_path, {"PATH": os.environ["PATH"]})
+    except FileNotFoundError as exc:
+        assert "no-such-program-anywhere" in str(exc)
+    else:
+        raise AssertionError("started a program that does not exist")
+
+
+def test_a_killed_runners_session_is_swept_and_nothing_else(tmp_path: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)  # started before, elsewhere
+    run_dir = tmp_path / "runs" / "wf-1"
+    with subprocess.Popen([sys.executable, "-c", RUNNER, str(run_dir)], cwd=tmp_path, stdout=subprocess.PIPE,
+                          text=True, start_new_session=False) as runner:
+        assert runner.stdout is not None
+        leader, helper = map(int, runner.stdout.readline().split())
+        try:
+            record = json.loads((run_dir / command_group.RECORD).read_text())
+            assert record["sid"] == runner.pid == os.getsid(leader) == os.getsid(helper)
+            assert os.getpgid(helper) not in (leader, runner.pid)  # moved out of the command's group
+            runner.send_signal(signal.SIGKILL)
+            runner.wait()
+            assert not gone(leader) and not gone(helper)  # nothing has swept yet
+            assert command_group.sweep(run_dir) == 2
+            wait_until(lambda: gone(leader) and gone(helper), timeout=10, what="the swept session to die")
+            assert not gone(bystander.pid)
+            assert not (run_dir / command_group.RECORD).exists()
+            assert command_group.sweep(run_dir) == 0  # swept once
+        finally:  # a failure must not leave anything behind
+            for pid in (leader, helper):
+                if not gone(pid):
+                    os.kill(pid, signal.SIGKILL)
+            bystander.kill()
+            bystander.wait()
+
+
+REMOTE_RUNNER = """
+import os, sys, time
+from pathlib import Path
+from animus.workflow import command_group
+child = command_group.start(["sleep", "600"], Path.cwd(), {"PATH": os.environ["PATH"]}, die_with_runner=True)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_remote_runners_command_dies_with_it_though_nobody_sweeps(tmp_path: Path) -> None:
+    with subprocess.Popen([sys.executable, "-c", REMOTE_RUNNER], cwd=tmp_path, stdout=subprocess.PIPE,
+                          text=True) as runner:
         assert runner.stdout is not None
         leader = int(runner.stdout.readline())
         try:
@@ -72,6 +109,32 @@ def test_the_command_dies_with_its_runner_though_nobody_sweeps(tmp_path: Path, w
             runner.send_signal(signal.SIGKILL)
             runner.wait()
             wait_until(lambda: gone(leader), timeout=10, what=f"the command {leader} to die with its runner")
-        finally:  # a failure must not leave the command behind
+        finally:
             if not gone(leader):
-                os.killpg(leader, signal.SIGKILL)
+                os.kill(leader, signal.SIGKILL)
+
+
+def test_a_record_whose_pid_is_now_another_process_kills_nothing(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        run_dir = tmp_path / "runs" / "wf-2"
+        run_dir.mkdir(parents=True)
+        # the pid recorded is a live session leader started later than the record says: a reused pid
+        (run_dir / command_group.RECORD).write_text(json.dumps({"sid": other.pid, "start": 1}))
+        assert command_group.sweep(run_dir) == 0
+        assert not gone(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_runner_leaves_only_its_own_record(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "wf-3"
+    run_dir.mkdir(parents=True)
+    record = run_dir / command_group.RECORD
+    record.write_text(json.dumps({"sid": os.getpid() + 1, "start": 1}))  # a newer runner's
+    command_group.leave(run_dir)  # (enter() would make this test process a session leader)
+    assert record.exists()
+    record.write_text(json.dumps({"sid": os.getpid(), "start": 1}))
+    command_group.leave(run_dir)
+    assert not record.exists()

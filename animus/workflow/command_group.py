@@ -1,121 +1,81 @@
-"""A command phase's process group: nothing it started outlives the phase, its runner or its daemon.
+"""A command phase's processes: nothing it started outlives the phase, its runner or its daemon.
 
-A command runs in a session of its own, so that a daemon stop's SIGTERM to
-the runner's group lets the phase finish (the drain). That also puts it out
-of reach of the tree's rule that a dead worker's process group dies with it:
-a runner SIGKILLed mid-command used to leave the command's background
-processes running for good (found by ``bench/soak.py``). So:
+A runner is the leader of a session of its own (the zygote forks it so; a
+Ray runner is started so), and every command it runs is in that session,
+in a process group of its own. So:
 
+- a daemon stop's SIGTERM to the runner's group does not reach the command,
+  which runs to its end (the drain);
 - when the command's leader has exited, whatever is left in its group is
   killed before the leader is reaped (its pid, the group's id, is still
   reserved then: the signal cannot reach anyone else) — ``finish``;
-- while it runs, the group is recorded in ``runs/<id>/command.json``
-  (leader pid and create time) — recorded before the command runs anything:
-  it is started behind a gate (``start``: ``/bin/sh`` waits on a pipe, then
-  execs the command in the same process), opened once the record is written;
-  a runner killed in between closes the pipe and the gate exits (a runner
-  killed after the command had started its helpers, before the record, used
-  to leave them unknown to everyone: found by ``bench/soak.py``);
-  whoever sees the runner die kills what is
-  left of it — the workflows service when a runner exits, when it starts
-  (after its supervisor or the daemon was killed), and when it is abandoned
-  by a dying supervisor — ``sweep``. Only processes of that group created
-  after its leader are killed (``kill_groups``): never a reused group id's.
+- the runner's session is on record in ``runs/<id>/runner.json`` (its pid
+  and start time) before any command starts, and removed when the runner
+  ends; whoever sees the runner die with its record still there kills every
+  process of its session — the workflows service when a runner exits, when
+  it starts (after its supervisor or the daemon was killed), and when it is
+  abandoned by a dying supervisor — ``sweep``. A session cannot be joined,
+  only left (``setsid``), so that is exactly what the runner and its commands
+  started, wherever they moved between groups. Only processes started after
+  the runner are killed, and none when the runner's pid is a newer process's.
+  On a Ray node nobody is left to sweep when the runner dies with its Ray
+  worker: there a command's leader also gets a parent-death signal.
 
-The leader's parent-death signal is set by util-linux's ``setpriv
---pdeathsig`` in front of the gate where it has that option (2.33+), else by
-a ``preexec_fn``; a ``preexec_fn`` makes ``subprocess`` fork the whole runner
-instead of a vfork, ~2 ms of every phase.
+This replaced a record per command, which had to be written between the
+command's fork and its first instruction: a shell gate behind ``setpriv``
+(two execs and a ``/proc`` read per phase, ~3 ms) for a guarantee the
+session gives for free.
 """
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import psutil
-
-from animus.process.handle import kill_groups, signal_group
+from animus.process.handle import signal_group
 from animus.process.pdeathsig import preexec_parent_death
 from animus.state.files import atomic_json
 
-__all__ = ["RECORD", "start", "finish", "record", "clear", "sweep", "sweep_all"]
+__all__ = ["RECORD", "enter", "finish", "leave", "start", "sweep", "sweep_all"]
 
-RECORD = "command.json"
-# the gate is the command's stdin until it opens: a line opens it, end of file (the runner
-# died) closes it for good; the command itself gets /dev/null
-_GATE = 'read -r _ || exit 125; exec "$@" </dev/null'
+RECORD = "runner.json"
 
 
-def start(run_dir: Path, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a session of its own, its output on one pipe; it runs once its group is
-    recorded. ``OSError`` (no such program, no such directory) before anything runs."""
-    _check_program(argv[0], cwd, env)
-    setpriv = _setpriv()
-    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
-    gate, opener = os.pipe()
+def enter(run_dir: Path) -> None:
+    """Put this runner's session on record; call before its first command."""
+    if os.getsid(0) != os.getpid():
+        os.setsid()  # a runner that is not a session leader yet (started by hand)
+    pid = os.getpid()
+    # not fsynced: the record names a live session, so it matters only until the next boot
+    atomic_json(run_dir / RECORD, {"sid": pid, "start": _start_ticks(pid)}, durable=False)
+
+
+def leave(run_dir: Path) -> None:
+    """The runner ends: its commands were each finished, nothing is left to sweep. The record
+    is removed only if it is this runner's (a newer run of the workflow may have replaced it)."""
+    path = run_dir / RECORD
     try:
-        child = subprocess.Popen([*prefix, "/bin/sh", "-c", _GATE, "animus-command", *argv], cwd=cwd,
-                                 env=dict(env), stdin=gate, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=None if setpriv else preexec_parent_death)
-    except BaseException:
-        os.close(opener)
-        raise
-    finally:
-        os.close(gate)
-    try:
-        record(run_dir, child)
-        os.write(opener, b"\n")
-    except BaseException:
-        os.close(opener)  # the gate exits without running anything
-        child.wait()
-        raise
-    os.close(opener)
-    return child
+        if json.loads(path.read_text()).get("sid") == os.getpid():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
-@functools.cache
-def _setpriv() -> str | None:
-    """``setpriv`` if it can set a parent-death signal (its binary names the option; no exec to ask)."""
-    path = shutil.which("setpriv")
-    try:
-        return path if path and b"pdeathsig" in Path(path).read_bytes() else None
-    except OSError:
-        return None
+def start(argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+          die_with_runner: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a process group of its own in the runner's session, its output on one pipe.
 
-
-def _check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
-    """What ``Popen`` of the command itself would raise: the gate would only exit 127."""
-    if not cwd.is_dir():
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(cwd))
-    if os.sep in program:
-        path = Path(program) if os.path.isabs(program) else cwd / program
-        if not path.is_file():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-        if not os.access(path, os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
-    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-
-
-def record(run_dir: Path, child: subprocess.Popen[bytes]) -> None:
-    try:
-        created = psutil.Process(child.pid).create_time()  # not reaped yet: a zombie still has one
-    except psutil.Error:
-        return
-    # not fsynced: the record names live processes, so it matters only until the next boot
-    atomic_json(run_dir / RECORD, {"pid": child.pid, "create_time": created}, durable=False)
-
-
-def clear(run_dir: Path) -> None:
-    (run_dir / RECORD).unlink(missing_ok=True)
+    ``die_with_runner`` gives the command a parent-death signal, for a runner on a Ray node, where
+    nobody is left to sweep once the runner and its Ray worker are gone (it costs a fork of the
+    runner instead of a vfork, ~2 ms). ``OSError`` (no such program, no such directory) before
+    anything runs."""
+    return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0,
+                            preexec_fn=preexec_parent_death if die_with_runner else None)
 
 
 def finish(child: subprocess.Popen[bytes]) -> int:
@@ -129,22 +89,67 @@ def finish(child: subprocess.Popen[bytes]) -> int:
 
 
 def sweep(run_dir: Path) -> int:
-    """Kill what a dead runner's command left behind; return how many processes."""
-    path = run_dir / RECORD
+    """Kill what a dead runner's session left behind; return how many processes."""
+    return sweep_all(run_dir.parent, [run_dir])
+
+
+def sweep_all(runs_dir: Path, dirs: Iterable[Path] | None = None) -> int:
+    """``sweep`` every run's record (at a start: no runner of ours is alive yet), in one pass over /proc."""
+    sessions: dict[int, int] = {}
+    records: list[Path] = []
     try:
-        data = json.loads(path.read_text())
-        leader = {int(data["pid"]): float(data["create_time"])}
-    except (OSError, ValueError, KeyError, TypeError):
+        candidates = list(dirs) if dirs is not None else list(runs_dir.iterdir())
+    except OSError:
         return 0
-    killed = kill_groups(leader)
-    path.unlink(missing_ok=True)
+    for d in candidates:
+        path = d / RECORD
+        try:
+            data = json.loads(path.read_text())
+            sessions[int(data["sid"])] = int(data["start"])
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: nothing to go on, but it must not stay
+        records.append(path)
+    killed = kill_sessions(sessions) if sessions else 0
+    for path in records:
+        path.unlink(missing_ok=True)
     return killed
 
 
-def sweep_all(runs_dir: Path) -> int:
-    """``sweep`` every run's record (at a start: no runner of ours is alive yet)."""
+def kill_sessions(sessions: Mapping[int, int]) -> int:
+    """SIGKILL every process of the sessions ``sessions`` (leader pid → its start time in clock
+    ticks) that started no earlier than its leader. A session whose leader's pid is now a newer
+    process's is left alone: that is somebody else's."""
+    live = {sid: start for sid, start in sessions.items() if _start_ticks(sid) in (None, start)}
+    killed = 0
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        stat = _stat(int(name))
+        if stat is None:
+            continue
+        sid, started = int(stat[3]), int(stat[19])
+        if sid in live and started >= live[sid]:
+            try:
+                os.kill(int(name), signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                continue
+    return killed
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state is [0], session [3], start time [19])."""
     try:
-        dirs = [d for d in runs_dir.iterdir() if (d / RECORD).exists()]
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
     except OSError:
-        return 0
-    return sum(sweep(d) for d in dirs)
+        return None
+    return raw[raw.rindex(b")") + 2:].decode().split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    stat = _stat(pid)
+    return int(stat[19]) if stat else None

@@ -4,10 +4,10 @@ A command runs with a declared environment (``command_env``), and secret
 values are masked in its output (``animus.redact``) before it goes three
 ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
 ``phase_output`` events on the bus (each line, up to 4 000 characters), and
-the tail kept on the attempt. A command runs in its own process group with a
-parent-death signal, so a cancel, a timeout or the runner's death takes its
+the tail kept on the attempt. A command runs in its own process group in its
+runner's session, so a cancel, a timeout or the runner's death takes its
 whole tree with it (``command_group``: what it left in its group when it
-ended, or when its runner died, is killed). ``cwd_mode`` chooses where it
+ended, or in the session when its runner died, is killed). ``cwd_mode`` chooses where it
 runs: ``project_root``, ``task_root`` (the run's worktree) or ``path``
 (relative to the project root).
 ``run_streamed`` is also what runs a worktree's setup and teardown commands.
@@ -59,7 +59,7 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail = ""
     with open(log_path, "ab") as log:
-        child = command_group.start(ctx.run_dir, argv, cwd, env)  # runs once its group is on record
+        child = command_group.start(argv, cwd, env, die_with_runner=ctx.remote)  # in the runner's session
         ctx.in_flight.child = child
         stream = child.stdout
         assert stream is not None
@@ -86,7 +86,6 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
             raise
         finally:
             ctx.in_flight.child = None
-            command_group.clear(ctx.run_dir)
 
 
 def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str, log: BinaryIO) -> str:

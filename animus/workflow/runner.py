@@ -38,7 +38,7 @@ from animus.bus.publisher import Publisher
 from animus.plugin_runtime import protocol as p
 from animus.process.pdeathsig import set_parent_death_signal
 from animus.state.files import atomic_json
-from animus.workflow import transitions
+from animus.workflow import command_group, transitions
 from animus.workflow.agent_phase import cancel_agent
 from animus.workflow.command_phase import OUTPUT_TAIL
 from animus.workflow.config import read_compiled
@@ -121,6 +121,7 @@ class Runner:
     # -- main loop -----------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
+        command_group.enter(self.run_dir)  # before any command: the sweeps' record of this session
         self.bus.wait_ready(5)
         wf = self.store.get(self.wf_id)
         run_no = int(os.environ.get(ENV_RUN_NUMBER) or wf["runs"])
@@ -349,6 +350,7 @@ class Runner:
         self.publish("workflow", "runner_superseded", "warn", message=f"runner stopped without writing: {why}")
 
     def close(self) -> None:
+        command_group.leave(self.run_dir)
         self.bus.close(linger_ms=3000)
         if self._control is not None:
             self._control.close()

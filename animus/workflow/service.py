@@ -99,7 +99,7 @@ class WorkflowService:
         command_group.sweep_all(self.settings.state_root / "runs")
 
     async def start(self) -> None:
-        command_group.sweep_all(self.settings.state_root / "runs")  # a killed predecessor's runners' commands
+        command_group.sweep_all(self.settings.state_root / "runs")  # what a killed predecessor's runners left
         for wf in self.store.by_status("running"):
             recover(self.store, wf, self.settings.state_root, self.events.emit, at_start=True)
         await self.launcher.start()

@@ -1,9 +1,10 @@
 """Nothing a command phase started outlives its runner, its shell or its daemon (found by bench/soak.py).
 
-A command phase runs in its own session (so that a daemon stop's SIGTERM to
-the runner lets the phase finish), which put it out of reach of "a dead
-worker's process group dies with it": a runner SIGKILLed mid-command left
-the command's background helpers running for good. Each case here starts a
+A command phase runs in a process group of its own (so that a daemon stop's
+SIGTERM to the runner's group lets the phase finish), which puts it out of
+reach of "a dead worker's process group dies with it": a runner SIGKILLed
+mid-command left the command's background helpers running for good. What
+reaches them is the runner's session, which they share. Each case here starts a
 "server" in the background of a command (``sleep 600 &``, stopped by the
 shell's own trap on a normal exit) and kills something above it: the shell,
 the runner, the whole daemon. The server must be gone each time.
@@ -34,10 +35,11 @@ workflows:
     phases: [first]
 default_workflow_ref: serve
 """
-# bash builtins only: the very first thing the command does is look for its group's record
+# bash builtins only: the very first thing the command does is look for its session's record
 CHECK = """#!/bin/bash
-rec=; [[ -f "$RUNS/$ANIMUS_WORKFLOW_ID/command.json" ]] && read -r rec < "$RUNS/$ANIMUS_WORKFLOW_ID/command.json"
-if [[ $rec == *"\\"pid\\": $$,"* ]]; then seen=recorded; else seen=unrecorded; fi
+rec=; [[ -f "$RUNS/$ANIMUS_WORKFLOW_ID/runner.json" ]] && read -r rec < "$RUNS/$ANIMUS_WORKFLOW_ID/runner.json"
+read -r -a stat < /proc/$$/stat
+if [[ $rec == *"\\"sid\\": ${stat[5]},"* ]]; then seen=recorded; else seen=unrecorded; fi
 echo "$seen" > "$OUT/$ANIMUS_WORKFLOW_ID"
 """
 
@@ -62,8 +64,8 @@ def test_a_commands_background_processes_die_with_its_shell_runner_or_daemon(env
     env.run("plugin", "install-defaults", "--include-subjects", check=True)
     env.start()
 
-    # the group is on record before the command runs anything: a runner killed at any moment
-    # leaves nothing that no one knows of (it used to be recorded only after the command started)
+    # the command's session is on record before it runs anything: a runner killed at any moment
+    # leaves nothing that no one knows of (a command's group used to be recorded after it started)
     check.write_text(CHECK.replace("$RUNS", str(Path(env.call("daemon/status")["state_root"]) / "runs"))
                      .replace("$OUT", str(pids)))
     firsts = [env.call("workflow/run", {"title": "first", "workflow_ref": "first"})["workflow_id"] for _ in range(3)]

@@ -136,6 +136,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
     from animus.bus.curve import ClientKeys
     from animus.bus.rpc import ControlClient
     from animus.errors import AnimusError
+    from animus.workflow import command_group
 
     node = _this_node()
     curve = ClientKeys(**spec["curve"]) if spec.get("curve") else None
@@ -169,6 +170,7 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
             pass  # the heartbeats deal with an unreachable daemon
         proc = _start_runner(spec, node, worktree, state_root, dict(started.get("secrets") or {}))
         code, why = _supervise(proc, spec, report)
+        command_group.sweep(state_root / "runs" / spec["wf_id"])  # what a killed runner's commands left
         out: dict[str, Any] = {"exit_code": code, "node": node, "runner_pid": proc.pid, "why": why}
         try:
             if report("exited", exit_code=code).get("cleanup"):
