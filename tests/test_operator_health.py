@@ -13,12 +13,16 @@ The verdict rules themselves are unit-tested on plain rows.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from typing import Any
 
 from animus.cli.plugin_refs import COMPILED_FILE, COMPILED_SCHEMA
 from animus.plugin_runtime.health_policy import classify, fix_of, references
 from animus.workflow.config import COMPILED_FILE as WRITTEN_FILE
 from animus.workflow.config import SCHEMA as WRITTEN_SCHEMA
+from animus.testing import wait_until
 from conftest import Env
 
 WORKFLOWS = """\
@@ -131,3 +135,35 @@ def test_only_an_unused_plugin_that_answered_is_unconfigured() -> None:
 
 def test_the_light_reader_reads_what_the_compiler_writes() -> None:
     assert (COMPILED_FILE, COMPILED_SCHEMA) == (WRITTEN_FILE, WRITTEN_SCHEMA)
+
+
+def test_cheap_health_comes_with_the_pong_and_never_from_a_replaced_process(env: Env) -> None:
+    """A plugin whose health() reads only its own state answers it in each pong, and ``daemon health``
+    shows that answer while it is at most 1.5 ping intervals old (one plugin woken per row less);
+    a plugin whose health does I/O (a subject backend's list) is asked live; and a restarted plugin's
+    row never carries its predecessor's pong."""
+    env.env["ANIMUS_PING_INTERVAL"] = "0.5"
+    env.write_config({"plugins": {"oai": {"config": {"base_url": "http://127.0.0.1:9/v1"}}}})
+    env.run("plugin", "install-defaults", "--include-subjects", check=True)
+    env.start()
+
+    def rows() -> dict[str, dict[str, Any]]:
+        return rows_of(env.call("daemon/health", {"timeout": 3}))
+
+    oai = wait_until(lambda: (r := rows()["oai"]) and r["source"] == "heartbeat" and r, timeout=15,
+                     what="oai's health from its pong")
+    assert oai["status"] == "healthy" and oai["answered"] and 0 <= oai["age_ms"] <= 750
+    assert oai["base_url"] == "http://127.0.0.1:9/v1"  # the plugin's own answer, whole
+    default = rows()["default"]
+    assert default["source"] == "live" and default["status"] == "healthy" and "age_ms" not in default
+    cli = json.loads(env.run("daemon", "health", "--json").stdout)
+    assert rows_of(cli)["oai"]["status"] == "healthy"
+
+    # killed once it has been up 4 s: a pong of its own would show an uptime its successor cannot have
+    old = wait_until(lambda: (r := rows()["oai"]) and r["uptime_ms"] >= 4000 and r, timeout=15,
+                     what="oai to be up 4 s")["pid"]
+    os.kill(old, signal.SIGKILL)
+    killed = time.monotonic()
+    seen = wait_until(lambda: (r := rows()["oai"]) and r.get("pid") not in (None, old)
+                      and r["status"] == "healthy" and r, timeout=20, what="oai to be restarted and answer")
+    assert seen["uptime_ms"] <= (time.monotonic() - killed) * 1000  # the new process's answer, not the old one's

@@ -24,6 +24,7 @@ from animus.errors import DAEMON_NOT_RUNNING, Internal, Unavailable, from_dict
 
 TYPE_CHECKING = False  # typing costs a CLI call ~2.5 ms to import; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["Dealer", "IpcControlClient", "ZmtpError"]
@@ -124,12 +125,26 @@ class IpcControlClient:
         return self._dealer
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        return self.begin(method, params, timeout)()
+
+    def begin(self, method: str, params: dict[str, Any] | None = None,
+              timeout: float | None = None) -> Callable[[], Any]:
+        """Send the request now; the function returned waits for its answer (so that the caller's
+        own work overlaps the daemon's)."""
         dealer = self._connected()
         req_id = next(self._ids)
         wait = timeout if timeout is not None else self.timeout
         deadline = time.monotonic() + wait
         try:
             dealer.send(pack({"id": req_id, "method": method, "params": params or {}}))
+        except (ZmtpError, OSError) as exc:
+            self.close()
+            raise Unavailable(f"the daemon dropped the connection during {method}: {exc}",
+                              fix="animus daemon status") from None
+        return lambda: self._answer(dealer, req_id, method, wait, deadline)
+
+    def _answer(self, dealer: Dealer, req_id: int, method: str, wait: float, deadline: float) -> Any:
+        try:
             while True:
                 try:
                     reply = unpack(dealer.recv(deadline))

@@ -9,9 +9,10 @@ from animus.state.scope import Scope, resolve_scope
 
 TYPE_CHECKING = False  # typing costs a CLI call ~2.5 ms to import; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-__all__ = ["scope", "control", "call", "set_project_root"]
+__all__ = ["scope", "control", "call", "begin", "set_project_root"]
 
 _project_root: str | None = None
 
@@ -68,8 +69,17 @@ def daemon_alive() -> bool:
 
 
 def call(method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    return begin(method, params, timeout)()
+
+
+def begin(method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Callable[[], Any]:
+    """Send ``method`` now; the function returned waits for its result, so that the CLI's own
+    work (reading config, importing what prints the answer) goes on while the daemon works."""
     if not daemon_alive():
         from animus.errors import DAEMON_NOT_RUNNING, Unavailable
 
         raise Unavailable(DAEMON_NOT_RUNNING)
-    return control().call(method, params or {}, timeout=timeout)
+    client = control()
+    if hasattr(client, "begin"):
+        return client.begin(method, params or {}, timeout=timeout)  # type: ignore[no-any-return]
+    return lambda: client.call(method, params or {}, timeout=timeout)  # the pyzmq client asks in one step

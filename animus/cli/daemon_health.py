@@ -56,14 +56,16 @@ def _probed_instead(row: dict[str, Any]) -> bool:
 
 
 def collect_health(strict: bool = False) -> dict[str, Any]:
-    from animus.cli.plugin_refs import plugin_references
-    from animus.plugin_runtime.health_policy import classify
-
     daemon: dict[str, Any] = {"status": "not running"}
     rows: list[dict[str, Any]] = []
     to_probe: set[str] | None = None
+    sources = None
     try:
-        live = context.call("daemon/health", {"timeout": 3}, timeout=10)
+        answer = context.begin("daemon/health", {"timeout": 3}, timeout=10)
+        from animus.cli.plugin_refs import Sources  # read while the daemon asks its plugins
+
+        sources = Sources(context.scope(), daemon_up=True)
+        live = answer()
         daemon = live["daemon"]
         rows = [r for r in live["plugins"] if not _probed_instead(r)]
         to_probe = {str(r["plugin"]) for r in live["plugins"] if _probed_instead(r)}
@@ -71,7 +73,11 @@ def collect_health(strict: bool = False) -> dict[str, Any]:
         pass
     if to_probe is None or to_probe:
         rows += _probe(to_probe)
-    rows, ok = classify(rows, plugin_references(context.scope(), rows, daemon_up=to_probe is not None), strict)
+    from animus.cli.plugin_refs import plugin_references
+    from animus.plugin_runtime.health_policy import classify
+
+    refs = plugin_references(context.scope(), rows, daemon_up=to_probe is not None, sources=sources)
+    rows, ok = classify(rows, refs, strict)
     rows.sort(key=lambda r: (str(r.get("role")), str(r.get("plugin"))))
     return {"daemon": daemon, "plugins": rows, "healthy": ok, "strict": strict}
 

@@ -23,7 +23,7 @@ TYPE_CHECKING = False  # typing costs a CLI call ~2.5 ms to import; annotations 
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["plugin_references", "compiled_workflow", "COMPILED_FILE", "COMPILED_SCHEMA"]
+__all__ = ["Sources", "plugin_references", "compiled_workflow", "COMPILED_FILE", "COMPILED_SCHEMA"]
 
 # the names animus.workflow.config.compiled writes (a test checks they agree)
 COMPILED_FILE = "workflow-config.v1.json"
@@ -84,10 +84,24 @@ def _daemon_config(scope: Scope) -> tuple[list[str], list[str]]:
     return sorted(config.plugins), kinds
 
 
-def plugin_references(scope: Scope, rows: Sequence[Mapping[str, Any]], daemon_up: bool) -> dict[str, list[str]]:
+class Sources:
+    """What points at plugins: the workflow config and the daemon config, read once (before the
+    rows they are matched against, while the daemon gathers them)."""
+
+    __slots__ = ("daemon_up", "workflow", "config_plugins", "kinds")
+
+    def __init__(self, scope: Scope, daemon_up: bool) -> None:
+        self.daemon_up = daemon_up
+        self.config_plugins, self.kinds = _daemon_config(scope)
+        self.workflow = _workflow(scope, daemon_up)
+
+
+def plugin_references(scope: Scope, rows: Sequence[Mapping[str, Any]], daemon_up: bool,
+                      sources: Sources | None = None) -> dict[str, list[str]]:
     """Plugin name -> what uses it, for the plugins in ``rows`` (which carry role and kinds)."""
-    config_plugins, kinds = _daemon_config(scope)
+    if sources is None or sources.daemon_up != daemon_up:
+        sources = Sources(scope, daemon_up)
     plugin_kinds = {str(r["plugin"]): list(r.get("kinds") or []) for r in rows
                     if r.get("role") == "subject" and r.get("kinds")}
     roles = {str(r["plugin"]): str(r.get("role")) for r in rows}
-    return references(_workflow(scope, daemon_up), config_plugins, kinds, plugin_kinds, roles)
+    return references(sources.workflow, sources.config_plugins, sources.kinds, plugin_kinds, roles)

@@ -84,6 +84,7 @@ class PluginHost:
         self.info: dict[str, dict[str, Any]] = {}
         self.ready: set[str] = set()
         self.misses: dict[str, int] = {}
+        self.pinged: dict[str, tuple[float, int, dict[str, Any]]] = {}  # child -> (when, pid, health in its pong)
         self._pending = Pending()
         self._leaving: set[tuple[str, int]] = set()  # exited processes whose last replies may still come
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -246,7 +247,10 @@ class PluginHost:
                 *(self.request(c, "$/ping", {}, PING_INTERVAL * 1.5) for c in live),
                 return_exceptions=True,
             )
+            now = time.monotonic()
             for child, res in zip(live, results):
+                if isinstance(res, dict) and isinstance(res.get("health"), dict) and child in self.peers:
+                    self.pinged[child] = (now, self.peers[child][1], res["health"])
                 if isinstance(res, BaseException):
                     self.misses[child] = self.misses.get(child, 0) + 1
                     if self.misses[child] >= PING_MISSES and child in self.ready and child in self.peers:
@@ -288,8 +292,14 @@ class PluginHost:
         self._pending.fail(owed, Unavailable(f"plugin {child} exited while handling the request"))
 
     async def health(self, child: str, timeout: float = 3.0) -> dict[str, Any]:
+        """The plugin's health/check answer; from its last pong (``age_ms``) when that carried one
+        and is at most 1.5 ping intervals old, else asked now (``latency_ms``)."""
         started = time.monotonic()
-        result = await self.request(child, "health/check", {}, timeout)
+        pinged = self.pinged.get(child)
+        if pinged is not None and started - pinged[0] <= PING_INTERVAL * 1.5 and self._current(child, pinged[1]):
+            result: Any = dict(pinged[2], age_ms=round((started - pinged[0]) * 1000))
+        else:
+            result = await self.request(child, "health/check", {}, timeout)
         if not isinstance(result, dict) or result.get("status") not in ("healthy", "degraded", "unhealthy"):
             return {"status": "unhealthy", "garbage": True,
                     "last_error": f"health/check returned garbage: {result!r}"[:300]}

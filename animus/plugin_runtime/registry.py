@@ -14,6 +14,7 @@ a plugin up here, and the pure-Python parser takes ~10x as long.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ __all__ = ["Registry", "InstalledPlugin", "atomic_write", "rebase_record"]
 SCHEMA = "animus.plugins.v1"
 LEGACY_NAME = "plugins.yaml"  # inside the folder, before 0.5.1
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # path -> (stat stamp, its content)
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,24 @@ class Registry:
         self.legacy_path.unlink()
 
     def _read(self) -> dict[str, Any]:
-        if not self.path.exists():
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             if not self.legacy_path.exists():
                 return {"schema": SCHEMA, "plugins": {}}
             with self._lock():
                 self._migrate_locked()
+            st = self.path.stat()
+        # parsed once per version of the file (every write replaces it: a new inode), ~1 ms a read
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _PARSED.get(self.path)
+        if cached is not None and cached[0] == stamp:
+            return copy.deepcopy(cached[1])
+        data = self._parse()
+        _PARSED[self.path] = (stamp, copy.deepcopy(data))
+        return data
+
+    def _parse(self) -> dict[str, Any]:
         try:
             data = yaml.load(self.path.read_text(), Loader=_LOADER) or {}
         except yaml.YAMLError as exc:

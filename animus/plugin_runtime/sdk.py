@@ -79,6 +79,10 @@ class Plugin:
     subject_kinds: list[str] = []
     env_required: list[dict[str, Any]] = []
     handle_sigterm = True  # a test probe may turn this off to play a stuck worker
+    # health() runs in a handler thread, since it may wait on I/O (a subject backend's list); a plugin
+    # whose health() only reads its own state says so, and it is answered on the event loop (a thread
+    # hop less for each of a `daemon health` call's 16 answers)
+    health_blocks = True
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = dict(json.loads(os.environ.get(p.ENV_CONFIG) or "{}"))
@@ -291,6 +295,18 @@ class _Runtime:
         except Exception as exc:  # unencodable result
             await self.sock.send(pack(p.error(req_id, p.INTERNAL_ERROR, f"unencodable result: {exc}")))
 
+    def _health_in_pong(self) -> dict[str, Any]:
+        """``{"health": …}`` for a pong, when health() is cheap (``health_blocks`` off): the host
+        answers ``daemon health`` from it while it is fresh, without asking again."""
+        plugin = self.plugin
+        if plugin.health_blocks or not self.initialized:
+            return {}
+        try:
+            health = plugin.health()
+        except Exception:  # noqa: BLE001 - a live health/check reports it; the pong stays a pong
+            return {}
+        return {"health": {"uptime_ms": int((time.monotonic() - plugin.started) * 1000), **health}}
+
     async def _call(self, req_id: Any, name: str, params: Any) -> Any:
         plugin = self.plugin
         if name == "initialize":
@@ -302,14 +318,17 @@ class _Runtime:
             self.initialized = True
             return plugin.initialize_result()
         if name == "$/ping":
-            return {"pong": True, "pid": os.getpid()}
+            return {"pong": True, "pid": os.getpid(), **self._health_in_pong()}
         if name == "shutdown":
             self.loop.call_later(2.0, self.stopping.set)  # type: ignore[union-attr]
             return None
         if not self.initialized:
             raise p.RpcError(p.NOT_INITIALIZED, "plugin not initialized: send initialize first")
         if name == "health/check":
-            health = await asyncio.get_running_loop().run_in_executor(self.pool, plugin.health)
+            if plugin.health_blocks:
+                health = await asyncio.get_running_loop().run_in_executor(self.pool, plugin.health)
+            else:
+                health = plugin.health()
             return {"uptime_ms": int((time.monotonic() - plugin.started) * 1000), **health}
         attr = self.handlers.get(name)
         fn = getattr(plugin, attr) if attr else plugin.route(name)

@@ -199,8 +199,10 @@ class ChildSupervisor:
                 health = await self.host.health(child_id, float(params.get("timeout", 3)))
             except (Unavailable, PluginCallError) as exc:
                 return row | {"status": "unhealthy", "last_error": str(exc), "source": "live"}
-            # answered: the plugin itself judged its health (a garbage reply is not an answer)
-            return row | health | {"source": "live", "answered": "garbage" not in health,
+            # answered: the plugin itself judged its health (a garbage reply is not an answer), just now
+            # (live) or in its last pong (heartbeat, at most 1.5 ping intervals ago: age_ms)
+            return row | health | {"source": "heartbeat" if "age_ms" in health else "live",
+                                   "answered": "garbage" not in health,
                                    "last_error": health.get("last_error") or row["last_error"]}
 
         return list(await asyncio.gather(*(one(c) for c in self.sup.policy.order)))

@@ -121,6 +121,8 @@ class CliProviderPlugin(ProviderPlugin):
             settings = dataclasses.replace(settings, binary=binary)
         return settings
 
+    health_blocks = False  # the settings and a PATH lookup
+
     def health(self) -> dict[str, Any]:
         try:
             settings = self.settings()

@@ -68,6 +68,8 @@ class OaiProviderPlugin(ProviderPlugin):
     def state_dir(self) -> Path:
         return Path(self.state_root or ".") / "providers" / "oai"
 
+    health_blocks = False  # the settings only: no request to the API
+
     def health(self) -> dict[str, Any]:
         try:
             settings = self.settings()

@@ -62,6 +62,8 @@ class TransportPlugin(Plugin):
         threading.Thread(target=self.publish, args=("plugin", "transport_listening"), kwargs={"data": data},
                          daemon=True).start()
 
+    health_blocks = False  # the server's flags and the hub's counters
+
     def health(self) -> dict[str, Any]:
         server, link = self.server, self.link
         if server is None or not server.alive:

@@ -135,6 +135,8 @@ class TriggerPlugin(Plugin):
             sys.stderr.flush()
             os._exit(1)  # the supervisor restarts us under the budget and reports the stderr tail
 
+    health_blocks = False  # the watcher thread's state and counters
+
     def health(self) -> dict[str, Any]:
         alive = self.thread is not None and self.thread.is_alive()
         status = "degraded" if self.last_error else "healthy"

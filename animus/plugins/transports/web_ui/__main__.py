@@ -42,6 +42,8 @@ class WebUi(Plugin):
         super().__init__()
         self.assets = load_assets()
 
+    health_blocks = False  # the assets loaded at start
+
     def health(self) -> dict[str, Any]:
         if "index.html" not in self.assets:
             return {"status": "unhealthy", "last_error": f"no index.html in {ASSETS}"}
