@@ -373,5 +373,14 @@ def main() -> None:
     sys.exit(code)
 
 
+def warm(env: dict[str, str]) -> None:
+    """In the zygote, after it forked a runner: parse the compiled config now, so the next runner
+    inherits it parsed and only compares the file's bytes (``read_compiled`` keeps what it read)."""
+    read_compiled(Path(env[p.ENV_STATE]) / "state")
+
+
+ZYGOTE_MAIN = main  # the zygote calls these (animus.supervision.zygote)
+ZYGOTE_WARM = warm
+
 if __name__ == "__main__":
     main()
