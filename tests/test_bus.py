@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ from animus.testing import wait_until
 
 PUBLISHER = """
 import sys
-from animus.bus.publisher import Publisher
+from animus.bus.publisher import BusUnavailable, Publisher
 endpoint, src, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pub = Publisher(endpoint, src)
 if not pub.wait_ready(10):
@@ -465,6 +466,54 @@ def test_broker_logs_every_event_and_counts_malformed_frames(broker: Broker, tmp
     assert logged_seqs(tmp_path / "events.jsonl", "test/pub") == {"test/pub:1": list(range(1, 501))}
     raw.close(linger=0)
     pub.close()
+
+
+def test_a_light_publisher_loses_nothing_and_leaves_nothing_queued(broker: Broker, tmp_path: Path) -> None:
+    """A runner's publisher speaks ZMTP itself (no libzmq context): the broker's subscription is its
+    handshake, every event reaches the log in order while a subscriber joins midway (its
+    subscription reaches the publisher too and must not stall it), and a close right after the
+    last send loses nothing (what was sent is in the kernel's buffer: no linger)."""
+    pub = Publisher(broker.bound_in[0], "test/light:1", light=True)
+    assert pub.wait_ready(5) and pub._light is not None
+    sub = None
+    for i in range(2000):
+        if i == 1000:
+            sub = _subscriber(broker)
+        pub.publish("test", "tick", data={"i": i})
+    pub.close()
+    wait_until(lambda: broker.last_seq("test/light:1") == 2000, timeout=10, what="2000 events logged")
+    wait_until(lambda: len(logged_seqs(tmp_path / "events.jsonl", "test/light").get("test/light:1", [])) == 2000,
+               timeout=5, what="the batch on disk")
+    assert logged_seqs(tmp_path / "events.jsonl", "test/light") == {"test/light:1": list(range(1, 2001))}
+    assert sub is not None
+    sub.close(linger=0)
+    # tcp:// (a remote runner, CURVE) always goes through libzmq
+    remote = Publisher("tcp://127.0.0.1:9", "test/remote:1", light=True)
+    assert remote._light is None
+    remote.close(linger_ms=0)
+
+
+def test_a_light_publisher_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> None:
+    """As libzmq reconnects: a runner started while a restarting daemon binds its bus (found by
+    test_agent_clis: a stale socket file refuses connections until the new broker binds it)."""
+    endpoint = f"ipc://{tmp_path}/in"
+    (tmp_path / "in").touch()  # the stale socket file of a killed daemon: ECONNREFUSED, then ENOENT
+    pub = Publisher(endpoint, "test/light:2", light=True)
+    assert not pub.wait_ready(0.2)  # (publish() would wait 5 s, then raise BusUnavailable)
+    (tmp_path / "in").unlink()
+    ctx = zmq.Context()
+    late = Broker(ctx, [endpoint], [f"ipc://{tmp_path}/out"], tmp_path / "events.jsonl", Metrics())
+    waiting = threading.Thread(target=pub.wait_ready, args=(10,))
+    waiting.start()  # connecting over and over while the broker is not there
+    try:
+        late.start()
+        waiting.join(15)
+        assert pub.wait_ready(0) and pub.publish("test", "late")["seq"] == 1
+        pub.close()
+        wait_until(lambda: late.last_seq("test/light:2") == 1, timeout=10, what="the event logged")
+    finally:
+        late.stop()
+        ctx.destroy(linger=0)
 
 
 def test_broker_watermarks_follow_publishers_and_answer_sync_markers(broker: Broker) -> None:

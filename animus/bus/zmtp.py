@@ -1,4 +1,4 @@
-"""The CLI's control client without libzmq: a ZMTP 3.0 DEALER over the ipc:// Unix socket.
+"""The CLI's control client and a runner's bus publisher without libzmq: ZMTP 3.0 over ipc://.
 
 Why: importing pyzmq costs a CLI process ~25 ms, about as much as starting
 the interpreter, and operators run ``animus daemon status`` in loops. The
@@ -10,6 +10,12 @@ params}`` → ``{id, result|error}``), and errors keep their exit codes the
 same way. Everything else — tcp:// (CURVE), the bus, the daemon's own
 sockets — stays on pyzmq; the ipc socket is private to the user (0700 run/),
 which is why it needs no mechanism but NULL.
+
+A workflow runner publishes its events through ``PubSocket``, the same
+framing as an XPUB peer of the broker's XSUB: a process per run otherwise
+pays for a ZeroMQ context, its I/O thread and their teardown (~2 ms of CPU).
+Its sends block when the broker does not keep up (what ``XPUB_NODROP`` does),
+and what was sent is in the kernel's buffer: nothing is left to linger on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Dealer", "IpcControlClient", "ZmtpError"]
+__all__ = ["Dealer", "IpcControlClient", "PubSocket", "ZmtpError"]
 
 _GREETING = b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31
 _MORE, _LONG, _COMMAND = 0x01, 0x02, 0x04
@@ -50,6 +56,8 @@ def _frame(body: bytes, flags: int) -> bytes:
 class Dealer:
     """One connected DEALER: ``send(bytes)``, ``recv(deadline) -> bytes`` (a one-part message)."""
 
+    socket_type = b"DEALER"
+
     def __init__(self, path: str, timeout: float) -> None:
         self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -59,8 +67,8 @@ class Dealer:
             peer = self._exact(64)
             if peer[0] != 0xFF or peer[9] & 1 != 1 or peer[10] < 3 or peer[12:32].rstrip(b"\x00") != b"NULL":
                 raise ZmtpError(f"not a ZMTP 3 NULL peer: greeting {peer[:12].hex()}")
-            self.sock.sendall(_frame(b"\x05READY" + _property(b"Socket-Type", b"DEALER"), _COMMAND))
-            while True:  # the peer's READY (ROUTER)
+            self.sock.sendall(_frame(b"\x05READY" + _property(b"Socket-Type", self.socket_type), _COMMAND))
+            while True:  # the peer's READY
                 flags, body = self._frame()
                 if flags & _COMMAND and body[1:1 + body[0]] == b"READY":
                     break
@@ -101,6 +109,35 @@ class Dealer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class PubSocket(Dealer):
+    """A publisher connected to the broker's XSUB: ``wait_subscribed(timeout)``, then ``send(cat, body)``."""
+
+    socket_type = b"XPUB"
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once the broker's subscription arrived (it knows us: nothing sent is dropped)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                flags, body = self._frame()
+                if not flags & _COMMAND and body[:1] == b"\x01":
+                    self.sock.setblocking(True)
+                    return True
+        except TimeoutError:
+            return False
+
+    def send_event(self, cat: bytes, body: bytes) -> None:
+        """One two-part message; blocks while the broker is behind. What the broker sends us (more
+        subscriptions, as subscribers come and go) is read and dropped first, so it never piles up."""
+        try:
+            while self.sock.recv(65536, _socket.MSG_DONTWAIT):
+                pass
+        except BlockingIOError:
+            pass
+        self.sock.sendall(_frame(cat, _MORE) + _frame(body, 0))
 
 
 class IpcControlClient:

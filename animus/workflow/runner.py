@@ -72,7 +72,7 @@ class Runner:
         self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
         where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
         # first: the bus handshake (run() waits for it) goes on while the store and config are read
-        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}")
+        self.bus = Publisher(os.environ[p.ENV_BUS], f"runner/{wf_id}{where}:{os.getpid()}", light=True)
         self.state_root = Path(os.environ[p.ENV_STATE])
         self.project_root = Path(os.environ.get(p.ENV_PROJECT) or os.getcwd())
         self.store: RunnerStore = open_store(self.state_root, wf_id)  # workflow.db, or the daemon's (a remote runner)
