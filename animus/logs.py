@@ -11,9 +11,20 @@ import logging
 import os
 import sys
 
-import structlog
+# structlog imports rich, where it is installed (Typer needs it), for pretty tracebacks: ~50-150 ms of
+# a daemon's start, on its critical path, for a log file that wants plain lines. Unless stderr is a
+# terminal (a foreground daemon), structlog is imported as if rich were absent; anything importing
+# rich later in this process gets it as usual.
+_PLAIN = "rich" not in sys.modules and not sys.stderr.isatty()
+if _PLAIN:
+    sys.modules["rich"] = None  # type: ignore[assignment]
+try:
+    import structlog
+finally:
+    if _PLAIN:
+        del sys.modules["rich"]
 
-from animus import redact
+from animus import redact  # noqa: E402
 
 __all__ = ["configure", "get_logger", "json_logs"]
 
