@@ -94,27 +94,3 @@ def test_zygote_can_be_turned_off(env: Env) -> None:
     env.start("--skip-preflight")
     pid = running_pid(env, "execd")
     assert "animus.supervision.child" in parent_cmdline(pid)
-
-
-def test_the_runners_zygote_holds_no_database_connection_across_forks(env: Env) -> None:
-    """The runners' zygote opens workflow.db once to set SQLite up for the runners it forks
-    (animus.workflow.runner.warm); the connection must be closed before the next fork."""
-    env.write_workflows("""
-phases:
-  one: {mode: command, idempotency: idempotent, command: {program: "true"}}
-workflows:
-  - id: quick
-    phases: [one]
-default_workflow_ref: quick
-""")
-    env.start("--skip-preflight")
-    for _ in range(2):  # the first fork warms the zygote; the second is forked from a warmed one
-        wf = env.call("workflow/run", {"title": "quick"})["workflow_id"]
-        wait_until(lambda wf=wf: env.call("workflow/get", {"id": wf})["status"] == "completed", timeout=30,
-                   what=f"{wf} to complete")
-    tree = psutil.Process(env.call("daemon/status")["pid"]).children(recursive=True)
-    zygotes = [p for p in tree if "animus.supervision.zygote" in (line := " ".join(p.cmdline()))
-               and "animus.workflow.runner" in line]
-    assert len(zygotes) == 1, zygotes
-    held = [f.path for f in zygotes[0].open_files()]
-    assert not [path for path in held if "workflow.db" in path], held

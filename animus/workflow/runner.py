@@ -58,7 +58,7 @@ from animus.workflow.remote.store import (
 )
 from animus.workflow.run_context import RunContext
 from animus.workflow.run_worktree import Placement, place
-from animus.workflow.store import StaleRun, WorkflowRow, WorkflowStore, connect
+from animus.workflow.store import StaleRun, WorkflowRow, WorkflowStore
 from animus.workflow.usage import add_usage
 
 __all__ = ["ENV_RUN_NUMBER", "Runner", "main"]
@@ -375,17 +375,8 @@ def main() -> None:
 
 def warm(env: dict[str, str]) -> None:
     """In the zygote, after it forked a runner: parse the compiled config now, so the next runner
-    inherits it parsed and only compares the file's bytes (``read_compiled`` keeps what it read);
-    and open workflow.db once (closed again: no connection crosses a fork), so SQLite's one-time
-    set-up is done for every runner to come (~1 ms of each runner's start)."""
-    state_root = Path(env[p.ENV_STATE])
-    read_compiled(state_root / "state")
-    if not _WARMED:
-        connect(state_root / "workflow.db").close()
-        _WARMED.append(True)
-
-
-_WARMED: list[bool] = []
+    inherits it parsed and only compares the file's bytes (``read_compiled`` keeps what it read)."""
+    read_compiled(Path(env[p.ENV_STATE]) / "state")
 
 
 ZYGOTE_MAIN = main  # the zygote calls these (animus.supervision.zygote)

@@ -23,7 +23,7 @@ from typing import Any, TypedDict, cast
 
 from animus.errors import Conflict, NotFound
 
-__all__ = ["StaleRun", "WorkflowStore", "connect", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
+__all__ = ["StaleRun", "WorkflowStore", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
 
 STATUSES = ("pending", "running", "completed", "failed", "blocked", "cancelled")
 ACTIVE = ("pending", "running")
