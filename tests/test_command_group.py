@@ -128,6 +128,17 @@ def test_a_record_whose_pid_is_now_another_process_kills_nothing(tmp_path: Path)
         other.wait()
 
 
+def test_a_runner_that_cannot_lead_a_session_records_none(tmp_path: Path) -> None:
+    """Started as a process group's leader (a job-control shell does that), a runner cannot call setsid:
+    it must run on, recording nothing (its session is the shell's, which no sweep may kill)."""
+    run_dir = tmp_path / "runs" / "wf-4"
+    code = ("import os, sys; from pathlib import Path; from animus.workflow import command_group; "
+            "command_group.enter(Path(sys.argv[1])); print(os.getsid(0) == os.getpid())")
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir)], process_group=0, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False" and not (run_dir / command_group.RECORD).exists()
+
+
 def test_a_runner_leaves_only_its_own_record(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "wf-3"
     run_dir.mkdir(parents=True)

@@ -47,9 +47,12 @@ RECORD = "runner.json"
 
 def enter(run_dir: Path) -> None:
     """Put this runner's session on record; call before its first command."""
-    if os.getsid(0) != os.getpid():
-        os.setsid()  # a runner that is not a session leader yet (started by hand)
     pid = os.getpid()
+    if os.getsid(0) != pid:
+        try:
+            os.setsid()  # a runner that is not a session leader yet (started by hand)
+        except OSError:
+            return  # it leads a process group (a job-control shell's): the session is not ours to sweep
     # not fsynced: the record names a live session, so it matters only until the next boot
     atomic_json(run_dir / RECORD, {"sid": pid, "start": _start_ticks(pid)}, durable=False)
 
