@@ -457,7 +457,9 @@ def test_broker_logs_every_event_and_counts_malformed_frames(broker: Broker, tmp
     for i in range(500):
         pub.publish("test", "tick", data={"i": i})
     wait_until(lambda: broker.last_seq("test/pub:1") == 500, timeout=10, what="500 events logged")
-    c = broker.metrics.snapshot()["counters"]
+    # the writer counts a batch once it is written, after it has seen each event's seq: wait for that too
+    c = wait_until(lambda: (c := broker.metrics.snapshot()["counters"]).get("bus_events_total") == 500 and c,
+                   timeout=10, what="the batch counted")
     for reason in ("schema", "frames", "oversized", "encode"):
         assert c[f"bus_events_malformed_total{{reason={reason}}}"] == 1, reason
     assert c["bus_events_total"] == 500 and "bus_gaps_total" not in c
