@@ -120,7 +120,7 @@ def test_a_record_whose_pid_is_now_another_process_kills_nothing(tmp_path: Path)
         run_dir = tmp_path / "runs" / "wf-2"
         run_dir.mkdir(parents=True)
         # the pid recorded is a live session leader started later than the record says: a reused pid
-        (run_dir / command_group.RECORD).write_text(json.dumps({"sid": other.pid, "start": 1}))
+        (run_dir / command_group.RECORD).write_text(json.dumps({"sid": other.pid, "create_time": 1.0}))
         assert command_group.sweep(run_dir) == 0
         assert not gone(other.pid)
     finally:
@@ -143,9 +143,9 @@ def test_a_runner_leaves_only_its_own_record(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "wf-3"
     run_dir.mkdir(parents=True)
     record = run_dir / command_group.RECORD
-    record.write_text(json.dumps({"sid": os.getpid() + 1, "start": 1}))  # a newer runner's
+    record.write_text(json.dumps({"sid": os.getpid() + 1, "create_time": 1.0}))  # a newer runner's
     command_group.leave(run_dir)  # (enter() would make this test process a session leader)
     assert record.exists()
-    record.write_text(json.dumps({"sid": os.getpid(), "start": 1}))
+    record.write_text(json.dumps({"sid": os.getpid(), "create_time": 1.0}))
     command_group.leave(run_dir)
     assert not record.exists()

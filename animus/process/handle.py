@@ -278,12 +278,31 @@ def kill_groups(leaders: Mapping[int, float]) -> int:
     """SIGKILL every process in the process groups led by ``leaders`` (pid → create
     time) that was created after its leader: what a dead worker left behind.
     A group id reused by an unrelated, older process is never touched."""
+    return _kill_created_after(leaders, os.getpgid)
+
+
+def kill_sessions(leaders: Mapping[int, float]) -> int:
+    """``kill_groups`` for sessions: every process of the sessions led by ``leaders``
+    (pid → create time) created after its leader (a dead runner's commands, whatever
+    groups they moved to). A session whose leader's pid now names a newer process is
+    somebody else's and is left alone."""
+    return _kill_created_after({sid: born for sid, born in leaders.items() if not _reused(sid, born)}, os.getsid)
+
+
+def _reused(pid: int, born: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - born) > 0.01
+    except psutil.Error:
+        return False  # gone: its session's members are the ones to kill
+
+
+def _kill_created_after(leaders: Mapping[int, float], id_of: Callable[[int], int]) -> int:
     if not leaders:
         return 0
     killed = 0
     for proc in psutil.process_iter(["pid", "create_time"]):
         try:
-            pgid = os.getpgid(proc.pid)
+            pgid = id_of(proc.pid)
         except OSError:
             continue
         born = leaders.get(pgid)

@@ -10,7 +10,7 @@ in a process group of its own. So:
   killed before the leader is reaped (its pid, the group's id, is still
   reserved then: the signal cannot reach anyone else) — ``finish``;
 - the runner's session is on record in ``runs/<id>/runner.json`` (its pid
-  and start time) before any command starts, and removed when the runner
+  and create time) before any command starts, and removed when the runner
   ends; whoever sees the runner die with its record still there kills every
   process of its session — the workflows service when a runner exits, when
   it starts (after its supervisor or the daemon was killed), and when it is
@@ -36,7 +36,9 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from animus.process.handle import signal_group
+import psutil
+
+from animus.process.handle import kill_sessions, signal_group
 from animus.process.pdeathsig import preexec_parent_death
 from animus.state.files import atomic_json
 
@@ -54,7 +56,7 @@ def enter(run_dir: Path) -> None:
         except OSError:
             return  # it leads a process group (a job-control shell's): the session is not ours to sweep
     # not fsynced: the record names a live session, so it matters only until the next boot
-    atomic_json(run_dir / RECORD, {"sid": pid, "start": _start_ticks(pid)}, durable=False)
+    atomic_json(run_dir / RECORD, {"sid": pid, "create_time": psutil.Process(pid).create_time()}, durable=False)
 
 
 def leave(run_dir: Path) -> None:
@@ -97,8 +99,8 @@ def sweep(run_dir: Path) -> int:
 
 
 def sweep_all(runs_dir: Path, dirs: Iterable[Path] | None = None) -> int:
-    """``sweep`` every run's record (at a start: no runner of ours is alive yet), in one pass over /proc."""
-    sessions: dict[int, int] = {}
+    """``sweep`` every run's record (at a start: no runner of ours is alive yet), in one pass over the processes."""
+    sessions: dict[int, float] = {}
     records: list[Path] = []
     try:
         candidates = list(dirs) if dirs is not None else list(runs_dir.iterdir())
@@ -108,51 +110,13 @@ def sweep_all(runs_dir: Path, dirs: Iterable[Path] | None = None) -> int:
         path = d / RECORD
         try:
             data = json.loads(path.read_text())
-            sessions[int(data["sid"])] = int(data["start"])
+            sessions[int(data["sid"])] = float(data["create_time"])
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: nothing to go on, but it must not stay
         records.append(path)
-    killed = kill_sessions(sessions) if sessions else 0
+    killed = kill_sessions(sessions)
     for path in records:
         path.unlink(missing_ok=True)
     return killed
-
-
-def kill_sessions(sessions: Mapping[int, int]) -> int:
-    """SIGKILL every process of the sessions ``sessions`` (leader pid → its start time in clock
-    ticks) that started no earlier than its leader. A session whose leader's pid is now a newer
-    process's is left alone: that is somebody else's."""
-    live = {sid: start for sid, start in sessions.items() if _start_ticks(sid) in (None, start)}
-    killed = 0
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        stat = _stat(int(name))
-        if stat is None:
-            continue
-        sid, started = int(stat[3]), int(stat[19])
-        if sid in live and started >= live[sid]:
-            try:
-                os.kill(int(name), signal.SIGKILL)
-                killed += 1
-            except (ProcessLookupError, PermissionError):
-                continue
-    return killed
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state is [0], session [3], start time [19])."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return raw[raw.rindex(b")") + 2:].decode().split()
-
-
-def _start_ticks(pid: int) -> int | None:
-    stat = _stat(pid)
-    return int(stat[19]) if stat else None
