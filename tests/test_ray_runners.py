@@ -96,7 +96,8 @@ def test_remote_store_batches_a_step_into_one_transaction(tmp_path: Path) -> Non
     remote = RemoteStore("tcp://127.0.0.1:1", "token", wf["id"], f"{wf['id']}.1")
     client = _LoopbackClient(store, tmp_path)
     remote.client = client  # type: ignore[assignment]
-    attempt = remote.begin_attempt(wf["id"], "build", 0, "idempotent", "command", None)
+    attempt, number = remote.begin_attempt(wf["id"], "build", 0, "idempotent", "command", None)
+    assert number == 1
     with remote.tx() as c:
         remote.finish_attempt(attempt, c, "completed", verdict="advance", exit_code=0, usage={"input_tokens": 3})
         remote.update(wf["id"], c, phase_index=1, current_phase="test", rework={"build": 1})

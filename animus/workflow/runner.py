@@ -234,9 +234,8 @@ class Runner:
 
     def _begin(self, wf: WorkflowRow, index: int, phase: PhaseDefinition) -> Attempt:
         provider = self._provider(phase)
-        attempt_id = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
-                                              phase.mode.value, provider)
-        number = len([a for a in self.store.attempts(self.wf_id) if a["phase"] == phase.id])
+        attempt_id, number = self.store.begin_attempt(self.wf_id, phase.id, index, phase.idempotency.value,
+                                                      phase.mode.value, provider)
         attempt = Attempt(attempt_id, number, provider, self.run_dir / f"{phase.id}.session.json", time.monotonic())
         self.write_session(attempt.session_file, phase.id, {
             "provider": provider, "session_id": wf.get("resume_session"), "status": "running",

@@ -104,6 +104,10 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
 );
 """
 _OBJECTS = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
+_CHECKPOINT = ("INSERT INTO checkpoints SELECT ?, COALESCE((SELECT MAX(number) FROM checkpoints WHERE workflow_id=?), 0)"
+               " + 1, ?, ?, ?, json_object('status', status, 'phase_index', phase_index, 'current_phase',"
+               " current_phase, 'rework_json', rework_json, 'blocked_reason', blocked_reason) FROM workflows"
+               " WHERE id=?")
 
 
 class WorkflowRow(TypedDict):
@@ -146,8 +150,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA synchronous=NORMAL")  # the busy timeout is connect's timeout
     return conn
 
 
@@ -172,14 +175,20 @@ class StaleRun(BaseException):
 
 
 class WorkflowStore:
-    def __init__(self, path: Path, fence: tuple[str, int] | None = None) -> None:
+    def __init__(self, path: Path, fence: tuple[str, int] | None = None, ensure_schema: bool = True) -> None:
+        """``ensure_schema=False`` (a runner): the workflows supervisor, which starts every runner,
+        has already opened this file with its schema checked."""
         self.path = path
         self.conn = connect(path)
         # a runner's store is fenced to (workflow id, run number): every write checks, in its
         # transaction, that the run is still current and running, so a runner that outlived its
         # daemon (or was superseded) can never record a step twice
         self.fence = fence
-        if not self._complete():  # every runner opens it: no write lock taken when nothing is missing
+        if ensure_schema:
+            self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        if not self._complete():  # no write lock taken when nothing is missing
             with self.tx() as c:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -306,16 +315,17 @@ class WorkflowStore:
 
     # -- attempts ------------------------------------------------------------
     def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
-                      provider: str | None) -> int:
+                      provider: str | None) -> tuple[int, int]:
+        """A new running attempt of ``phase``: (its id, its number among the phase's attempts)."""
         with self.tx() as c:
-            n = c.execute("SELECT COUNT(*) FROM phase_attempts WHERE workflow_id=? AND phase=?",
-                          (wf_id, phase)).fetchone()[0]
-            cur = c.execute("INSERT INTO phase_attempts (workflow_id, phase, phase_index, attempt, status, "
-                            "idempotency, mode, provider, started_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (wf_id, phase, index, n + 1, "running", idempotency, mode, provider, time.time()))
+            row = c.execute("INSERT INTO phase_attempts (workflow_id, phase, phase_index, attempt, status, "
+                            "idempotency, mode, provider, started_at) VALUES (?,?,?,(SELECT COUNT(*) + 1 FROM "
+                            "phase_attempts WHERE workflow_id=? AND phase=?),?,?,?,?,?) RETURNING id, attempt",
+                            (wf_id, phase, index, wf_id, phase, "running", idempotency, mode, provider,
+                             time.time())).fetchone()
             self.update(wf_id, c, status="running", current_phase=phase, phase_index=index)
             self._checkpoint(c, wf_id, "phase_started", phase)
-            return int(cur.lastrowid or 0)
+            return int(row[0]), int(row[1])
 
     def finish_attempt(self, attempt_id: int, c: sqlite3.Connection, status: str, **fields: Any) -> None:
         for key in ("decision", "usage"):
@@ -343,11 +353,8 @@ class WorkflowStore:
                                       "ORDER BY id DESC LIMIT 1", (wf_id,)).fetchone())
 
     def _checkpoint(self, c: sqlite3.Connection, wf_id: str, reason: str, phase: str | None) -> None:
-        n = c.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints WHERE workflow_id=?", (wf_id,)).fetchone()[0]
-        state = dict(c.execute("SELECT status, phase_index, current_phase, rework_json, blocked_reason "
-                               "FROM workflows WHERE id=?", (wf_id,)).fetchone())
-        c.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?,?)",
-                  (wf_id, n + 1, time.time(), reason, phase, json.dumps(state)))
+        """The next numbered snapshot of the workflow's row: one statement (every step writes one)."""
+        c.execute(_CHECKPOINT, (wf_id, wf_id, time.time(), reason, phase, wf_id))
 
     def checkpoint(self, c: sqlite3.Connection, wf_id: str, reason: str, phase: str | None) -> None:
         self._checkpoint(c, wf_id, reason, phase)

@@ -67,7 +67,7 @@ class RunnerStore(Protocol):
     def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
                    **fields: Any) -> WorkflowRow: ...
     def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
-                      provider: str | None) -> int: ...
+                      provider: str | None) -> tuple[int, int]: ...
     def finish_attempt(self, attempt_id: int, c: Any, status: str, **fields: Any) -> None: ...
     def checkpoint(self, c: Any, wf_id: str, reason: str, phase: str | None) -> None: ...
     def cancel_running_attempts(self, c: Any, wf_id: str) -> None: ...
@@ -137,10 +137,11 @@ class RemoteStore:
                                                  fields=fields)))
 
     def begin_attempt(self, wf_id: str, phase: str, index: int, idempotency: str, mode: str,
-                      provider: str | None) -> int:
+                      provider: str | None) -> tuple[int, int]:
         self._mine(wf_id)
-        return int(self._call("begin_attempt", phase=phase, index=index, idempotency=idempotency, mode=mode,
-                              provider=provider))
+        attempt_id, number = self._call("begin_attempt", phase=phase, index=index, idempotency=idempotency,
+                                        mode=mode, provider=provider)
+        return int(attempt_id), int(number)
 
     def finish_attempt(self, attempt_id: int, c: Batch, status: str, **fields: Any) -> None:
         c.ops.append(["finish_attempt", {"attempt_id": attempt_id, "status": status, "fields": fields}])
@@ -165,7 +166,7 @@ def open_store(state_root: Path, wf_id: str) -> RunnerStore:
     """The runner's store: ``workflow.db`` itself, or the daemon's for a remote runner."""
     run = os.environ.get(ENV_RUN)
     if not run:
-        return WorkflowStore(state_root / "workflow.db")
+        return WorkflowStore(state_root / "workflow.db", ensure_schema=False)  # the supervisor made it
     from animus.plugin_runtime import protocol as p
 
     return RemoteStore(os.environ[p.ENV_CONTROL], os.environ.get(ENV_TOKEN), wf_id, run)
