@@ -36,10 +36,9 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import psutil
-
 from animus.process.handle import kill_sessions, signal_group
 from animus.process.pdeathsig import preexec_parent_death
+from animus.process.proc_stat import create_time_of
 from animus.state.files import atomic_json
 
 __all__ = ["RECORD", "enter", "finish", "leave", "start", "sweep", "sweep_all"]
@@ -56,7 +55,7 @@ def enter(run_dir: Path) -> None:
         except OSError:
             return  # it leads a process group (a job-control shell's): the session is not ours to sweep
     # not fsynced: the record names a live session, so it matters only until the next boot
-    atomic_json(run_dir / RECORD, {"sid": pid, "create_time": psutil.Process(pid).create_time()}, durable=False)
+    atomic_json(run_dir / RECORD, {"sid": pid, "create_time": create_time_of(pid)}, durable=False)
 
 
 def leave(run_dir: Path) -> None:

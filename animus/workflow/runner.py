@@ -373,9 +373,11 @@ def main() -> None:
 
 
 def warm(env: dict[str, str]) -> None:
-    """In the zygote, after it forked a runner: parse the compiled config now, so the next runner
-    inherits it parsed and only compares the file's bytes (``read_compiled`` keeps what it read)."""
+    """In the zygote, after it forked a runner: parse the compiled config and the git settings now,
+    so the next runner inherits them parsed (``read_compiled`` keeps what it read and then only
+    compares the file's bytes; ``GitSettings.from_env`` keeps its last text's)."""
     read_compiled(Path(env[p.ENV_STATE]) / "state")
+    GitSettings.from_env(env.get(ENV_GIT))
 
 
 ZYGOTE_MAIN = main  # the zygote calls these (animus.supervision.zygote)
