@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from animus.errors import InvalidInput
 from animus.git import RepoLock, Worktrees
@@ -73,14 +73,16 @@ class GitSettings:
     def from_env(cls, text: str | None) -> GitSettings:
         """The settings in ``text``, parsed once per text: the zygote's warm-up parses a runner's,
         so the next runner it forks finds them parsed (~0.35 ms of its start). Frozen: safe to share."""
+        global _LAST
         if not text:
             return cls()
-        if _LAST[0] != text:
-            _LAST[:] = [text, cls.from_plain(json.loads(text))]
-        return cast(GitSettings, _LAST[1])
+        last = _LAST  # one read: another thread may replace it meanwhile
+        if last is None or last[0] != text:
+            last = _LAST = (text, cls.from_plain(json.loads(text)))
+        return last[1]
 
 
-_LAST: list[Any] = [None, None]  # the last text from_env parsed, and what it gave
+_LAST: tuple[str, GitSettings] | None = None  # the last text from_env parsed, and what it gave
 
 
 def effective_merge(merge: MergeSpec | None, flags: DeliveryFlags) -> MergeSpec | None:

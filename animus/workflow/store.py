@@ -318,14 +318,15 @@ class WorkflowStore:
                       provider: str | None) -> tuple[int, int]:
         """A new running attempt of ``phase``: (its id, its number among the phase's attempts)."""
         with self.tx() as c:
-            row = c.execute("INSERT INTO phase_attempts (workflow_id, phase, phase_index, attempt, status, "
-                            "idempotency, mode, provider, started_at) VALUES (?,?,?,(SELECT COUNT(*) + 1 FROM "
-                            "phase_attempts WHERE workflow_id=? AND phase=?),?,?,?,?,?) RETURNING id, attempt",
-                            (wf_id, phase, index, wf_id, phase, "running", idempotency, mode, provider,
-                             time.time())).fetchone()
+            # fetchall: a RETURNING statement is done (and COMMIT may follow) once its rows are read
+            (attempt_id, number), = c.execute(
+                "INSERT INTO phase_attempts (workflow_id, phase, phase_index, attempt, status, idempotency, mode, "
+                "provider, started_at) VALUES (?,?,?,(SELECT COUNT(*) + 1 FROM phase_attempts WHERE workflow_id=? "
+                "AND phase=?),?,?,?,?,?) RETURNING id, attempt",
+                (wf_id, phase, index, wf_id, phase, "running", idempotency, mode, provider, time.time())).fetchall()
             self.update(wf_id, c, status="running", current_phase=phase, phase_index=index)
             self._checkpoint(c, wf_id, "phase_started", phase)
-            return int(row[0]), int(row[1])
+            return int(attempt_id), int(number)
 
     def finish_attempt(self, attempt_id: int, c: sqlite3.Connection, status: str, **fields: Any) -> None:
         for key in ("decision", "usage"):
