@@ -20,7 +20,11 @@ in its slot, start to first phase, each phase, ...), and the CPU the daemon's
 processes spent per run (``_breakdown``). Bytecode is compiled first, as on an
 installed animus (``_bytecode``).
 
-    .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2]
+    .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2] [--rounds 3]
+
+Three rounds by default, each a fresh daemon and its own baseline; the round
+with the median overhead is printed, with every round's overhead beside it,
+and the target line reads the median (one round varies by ±0.5 ms here).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -57,8 +63,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="daemon + baseline pairs; the median one is reported")
     args = parser.parse_args()
     compile_package()
+    rounds = sorted((one_round(args) for _ in range(args.rounds)), key=lambda r: r["overhead_ms_per_phase"])
+    result = rounds[len(rounds) // 2] | {"rounds_overhead_ms_per_phase": [r["overhead_ms_per_phase"] for r in rounds]}
+    print(json.dumps(result, indent=2))
+    overhead = result["overhead_ms_per_phase"]
+    print(f"target per-phase overhead <= {TARGET_MS:g} ms at the pool's parallelism ({args.pool}), median of "
+          f"{len(rounds)} rounds: " + (f"met ({overhead:.1f} ms)" if overhead <= TARGET_MS else f"MISSED ({overhead:.1f} ms)"))
+
+
+def one_round(args: argparse.Namespace) -> dict[str, Any]:
+    """One daemon (fresh home and project) running ``args.runs`` runs, then the baseline's."""
     tmp = Path(tempfile.mkdtemp(prefix="animus-bench-"))
     project = tmp / "p"
     project.mkdir()
@@ -82,7 +99,8 @@ def main() -> None:
         client = ControlClient(scope.endpoint("control"), timeout=30)
         before = cpu_snapshot(str(tmp / "h"))
         t0 = time.perf_counter()
-        ids = [client.call("workflow/run", {"title": f"run {i}"})["workflow_id"] for i in range(args.runs)]
+        for i in range(args.runs):
+            client.call("workflow/run", {"title": f"run {i}"})
         while True:
             stats = client.call("workflow/stats", {})["by_status"]
             if stats.get("completed", 0) + stats.get("failed", 0) >= args.runs:
@@ -90,7 +108,7 @@ def main() -> None:
             time.sleep(0.05)
         daemon_s = time.perf_counter() - t0
         cpu = cpu_by_role(before, cpu_snapshot(str(tmp / "h")), args.runs)
-        failed = stats.get("failed", 0)
+        client.close()
     finally:
         cli("daemon", "stop")
     base_s = baseline(args.runs, args.pool)
@@ -101,7 +119,7 @@ def main() -> None:
     # what latency hiding alone could reach; below it only less CPU per run goes
     floor = (cpu["total"] * args.pool / min(cores, args.pool) - base_s * 1000 * args.pool / args.runs) / 3
     result = {
-        "runs": args.runs, "pool_size": args.pool, "failed": failed,
+        "runs": args.runs, "pool_size": args.pool, "failed": stats.get("failed", 0),
         "daemon_runs_per_s": round(args.runs / daemon_s, 2),
         "baseline_runs_per_s": round(args.runs / base_s, 2),
         "ratio_daemon_to_baseline_throughput": round(base_s / daemon_s, 3),
@@ -112,10 +130,8 @@ def main() -> None:
         "breakdown_median_ms": stretches(scope.root / "logs" / "events.jsonl"),
         "cpu_ms_per_run": cpu,
     }
-    print(json.dumps(result, indent=2))
-    print(f"target per-phase overhead <= {TARGET_MS:g} ms at the pool's parallelism ({args.pool}): "
-          + (f"met ({overhead:.1f} ms)" if overhead <= TARGET_MS else f"MISSED ({overhead:.1f} ms)"))
-    del ids
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
 
 
 def baseline(runs: int, pool: int) -> float:
