@@ -305,7 +305,11 @@ class _Runtime:
             health = plugin.health()
         except Exception:  # noqa: BLE001 - a live health/check reports it; the pong stays a pong
             return {}
-        return {"health": {"uptime_ms": int((time.monotonic() - plugin.started) * 1000), **health}}
+        return {"health": self._with_uptime(health)}
+
+    def _with_uptime(self, health: dict[str, Any]) -> dict[str, Any]:
+        """A health answer as the host receives it, live or in a pong: the plugin's uptime added."""
+        return {"uptime_ms": int((time.monotonic() - self.plugin.started) * 1000), **health}
 
     async def _call(self, req_id: Any, name: str, params: Any) -> Any:
         plugin = self.plugin
@@ -329,7 +333,7 @@ class _Runtime:
                 health = await asyncio.get_running_loop().run_in_executor(self.pool, plugin.health)
             else:
                 health = plugin.health()
-            return {"uptime_ms": int((time.monotonic() - plugin.started) * 1000), **health}
+            return self._with_uptime(health)
         attr = self.handlers.get(name)
         fn = getattr(plugin, attr) if attr else plugin.route(name)
         if fn is None:

@@ -131,7 +131,8 @@ def _run_afresh(module: str) -> None:
 
 def _warm(module: str, env: dict[str, str]) -> None:
     """After a fork: the module's ``ZYGOTE_WARM(env)``, if it names one, prepares in the zygote what
-    the next worker of its kind inherits (the runner: the parsed workflow config). Never fatal."""
+    the next worker of its kind inherits (the runner: the parsed workflow config and git settings).
+    Never fatal."""
     warm = getattr(sys.modules.get(module), "ZYGOTE_WARM", None)
     if callable(warm):
         try:
