@@ -106,7 +106,7 @@ def test_remote_store_batches_a_step_into_one_transaction(tmp_path: Path) -> Non
     assert client.calls == ["begin_attempt", "batch"]
     got = remote.get(wf["id"])
     assert (got["phase_index"], got["current_phase"], got["rework"]) == (1, "test", {"build": 1})
-    assert remote.attempts(wf["id"])[0]["usage"] == {"input_tokens": 3}
+    assert store.attempts(wf["id"])[0]["usage"] == {"input_tokens": 3}  # in workflow.db, through the batch
     remote.record_session("build", {"session_id": "s-1"})
     assert json.loads((tmp_path / "runs" / wf["id"] / "build.session.json").read_text())["session_id"] == "s-1"
     with pytest.raises(InvalidInput):

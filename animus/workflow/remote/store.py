@@ -2,7 +2,7 @@
 
 A runner on another host never opens the SQLite file. It gets a
 ``RemoteStore`` with exactly the part of ``WorkflowStore`` the runner uses
-(get, attempts, update, set_status, begin_attempt, and, inside ``tx()``,
+(get, update, set_status, begin_attempt, and, inside ``tx()``,
 update / finish_attempt / checkpoint / cancel_running_attempts), and each
 call becomes one ``workflow/store`` request on the daemon's tcp control
 socket (with the daemon's token). ``tx()`` yields a ``Batch``: the calls made
@@ -62,7 +62,6 @@ class RunnerStore(Protocol):
 
     def tx(self) -> AbstractContextManager[Any]: ...
     def get(self, wf_id: str) -> WorkflowRow: ...
-    def attempts(self, wf_id: str) -> list[dict[str, Any]]: ...
     def update(self, wf_id: str, c: Any = None, **fields: Any) -> None: ...
     def set_status(self, wf_id: str, status: str, reason: str | None = None, checkpoint: str | None = None,
                    **fields: Any) -> WorkflowRow: ...
@@ -117,10 +116,6 @@ class RemoteStore:
     def get(self, wf_id: str) -> WorkflowRow:
         self._mine(wf_id)
         return cast(WorkflowRow, dict(self._call("get")))
-
-    def attempts(self, wf_id: str) -> list[dict[str, Any]]:
-        self._mine(wf_id)
-        return list(self._call("attempts"))
 
     def update(self, wf_id: str, c: Batch | None = None, **fields: Any) -> None:
         self._mine(wf_id)
@@ -200,8 +195,6 @@ def serve_store_op(store: WorkflowStore, state_root: Path, params: dict[str, Any
     op = params.get("op")
     if op == "get":
         return store.get(wf_id)
-    if op == "attempts":
-        return store.attempts(wf_id)
     if op == "set_status":
         checkpoint = params.get("checkpoint")
         return store.set_status(wf_id, _status(params.get("status")), params.get("reason"),
