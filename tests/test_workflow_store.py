@@ -52,3 +52,23 @@ def test_a_runner_opens_the_supervisors_file_without_checking_its_schema(tmp_pat
     assert made.get(wf["id"])["phase_index"] == 2
     runner.close()
     made.close()
+
+
+def test_the_run_queue_reads_only_what_may_start_oldest_first(tmp_path: Path) -> None:
+    """Queued runs that wait (an approval not given, a reset time ahead) are passed over in SQL, and a
+    fill reads only as many as it can start, not the whole backlog."""
+    store = WorkflowStore(tmp_path / "workflow.db")
+    now = 1_000_000.0
+    ids = [store.create("w", {"title": str(i)})["id"] for i in range(7)]
+    store.update(ids[0], waiting="approval of phase review: animus workflow approve …")
+    store.update(ids[1], waiting="approved:review")
+    store.update(ids[2], waiting="usage limit", not_before=now + 60)
+    store.update(ids[3], waiting="usage limit", not_before=now - 60)
+    store.set_status(ids[4], "running")
+    with store.tx() as c:  # created a second apart, in this order
+        for i, wf_id in enumerate(ids):
+            c.execute("UPDATE workflows SET created_at=? WHERE id=?", (100.0 + i, wf_id))
+    assert store.dispatchable(10, now) == [ids[1], ids[3], ids[5], ids[6]]
+    assert store.dispatchable(2, now) == [ids[1], ids[3]]
+    assert store.dispatchable_count(now) == 4
+    assert store.dispatchable(10, now + 120) == [ids[1], ids[2], ids[3], ids[5], ids[6]]

@@ -10,6 +10,7 @@ worker inherits what it prepared.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,5 +67,45 @@ def test_entry_point_is_called_and_warm_up_runs_in_the_zygote(tmp_path: Path,
         assert f"main {first} a b prepared=None" in lines  # forked before any warm-up
         assert f"main {second} c prepared=1" in lines  # inherited what the first fork's warm-up made
         assert f"warm {zygote_pid} 1" in lines and f"warm {zygote_pid} 2" in lines
+    finally:
+        zygote.stop()
+
+
+ENV_PROBE = '''
+import json, os, subprocess, sys
+
+def main():
+    c_env = dict(line.split("=", 1) for line in
+                 subprocess.run(["env"], capture_output=True, text=True, check=True).stdout.splitlines())
+    with open(os.environ["PROBE_OUT"] + "." + sys.argv[1], "w") as f:
+        json.dump({"python": dict(os.environ), "c": c_env}, f)
+
+ZYGOTE_MAIN = main
+'''
+
+
+def test_a_worker_gets_exactly_its_requested_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zygote adopts each worker's environment and a forked worker changes only what differs:
+    still, a variable of an earlier worker's, or of the zygote's own, must not leak into the next
+    one, in os.environ or in what its commands inherit."""
+    (tmp_path / "zygote_env_probe.py").write_text(ENV_PROBE)
+    out = tmp_path / "out"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    monkeypatch.setenv("ZYGOTE_OWN_ONLY", "from the zygote's start")
+    zygote = Zygote(["zygote_env_probe"], lambda pid, status: None)
+    zygote.start()
+    try:
+        base = {"PROBE_OUT": str(out), "PATH": os.environ["PATH"]}
+        wants = {"1": base | {"ONLY_FIRST": "x", "CHANGED": "one"}, "2": base | {"CHANGED": "two"},
+                 "3": base | {"CHANGED": "two", "ONLY_THIRD": "y"}}
+        for name, env in wants.items():
+            _, fd = zygote.fork("zygote_env_probe", [name], env, None)
+            os.close(fd)
+            wait_until(lambda n=name: (out.parent / f"out.{n}").exists(), timeout=15, what=f"worker {name}")
+        for name, env in wants.items():
+            seen = json.loads((out.parent / f"out.{name}").read_text())
+            want = env | {"ANIMUS_PARENT_PID": str(zygote.proc.pid if zygote.proc else -1)}
+            assert seen["python"] == want, name
+            assert {k: v for k, v in seen["c"].items() if k != "_"} == want, name
     finally:
         zygote.stop()

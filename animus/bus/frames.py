@@ -85,6 +85,9 @@ def subtree(children: Any) -> list[dict[str, Any]]:
         pid = child.get("pid")
         if pid is not None and not (_is_int(pid) and pid >= 0):
             raise FrameError("a child's pid is not an integer")
+        born = child.get("create_time")
+        if born is not None and type(born) is not float:
+            raise FrameError("a child's create_time is not a float")
         for key in ("state", "role", "kind", "last_error"):
             if child.get(key) is not None and type(child[key]) is not str:
                 raise FrameError(f"a child's {key} is not text")

@@ -18,9 +18,8 @@ import asyncio
 import os
 import time
 
-import psutil
-
 from animus.process import handle as process
+from animus.process.proc_stat import create_time_of
 from animus.supervision.spec import ChildSpec
 from animus.supervision.zygote import eligible
 from animus.supervision.zygote_handle import Zygote
@@ -76,8 +75,8 @@ class Launcher:
             self.failures += 1  # the exec path always works
             return launch(spec)
         try:
-            create_time = psutil.Process(pid).create_time()
-        except psutil.Error:
+            create_time = create_time_of(pid)  # psutil's value, without psutil's ~0.1 ms per process
+        except (OSError, ValueError, IndexError):
             create_time = 0.0
         pidfd = process.open_pidfd(pid) if self.detach else None
         child = process.ChildProcess(None, pid, create_time, time.monotonic(), pidfd, stderr_fd)

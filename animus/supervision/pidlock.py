@@ -28,12 +28,16 @@ __all__ = ["acquire_lock", "create_times", "read_pid", "reap_leftovers", "record
 
 
 def create_times(children: list[dict[str, Any]], known: Mapping[int, float] | None = None) -> dict[int, float]:
-    """pid -> create time of each child with a pid; a pid in ``known`` (the last answer) is not
-    looked up again (a subtree is pushed on every change of any of its children)."""
+    """pid -> create time of each child with a pid: as its row says (its supervisor's record), else
+    as ``known`` (the last answer: a subtree is pushed on every change of any of its children), else
+    looked up."""
     out = {}
     for child in children:
         if child.get("pid"):
             pid = int(child["pid"])
+            if child.get("create_time"):  # its supervisor's record of the process it started
+                out[pid] = float(child["create_time"])
+                continue
             if known and pid in known:
                 out[pid] = known[pid]
                 continue

@@ -56,6 +56,7 @@ class ChildRecord:
             "kind": self.spec.type.value,
             "role": self.spec.role,
             "pid": self.proc.pid if self.proc and self.state not in (ChildState.STOPPED, ChildState.DISABLED) else None,
+            "create_time": self.proc.create_time if self.proc else None,  # the root records it: no lookup there
             "state": "running" if self.state is ChildState.STARTING else self.state.value,
             "restarts": self.restarts,
             "last_error": self.last_error or None,

@@ -90,11 +90,7 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
             os.close(stderr_fd)
         if req.get("cwd"):
             os.chdir(req["cwd"])
-        os.environ.clear()
-        os.environ.update(req.get("env") or {})
-        import random
-
-        random.seed()
+        _adopt_env(req.get("env") or {})
         sys.argv = [req["module"], *req.get("args", [])]
         setproctitle(" ".join([sys.executable, "-m", *sys.argv]))
         entry = getattr(sys.modules.get(req["module"]), "ZYGOTE_MAIN", None)
@@ -116,6 +112,19 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _adopt_env(env: dict[str, str]) -> None:
+    """Make ``os.environ`` (and the C environment) exactly ``env``, changing only what differs.
+
+    The zygote adopts each worker's environment after forking it, so the next worker of the same
+    kind changes a variable or two, not every one (~100 page faults of a fresh fork)."""
+    current = os.environ
+    for key in [k for k in current if k not in env]:
+        del current[key]
+    for key, value in env.items():
+        if current.get(key) != value:
+            current[key] = value
 
 
 def _run_afresh(module: str) -> None:
@@ -208,6 +217,7 @@ def _serve(sock: socket.socket, pending: list[str]) -> None:
         for fd in fds:
             os.close(fd)
         sock.send(json.dumps({"id": req.get("id"), "pid": pid}).encode())
+        _adopt_env(env)
         _warm(req["module"], env)
 
 

@@ -66,6 +66,7 @@ class LocalRunners:
     def __init__(self, children: DynamicChildren, settings: WorkflowSettings, hooks: LauncherHooks) -> None:
         self.children = children
         self.settings = settings
+        self._env: dict[str, str] | None = None  # every runner's environment but its run number
         children.on_exit(lambda child, reason: hooks.exited(child, reason, None))
 
     def running(self) -> set[str]:
@@ -79,11 +80,12 @@ class LocalRunners:
 
     async def launch(self, wf: WorkflowRow, run_no: int) -> None:
         s = self.settings
-        env = dict(os.environ)
-        env.update({p.ENV_STATE: str(s.state_root), p.ENV_PROJECT: str(s.project_root),
-                    p.ENV_BUS: s.bus_endpoint, p.ENV_CONTROL: s.control_endpoint, "ANIMUS_RUN_NUMBER": str(run_no),
-                    "ANIMUS_COMMAND_ENV": ",".join(s.command_env),
-                    ENV_GIT: s.git.to_env()})
+        if self._env is None:  # the settings are the supervisor's for its life
+            self._env = dict(os.environ) | {
+                p.ENV_STATE: str(s.state_root), p.ENV_PROJECT: str(s.project_root), p.ENV_BUS: s.bus_endpoint,
+                p.ENV_CONTROL: s.control_endpoint, "ANIMUS_COMMAND_ENV": ",".join(s.command_env),
+                ENV_GIT: s.git.to_env()}
+        env = self._env | {"ANIMUS_RUN_NUMBER": str(run_no)}
         spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner", wf["id"]],
                                              "env": env, "cwd": str(s.project_root)},
                          restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role="workflow")

@@ -36,27 +36,24 @@ class RunQueue:
         self._lock = asyncio.Lock()
         self.taking_in: set[str] = set()  # runs the intake has not finished with: not to be started yet
 
-    def dispatchable(self) -> list[str]:
-        """The ids of the queued runs that may start now, oldest first (read at every fill: no row decoded)."""
-        now = time.time()
-        out = []
-        for wf_id, waiting, not_before in self.store.pending_queue():
-            if wf_id in self.taking_in:
-                continue
-            waiting = waiting or ""
-            if not waiting or waiting.startswith("approved:") or (not_before and not_before <= now):
-                out.append(wf_id)
-        return out
+    def dispatchable(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of queued runs that may start now, oldest first (no row decoded; a run
+        still being taken in is passed over)."""
+        taking_in = self.taking_in
+        ids = self.store.dispatchable(limit + len(taking_in), time.time())
+        return [wf_id for wf_id in ids if wf_id not in taking_in][:limit]
 
     def free_slots(self) -> int:
-        return self.pool_size - len(self.launcher.running()) - len(self.dispatchable())
+        waiting = self.store.dispatchable_count(time.time()) - len(self.taking_in)
+        return self.pool_size - len(self.launcher.running()) - max(waiting, 0)
 
     async def fill(self) -> None:
         """Start queued workflows while there is room in the pool."""
         async with self._lock:
             if not self.launcher.available:
                 return  # runs wait in the queue until the cluster is reachable
-            for wf_id in self.dispatchable():
+            # the pool's free slots, plus as many for queued runs whose runner still ends (skipped below)
+            for wf_id in self.dispatchable(self.pool_size):
                 if len(self.launcher.running()) >= self.pool_size:
                     return
                 if self.launcher.has(wf_id):

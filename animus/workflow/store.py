@@ -154,6 +154,11 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+# a pending run may start unless it waits: for an approval not yet given, or for a reset time still ahead
+_DISPATCHABLE = ("SELECT id FROM workflows WHERE status='pending' AND (waiting IS NULL OR waiting='' "
+                 "OR waiting LIKE 'approved:%' OR (not_before > 0 AND not_before <= ?))")
+
+
 def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -272,11 +277,14 @@ class WorkflowStore:
         rows = self.conn.execute(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at", statuses)
         return [r for r in (_workflow(x) for x in rows) if r is not None]
 
-    def pending_queue(self) -> builtins.list[tuple[str, str | None, float | None]]:
-        """The pending runs' (id, waiting, not_before), oldest first: the run queue without decoding rows."""
-        rows = self.conn.execute("SELECT id, waiting, not_before FROM workflows WHERE status='pending' "
-                                 "ORDER BY created_at")
-        return [(str(r[0]), r[1], r[2]) for r in rows]
+    def dispatchable(self, limit: int, now: float) -> builtins.list[str]:
+        """The ids of up to ``limit`` pending runs that wait for nothing (no approval, no reset time
+        still ahead), oldest first: the run queue, read without decoding rows or the whole backlog."""
+        rows = self.conn.execute(_DISPATCHABLE + " ORDER BY created_at LIMIT ?", (now, limit))
+        return [str(r[0]) for r in rows]
+
+    def dispatchable_count(self, now: float) -> int:
+        return int(self.conn.execute(_DISPATCHABLE.replace("SELECT id", "SELECT count(*)", 1), (now,)).fetchone()[0])
 
     def unprojected(self) -> builtins.list[WorkflowRow]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""
