@@ -1,11 +1,17 @@
-"""workflow.db's step records, written by SQL that numbers them itself (attempts, checkpoints)."""
+"""workflow.db: step records written by SQL that numbers them itself (attempts, checkpoints), the run
+queue's query, and how a writer waits for another process's transaction."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from animus.state.sqlite_conn import BUSY_TIMEOUT_S, begin_immediate
 from animus.workflow.store import WorkflowStore
 
 
@@ -72,3 +78,40 @@ def test_the_run_queue_reads_only_what_may_start_oldest_first(tmp_path: Path) ->
     assert store.dispatchable(2, now) == [ids[1], ids[3]]
     assert store.dispatchable_count(now) == 4
     assert store.dispatchable(10, now + 120) == [ids[1], ids[2], ids[3], ids[5], ids[6]]
+
+
+HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))  # another writer's transaction, this long
+conn.execute("COMMIT")
+"""
+
+
+def test_a_writer_waits_out_another_process_transaction(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE against a held write lock: retried in short steps, then in SQLite's own
+    waits; the write lands once the lock is free, and the connection keeps its busy timeout."""
+    path = tmp_path / "workflow.db"
+    store = WorkflowStore(path)
+    wf = store.create("w", {"title": "t"})
+    for hold in ("0.002", "0.2"):  # within the short steps, and past them
+        with subprocess.Popen([sys.executable, "-c", HOLDER, str(path), hold], stdout=subprocess.PIPE,
+                              text=True) as holder:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            store.update(wf["id"], waiting=f"after a hold of {hold}s")
+            assert holder.wait(10) == 0
+        assert store.get(wf["id"])["waiting"] == f"after a hold of {hold}s"
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_S * 1000
+
+
+def test_an_error_other_than_busy_is_not_retried(tmp_path: Path) -> None:
+    store = WorkflowStore(tmp_path / "workflow.db")
+    store.conn.execute("BEGIN")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+            begin_immediate(store.conn)
+    finally:
+        store.conn.execute("ROLLBACK")
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_S * 1000

@@ -19,7 +19,7 @@ from conftest import ANIMUS, FAST_RESTART, Env
 THREE = """
 phases:
   one:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo one | tee -a {out}"]}}
-  two:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo two | tee -a {out}"]}}
+  two:   {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo two >> {out}"]}}
   three: {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo three | tee -a {out}"]}}
 workflows:
   - id: three
@@ -85,7 +85,10 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     check_sequence_matches([k for k in kinds if k in lifecycle],
                            ["workflow_queued", *["phase_started", "phase_completed"] * 3, "workflow_completed"])
     outputs = [(e["phase"], e["data"]["line"]) for e in streamed if e["kind"] == "phase_output"]
-    assert outputs == [("one", "one"), ("two", "two"), ("three", "three")]  # each phase's output, live
+    assert outputs == [("one", "one"), ("three", "three")]  # each phase's output, live (two prints nothing)
+    runs = Path(env.status()["state_root"]) / "runs" / wf
+    assert (runs / "one.1.log").read_text() == "one\n" and (runs / "three.1.log").read_text() == "three\n"
+    assert not (runs / "two.1.log").exists()  # a silent command leaves no empty log
     db = sqlite3.connect(Path(env.status()["state_root"]) / "workflow.db")
     assert db.execute("SELECT status FROM workflows WHERE id=?", (wf,)).fetchone()[0] == "completed"
     assert db.execute("SELECT COUNT(*) FROM checkpoints WHERE workflow_id=?", (wf,)).fetchone()[0] >= 7
@@ -255,6 +258,11 @@ def test_cancel_stops_the_runner_and_its_command(env: Env, tmp_path: Path) -> No
     wf = run(env, tid)
     wait_until(lambda: marks.exists(), timeout=10, what="the phase to start")
     pid = runner_pid(env, wf)
+    # a runner records its own session (runs/<id>/runner.json); the daemon's pid record leaves runs out
+    state = Path(env.status()["state_root"])
+    assert json.loads((state / "runs" / wf / "runner.json").read_text())["sid"] == pid
+    recorded = json.loads((state / "daemon" / "pids.json").read_text())["pids"]
+    assert str(pid) not in recorded and len(recorded) >= 5  # the supervisors, zygotes and plugins
     out = env.json("workflow", "cancel", wf)
     assert out["workflow"]["status"] == "cancelled"
     wait_until(lambda: not _alive(pid), timeout=5, what="the runner to exit")

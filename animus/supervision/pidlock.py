@@ -3,10 +3,12 @@
 ``acquire_lock`` holds ``daemon/daemon.lock`` (flock) for the daemon's life;
 ``write_pidfile`` / ``read_pid`` record who holds it. Every change of the
 tree is recorded in ``daemon/pids.json`` (pid and create time of every
-process of the tree), so that the next start can ``reap_leftovers``: kill
-what a SIGKILLed root left running, never a process that merely reuses a pid
-(the create time must match), and whatever those processes started in their
-process groups.
+process of the tree but the workflow runners), so that the next start can
+``reap_leftovers``: kill what a SIGKILLed root left running, never a process
+that merely reuses a pid (the create time must match), and whatever those
+processes started in their process groups. A runner dies with its zygote, and
+records its own session for the workflows service's sweeps
+(``animus.workflow.command_group``): the record is not rewritten twice per run.
 """
 
 from __future__ import annotations
@@ -48,13 +50,15 @@ def create_times(children: list[dict[str, Any]], known: Mapping[int, float] | No
     return out
 
 
-def record_pids(scope: Scope, pids: Mapping[int, float]) -> None:
+def record_pids(scope: Scope, pids: Mapping[int, float]) -> bool:
+    """Write the record; False if the disk refused (a full disk must not stop supervision)."""
     data = {"root": os.getpid(), "pids": {str(k): v for k, v in pids.items()}}
     try:
         # not durable: after a machine crash the processes it names are gone too
         atomic_write(scope.root / "daemon" / "pids.json", json.dumps(data).encode(), 0o600, durable=False)
     except OSError:
-        pass  # a full disk must not stop supervision; the next change tries again
+        return False
+    return True
 
 
 def reap_leftovers(scope: Scope) -> int:

@@ -108,6 +108,7 @@ class Root:
         self.link: TreeLink | None = None
         self.requests = Nursery()  # owns every control request being answered
         self._pids_pending = False
+        self._pids_written: dict[int, float] | None = None  # what pids.json holds
         self.holds: StartHolds | None = None  # child supervisors started held until their needs are up
 
     # -- what the control methods read ---------------------------------------
@@ -227,7 +228,9 @@ class Root:
 
     def _write_pids(self) -> None:
         self._pids_pending = False
-        record_pids(self.scope, self.all_pids())
+        pids = self.all_pids()
+        if pids != self._pids_written and record_pids(self.scope, pids):  # not written: the next change tries
+            self._pids_written = pids  # a run's start or end changes only the tree shown, not this
 
     # -- lifecycle -----------------------------------------------------------
     def _bind(self) -> None:

@@ -26,7 +26,13 @@ __all__ = [
     "SupervisorFlags",
     "check_children",
     "SpecError",
+    "RUN_ROLE",
 ]
+
+# The role of a workflow run's runner. A run's process records its own session
+# (runs/<id>/runner.json, swept by the workflows service), so the root's pid record
+# leaves runners out: it is not rewritten twice per run.
+RUN_ROLE = "workflow"
 
 
 class Restart(str, Enum):
@@ -107,7 +113,7 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     shutdown: Shutdown = field(default_factory=lambda: Timeout(5.0))
     type: ChildType = ChildType.WORKER
-    role: str = ""
+    role: str = ""  # what the child is for, shown in the tree (RUN_ROLE: a workflow run's runner)
     backoff: Backoff = field(default_factory=Backoff)
 
     def __post_init__(self) -> None:

@@ -24,6 +24,7 @@ from animus.bus.metrics import Metrics
 from animus.bus.pending import Pending
 from animus.errors import Unavailable, from_dict
 from animus.supervision.pidlock import create_times
+from animus.supervision.spec import RUN_ROLE
 from animus.supervision.supervisor import ChildState, Supervisor
 
 __all__ = ["TreeLink"]
@@ -68,7 +69,8 @@ class TreeLink:
             if kind == "ready" and type(pid) is not int:
                 raise FrameError("ready pid is not an integer")
             rec.info["children"] = children
-            rec.info["worker_create_times"] = create_times(children, rec.info.get("worker_create_times"))
+            lasting = [child for child in children if child.get("role") != RUN_ROLE]  # runs record themselves
+            rec.info["worker_create_times"] = create_times(lasting, rec.info.get("worker_create_times"))
             if kind == "ready":
                 self.sup.child_ready(name, int(pid) or None)
             else:

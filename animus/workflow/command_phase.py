@@ -2,7 +2,8 @@
 
 A command runs with a declared environment (``command_env``), and secret
 values are masked in its output (``animus.redact``) before it goes three
-ways: ``runs/<id>/<phase>.<attempt>.log`` (everything),
+ways: ``runs/<id>/<phase>.<attempt>.log`` (everything; made at the first
+output, so a command that printed nothing leaves no empty file),
 ``phase_output`` events on the bus (each line, up to 4 000 characters), and
 the tail kept on the attempt. A command runs in its own process group in its
 runner's session, so a cancel, a timeout or the runner's death takes its
@@ -56,9 +57,8 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
     """Run ``argv``, streaming its output; return (exit code or None on timeout, output tail).
 
     ``OSError`` (no such program) propagates before anything runs."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     tail = ""
-    with open(log_path, "ab") as log:
+    with _Log(log_path) as log:
         child = command_group.start(argv, cwd, env, die_with_runner=ctx.remote)  # in the runner's session
         ctx.in_flight.child = child
         stream = child.stdout
@@ -88,7 +88,28 @@ def run_streamed(ctx: RunContext, argv: Sequence[str], cwd: Path, env: Mapping[s
             ctx.in_flight.child = None
 
 
-def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str, log: BinaryIO) -> str:
+class _Log:
+    """A command's log file, made when it first has a line to hold (appended to, across restarts)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "ab")  # noqa: SIM115 - closed by __exit__
+        self.file.write(data)
+
+    def __enter__(self) -> _Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _emit(ctx: RunContext, phase: str, raw: bytes, tail: str, end: str, log: _Log) -> str:
     """One line to the log file, the bus and the tail, with secret values masked in all three."""
     red = redact.active()
     line = red.text(raw.decode("utf-8", "replace"))

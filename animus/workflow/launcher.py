@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from animus.plugin_runtime import protocol as p
 from animus.supervision.exit_reason import ExitReason
 from animus.supervision.service import DynamicChildren
-from animus.supervision.spec import ChildSpec, Restart, Timeout
+from animus.supervision.spec import RUN_ROLE, ChildSpec, Restart, Timeout
 from animus.workflow.events import WorkflowEvents
 from animus.workflow.git_settings import ENV_GIT
 from animus.workflow.settings import WorkflowSettings
@@ -88,7 +88,7 @@ class LocalRunners:
         env = self._env | {"ANIMUS_RUN_NUMBER": str(run_no)}
         spec = ChildSpec(id=wf["id"], start={"argv": [sys.executable, "-m", "animus.workflow.runner", wf["id"]],
                                              "env": env, "cwd": str(s.project_root)},
-                         restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role="workflow")
+                         restart=Restart.TEMPORARY, shutdown=Timeout(s.drain_timeout), role=RUN_ROLE)
         await self.children.start(spec)
 
     async def stop_run(self, wf_id: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from animus.errors import Conflict, NotFound
+from animus.state.sqlite_conn import begin_immediate, connect
 
 __all__ = ["StaleRun", "WorkflowStore", "new_workflow_id", "ACTIVE", "TERMINAL", "STATUSES", "IDEMPOTENCY_BLOCK"]
 
@@ -146,14 +147,6 @@ def new_workflow_id() -> str:
     return "wf-" + uuid.uuid4().hex[:10]
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # the busy timeout is connect's timeout
-    return conn
-
-
 # a pending run may start unless it waits: for an approval not yet given, or for a reset time still ahead
 _DISPATCHABLE = ("SELECT id FROM workflows WHERE status='pending' AND (waiting IS NULL OR waiting='' "
                  "OR waiting LIKE 'approved:%' OR (not_before > 0 AND not_before <= ?))")
@@ -214,7 +207,7 @@ class WorkflowStore:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(self.conn)
         try:
             if self.fence is not None:
                 self._check_fence()
@@ -293,9 +286,9 @@ class WorkflowStore:
         return [r for r in (_workflow(x) for x in rows) if r is not None]
 
     def update(self, wf_id: str, c: sqlite3.Connection | None = None, **fields: Any) -> None:
-        if c is None and self.fence is not None:
-            with self.tx() as fenced:
-                self.update(wf_id, fenced, **fields)
+        if c is None:  # a transaction of its own: fenced for a runner, and a quick wait for the lock
+            with self.tx() as own:
+                self.update(wf_id, own, **fields)
             return
         fields["updated_at"] = time.time()
         for key in [k for k in fields if k in _JSON_FIELDS]:
@@ -351,7 +344,8 @@ class WorkflowStore:
 
     def set_attempt(self, attempt_id: int, **fields: Any) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
-        self.conn.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
+        with self.tx() as c:
+            c.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
 
     def attempts(self, wf_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM phase_attempts WHERE workflow_id=? ORDER BY id", (wf_id,))
