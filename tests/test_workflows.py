@@ -92,6 +92,11 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     db = sqlite3.connect(Path(env.status()["state_root"]) / "workflow.db")
     assert db.execute("SELECT status FROM workflows WHERE id=?", (wf,)).fetchone()[0] == "completed"
     assert db.execute("SELECT COUNT(*) FROM checkpoints WHERE workflow_id=?", (wf,)).fetchone()[0] >= 7
+    # delivered (nothing to deliver from the project root) and completed in one write
+    reasons = [r for (r,) in db.execute("SELECT reason FROM checkpoints WHERE workflow_id=? ORDER BY number", (wf,))]
+    assert reasons[-2:] == ["phase_completed", "completed"]
+    assert json.loads(db.execute("SELECT delivery_json FROM workflows WHERE id=?", (wf,)).fetchone()[0]) == {
+        "state": "done"}
     db.close()
     # the outcome reaches the task once the daemon has seen the runner exit (after workflow_completed)
     wait_until(lambda: env.json("subject", "get", "--id", tid)["subject"]["status"] == "done", timeout=15,

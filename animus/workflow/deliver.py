@@ -21,7 +21,9 @@ Without a ``post_success.merge`` block (and no ``--auto-merge`` or
 ``--auto-pr``) only step 4 runs: a worktree holding the run's uncommitted
 work is kept. A refusal (a ``DeliveryBlocked`` reason, or a git, GitHub or
 subject-backend error) changes nothing on the target and returns the blocked
-reason with its fix; ``merge_blocked`` carries the stable reason word.
+reason with its fix; ``merge_blocked`` carries the stable reason word. A
+delivery that is done returns its final record instead of writing it: the
+runner writes it with the run's end, in one transaction.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ _DONE = {"merge": "merged", "squash": "squash-merged", "rebase": "rebased and fa
 
 
 def deliver(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, placement: Placement,
-            settings: GitSettings, record: Callable[..., None]) -> str | None:
-    """Deliver the run (see the module doc): None when done, else the one-line blocked reason."""
+            settings: GitSettings, record: Callable[..., None]) -> tuple[str | None, dict[str, Any]]:
+    """Deliver the run (see the module doc): (None, the delivery's final record, to be written with
+    the run's end) when done, else (the one-line blocked reason, what was recorded)."""
     wt = placement.worktree
     if wt is None:  # the project root, or a worktree already delivered and removed (a crash after it)
-        record(delivery=dict(wf.get("delivery") or {}, state="done"))
-        return None
+        return None, dict(wf.get("delivery") or {}, state="done")
     merge = effective_merge(definition.merge, settings.flags)
     out: dict[str, Any] = {"state": "done", "branch": wt.branch}
     try:
@@ -64,12 +66,12 @@ def deliver(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, pl
     except (AnimusError, OSError) as exc:
         reason = exc.one_line() if isinstance(exc, AnimusError) else f"delivery failed: {exc}"
         word = str(getattr(exc, "reason", "") or getattr(exc, "code", "os_error"))
-        record(delivery=out | {"state": "blocked", "reason": word, "message": reason})
+        blocked = out | {"state": "blocked", "reason": word, "message": reason}
+        record(delivery=blocked)
         ctx.publish("workflow", "merge_blocked", "error", reason=word, branch=wt.branch,
                     target=merge.target_branch if merge else None, message=reason)
-        return reason
-    record(delivery=out)
-    return None
+        return reason, blocked
+    return None, out
 
 
 def _deliver(ctx: RunContext, wf: WorkflowRow, definition: WorkflowDefinition, placement: Placement,

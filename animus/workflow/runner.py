@@ -194,9 +194,9 @@ class Runner:
         assert self.ctx is not None
         if wf.get("delivery", {}).get("state") == "blocked":
             self.store.update(self.wf_id, delivery=dict(wf["delivery"], state="pending"))
-        reason = deliver(self.ctx, wf, definition, self.placement, self.git, self._record)
+        reason, delivery = deliver(self.ctx, wf, definition, self.placement, self.git, self._record)
         if reason is None:
-            self._end("completed", None)
+            self._end("completed", None, delivery=delivery)  # delivered and completed: one write
         else:
             self._block(reason)
 
@@ -317,8 +317,8 @@ class Runner:
         return agent.provider if agent else None
 
     # -- endings -------------------------------------------------------------
-    def _end(self, status: str, reason: str | None) -> None:
-        self.store.set_status(self.wf_id, status, reason, waiting=None)
+    def _end(self, status: str, reason: str | None, **fields: Any) -> None:
+        self.store.set_status(self.wf_id, status, reason, waiting=None, **fields)
         self._announce(status, reason)
 
     def _announce(self, status: str, reason: str | None) -> None:
