@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="daemon + baseline pairs; the median one is reported")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped (a timeout): its daemon is stopped too
     compile_package()
     rounds = sorted((one_round(args) for _ in range(args.rounds)), key=lambda r: r["overhead_ms_per_phase"])
     result = rounds[len(rounds) // 2] | {"rounds_overhead_ms_per_phase": [r["overhead_ms_per_phase"] for r in rounds]}
