@@ -69,7 +69,7 @@ class Operations:
         try:  # the next queued run first: the projection's round trips to the subject need not delay it
             await self.queue.fill()
         finally:
-            await self.projector.project(self.store.get(wf_id))
+            await self.projector.project(wf_id)
 
     # -- operator actions ----------------------------------------------------
     async def cancel(self, wf_id: str) -> WorkflowRow:
@@ -82,7 +82,7 @@ class Operations:
         else:
             self.store.set_status(wf_id, "cancelled", waiting=None)
             self.events.workflow("workflow_cancelled", "warn", wf_id, message="cancelled by operator")
-            await self.projector.project(self.store.get(wf_id))
+            await self.projector.project(wf_id)
         return self.store.get(wf_id)
 
     async def resume(self, wf_id: str, force: bool) -> WorkflowRow:
@@ -121,5 +121,5 @@ class Operations:
             self.store.set_status(wf_id, "failed", f"phase {current} rejected by operator"
                                   + (f": {note}" if note else ""), waiting=None)
             self.events.workflow("workflow_failed", "error", wf_id, reason=f"phase {current} rejected")
-            await self.projector.project(self.store.get(wf_id))
+            await self.projector.project(wf_id)
         return self.store.get(wf_id)

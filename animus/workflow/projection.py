@@ -42,9 +42,10 @@ class Projector:
                                               "to_status": status})
         return True
 
-    async def project(self, wf: WorkflowRow) -> None:
+    async def project(self, wf_id: str) -> None:
+        """Put the workflow's outcome on its task, as workflow.db says it is once the lock is ours."""
         async with self._lock:  # one projection at a time: exit hooks and ticks race otherwise
-            await self._project(self.store.get(wf["id"]))
+            await self._project(self.store.get(wf_id))
 
     async def _project(self, wf: WorkflowRow) -> None:
         target, kind, subject_id = OUTCOME.get(wf["status"]), wf["subject_kind"], wf["subject_id"]
@@ -65,4 +66,4 @@ class Projector:
 
     async def retry_pending(self) -> None:
         for wf in self.store.unprojected():
-            await self.project(wf)
+            await self.project(wf["id"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, cast
 
 from animus.errors import NotFound, Unavailable
 from animus.workflow.events import WorkflowEvents
@@ -63,10 +64,10 @@ class RunQueue:
                     await self._start(wf)
 
     async def _start(self, wf: WorkflowRow) -> None:
+        fresh: dict[str, Any] = {}
         if (kind := wf["subject_kind"]) and (subject_id := wf["subject_id"]):
             try:
-                subject = await self.projector.subject(kind, "get", {"id": subject_id})
-                self.store.update(wf["id"], subject=subject)
+                fresh["subject"] = await self.projector.subject(kind, "get", {"id": subject_id})
             except Unavailable:
                 self.events.block(wf["id"], SUBJECT_UNAVAILABLE)
                 return
@@ -74,7 +75,7 @@ class RunQueue:
                 self.store.set_status(wf["id"], "failed", f"subject {wf['subject_id']} is gone: {exc.message}")
                 return
         waiting = wf.get("waiting")
-        self.store.update(wf["id"], status="running", runs=wf["runs"] + 1,
-                          waiting=waiting if waiting and waiting.startswith("approved:") else None,
-                          not_before=None)
-        await self.launcher.launch(self.store.get(wf["id"]), wf["runs"] + 1)
+        marked = fresh | {"status": "running", "runs": wf["runs"] + 1, "not_before": None,
+                          "waiting": waiting if waiting and waiting.startswith("approved:") else None}
+        self.store.update(wf["id"], **marked)  # the subject as read now, and running: one write
+        await self.launcher.launch(cast(WorkflowRow, wf | marked), wf["runs"] + 1)  # as written: no re-read
