@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -149,3 +150,33 @@ def test_a_runner_leaves_only_its_own_record(tmp_path: Path) -> None:
     record.write_text(json.dumps({"sid": os.getpid(), "create_time": 1.0}))
     command_group.leave(run_dir)
     assert not record.exists()
+
+
+def _sigterm_in_child(runner: Any, own_pid: bool) -> int:
+    """Fork; in the child, install the runner's SIGTERM handler, signal itself, report how it ended."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if own_pid:
+                runner.pid = os.getpid()  # the child is the runner here
+            signal.signal(signal.SIGTERM, runner.on_sigterm)
+            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(10 if runner.draining else 11)
+        finally:
+            os._exit(12)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_a_commands_child_before_its_exec_ends_on_sigterm_instead_of_acting_as_the_runner(tmp_path: Path) -> None:
+    """A Ray runner's command is forked (for its parent-death signal), and until it execs it runs the
+    runner's Python signal handlers. A SIGTERM to the runner's group there (a drain, a cancel) must
+    end that child; it used to ask the daemon for the cancel flag over the runner's socket, and was
+    found spinning as an orphan twelve minutes after its test."""
+    from animus.workflow.runner import Runner
+    from animus.workflow.store import WorkflowStore
+
+    store = WorkflowStore(tmp_path / "workflow.db")
+    runner = Runner.__new__(Runner)  # the handler's state only: no bus, no daemon
+    runner.pid, runner.wf_id, runner.store, runner.draining = os.getpid(), store.create("w", {})["id"], store, False
+    assert _sigterm_in_child(runner, own_pid=False) == 128 + signal.SIGTERM  # not the runner: it ends
+    assert _sigterm_in_child(runner, own_pid=True) == 10  # the runner itself: a drain, it carries on

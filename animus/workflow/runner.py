@@ -69,6 +69,7 @@ ENV_RUN_NUMBER = "ANIMUS_RUN_NUMBER"  # which run of the workflow this runner is
 class Runner:
     def __init__(self, wf_id: str) -> None:
         self.wf_id = wf_id
+        self.pid = os.getpid()
         self.node = os.environ.get(ENV_NODE)  # a remote runner's node, shown in its events
         where = f"@{self.node}" if self.node else ""  # a pid alone does not name a process across hosts
         # first: the bus handshake (run() waits for it) goes on while the store and config are read
@@ -114,6 +115,11 @@ class Runner:
             self.store.record_session(phase, data)  # recovery reads it on the daemon's host
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:
+            # a command's child between its fork and its exec runs Python (a Ray runner's commands are
+            # forked, for their parent-death signal) and so this handler: it is not the runner, it ends
+            # (it used to ask the daemon over the runner's socket, and spin there as an orphan)
+            os._exit(128 + signum)
         if self.store.get(self.wf_id)["cancel_requested"]:
             raise Cancelled()
         self.draining = True
