@@ -118,7 +118,7 @@ def _adopt_env(env: dict[str, str]) -> None:
     """Make ``os.environ`` (and the C environment) exactly ``env``, changing only what differs.
 
     The zygote adopts each worker's environment after forking it, so the next worker of the same
-    kind changes a variable or two, not every one (~100 page faults of a fresh fork)."""
+    kind changes a variable or two, not every one (~75 page faults of a fresh runner)."""
     current = os.environ
     for key in [k for k in current if k not in env]:
         del current[key]

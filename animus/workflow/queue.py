@@ -53,7 +53,7 @@ class RunQueue:
         async with self._lock:
             if not self.launcher.available:
                 return  # runs wait in the queue until the cluster is reachable
-            # the pool's free slots, plus as many for queued runs whose runner still ends (skipped below)
+            # at most pool_size ids: the free slots, and room for queued runs still held by an ending runner
             for wf_id in self.dispatchable(self.pool_size):
                 if len(self.launcher.running()) >= self.pool_size:
                     return

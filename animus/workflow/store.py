@@ -342,11 +342,6 @@ class WorkflowStore:
         c.execute("UPDATE phase_attempts SET status='cancelled', ended_at=? WHERE workflow_id=? AND status='running'",
                   (time.time(), wf_id))
 
-    def set_attempt(self, attempt_id: int, **fields: Any) -> None:
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self.tx() as c:
-            c.execute(f"UPDATE phase_attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
-
     def attempts(self, wf_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM phase_attempts WHERE workflow_id=? ORDER BY id", (wf_id,))
         return [r for r in (_row(x) for x in rows) if r is not None]
