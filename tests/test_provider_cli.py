@@ -379,3 +379,27 @@ def test_vendor_metadata() -> None:
     assert "ANTHROPIC_API_KEY" in [v.name for v in claude.env_required]
     assert "OPENAI_API_KEY" in [v.name for v in codex.env_required]
     assert "GEMINI_API_KEY" in [v.name for v in gemini.env_required]
+
+
+def test_the_version_is_probed_once_per_binary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI provider's health comes with every ping: ``<cli> --version`` (seconds of node for some CLIs)
+    runs again only when the binary is another file (an upgrade) or the answer is old."""
+    from animus.plugins.providers import cli_process
+
+    calls = tmp_path / "calls"
+    cli = tmp_path / "fakecli"
+
+    def install(version: str) -> None:
+        cli.write_text(f"#!/bin/sh\necho probed >> {calls}\necho 'fakecli {version}'\n")
+        cli.chmod(0o755)
+
+    install("1.2.3")
+    assert [cli_process.cached_version(str(cli)) for _ in range(3)] == ["1.2.3"] * 3
+    assert calls.read_text().count("probed") == 1
+    install("1.10.0")  # upgraded in place: another size, another mtime
+    assert cli_process.cached_version(str(cli)) == "1.10.0"
+    assert calls.read_text().count("probed") == 2
+    monkeypatch.setattr(cli_process, "VERSION_TTL_S", 0.0)  # an old answer is probed again
+    assert cli_process.cached_version(str(cli)) == "1.10.0"
+    assert calls.read_text().count("probed") == 3
+    assert cli_process.cached_version(str(tmp_path / "missing")) is None

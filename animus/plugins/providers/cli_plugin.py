@@ -26,7 +26,7 @@ from animus.plugins.providers.base import (
     config_error,
     timeout_of,
 )
-from animus.plugins.providers.cli_process import OWNER_ENV, owner_token, probe_version, run_cli
+from animus.plugins.providers.cli_process import OWNER_ENV, cached_version, owner_token, run_cli
 from animus.plugins.providers.events import EnvVar, ProviderError, RunResult, StreamParser
 from animus.plugins.providers.launch import Launch
 from animus.plugins.providers.run_contract import RunRequest
@@ -121,7 +121,9 @@ class CliProviderPlugin(ProviderPlugin):
             settings = dataclasses.replace(settings, binary=binary)
         return settings
 
-    health_blocks = False  # the settings and a PATH lookup
+    # the settings, a PATH lookup and the CLI's version: probed (`<cli> --version`, seconds for some
+    # CLIs) when its binary changed or the last probe is old, so never on the event loop or in a pong
+    health_blocks = True
 
     def health(self) -> dict[str, Any]:
         try:
@@ -139,7 +141,7 @@ class CliProviderPlugin(ProviderPlugin):
                 "status": "unhealthy",
                 "last_error": f"{settings.binary} {where} (install: {self.vendor.install_hint})",
             }
-        version = probe_version(path, VERSION_PROBE_SECS)
+        version = cached_version(path, VERSION_PROBE_SECS)
         if version is None:
             return {
                 "status": "unhealthy",

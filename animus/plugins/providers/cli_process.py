@@ -28,6 +28,7 @@ stderr lines are kept: a crash is reported with them, never silently.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import re
 import signal
@@ -57,6 +58,7 @@ __all__ = [
     "OWNER_ENV",
     "STDERR_TAIL_LINES",
     "owner_token",
+    "cached_version",
     "positional",
     "probe_version",
     "reap_orphans",
@@ -264,6 +266,29 @@ def probe_version(binary: str, timeout: float = 3.0) -> str | None:
             match = _VERSION.search(line)
             return match.group(0) if match else line.strip()
     return None
+
+
+VERSION_TTL_S = 600.0  # how long a probed version is trusted while the binary stays the same file
+FAILED_TTL_S = 30.0  # and a failed probe: a fixed or newly installed CLI is seen within this
+# binary path -> (its file's identity, the version or None, when it was probed)
+_VERSIONS: dict[str, tuple[tuple[int, int, int], str | None, float]] = {}
+
+
+def cached_version(binary: str, timeout: float = 3.0) -> str | None:
+    """``probe_version``, remembered while ``binary`` is the same file (inode, size, mtime: an upgrade
+    probes again) for ``VERSION_TTL_S`` (a failure for ``FAILED_TTL_S``). A health check comes with
+    every ping; ``<cli> --version`` starts the whole CLI (Gemini CLI: ~2 s of node, relaunched)."""
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    identity, now = (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
+    known = _VERSIONS.get(binary)
+    if known is not None and known[0] == identity and now - known[2] < (VERSION_TTL_S if known[1] else FAILED_TTL_S):
+        return known[1]
+    version = probe_version(binary, timeout)
+    _VERSIONS[binary] = (identity, version, now)
+    return version
 
 
 def owner_token(scope: str) -> str:
