@@ -403,3 +403,7 @@ def test_the_version_is_probed_once_per_binary_file(tmp_path: Path, monkeypatch:
     assert cli_process.cached_version(str(cli)) == "1.10.0"
     assert calls.read_text().count("probed") == 3
     assert cli_process.cached_version(str(tmp_path / "missing")) is None
+    assert not cli_process.version_due(str(tmp_path / "missing"))  # nothing to probe: cheap
+    assert cli_process.version_due(str(cli))  # the answer is old (the TTL is 0 here)
+    monkeypatch.setattr(cli_process, "VERSION_TTL_S", 600.0)
+    assert not cli_process.version_due(str(cli))  # fresh: health is cheap, answered in the pong

@@ -26,7 +26,7 @@ from animus.plugins.providers.base import (
     config_error,
     timeout_of,
 )
-from animus.plugins.providers.cli_process import OWNER_ENV, cached_version, owner_token, run_cli
+from animus.plugins.providers.cli_process import OWNER_ENV, cached_version, owner_token, run_cli, version_due
 from animus.plugins.providers.events import EnvVar, ProviderError, RunResult, StreamParser
 from animus.plugins.providers.launch import Launch
 from animus.plugins.providers.run_contract import RunRequest
@@ -121,9 +121,16 @@ class CliProviderPlugin(ProviderPlugin):
             settings = dataclasses.replace(settings, binary=binary)
         return settings
 
-    # the settings, a PATH lookup and the CLI's version: probed (`<cli> --version`, seconds for some
-    # CLIs) when its binary changed or the last probe is old, so never on the event loop or in a pong
-    health_blocks = True
+    @property
+    def health_blocks(self) -> bool:  # type: ignore[override]
+        """health() is the settings, a PATH lookup and the CLI's version: cheap (answered on the event
+        loop and in each pong) unless the version must be probed (``<cli> --version``, seconds for some
+        CLIs: the binary changed, or the last answer is old), which then runs in a handler thread."""
+        try:
+            path = shutil.which(self.settings().binary)
+        except ValueError:
+            return False
+        return path is not None and version_due(path)
 
     def health(self) -> dict[str, Any]:
         try:

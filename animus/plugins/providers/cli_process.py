@@ -59,6 +59,7 @@ __all__ = [
     "STDERR_TAIL_LINES",
     "owner_token",
     "cached_version",
+    "version_due",
     "positional",
     "probe_version",
     "reap_orphans",
@@ -274,6 +275,17 @@ FAILED_TTL_S = 30.0  # and a failed probe: a fixed or newly installed CLI is see
 _VERSIONS: dict[str, tuple[tuple[int, int, int], str | None, float]] = {}
 
 
+def version_due(binary: str) -> bool:
+    """Whether ``cached_version(binary)`` would start the CLI (no fresh answer for this file)."""
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return False  # nothing to probe: cached_version answers None at once
+    known = _VERSIONS.get(binary)
+    return not (known is not None and known[0] == (st.st_ino, st.st_size, st.st_mtime_ns)
+                and time.monotonic() - known[2] < (VERSION_TTL_S if known[1] else FAILED_TTL_S))
+
+
 def cached_version(binary: str, timeout: float = 3.0) -> str | None:
     """``probe_version``, remembered while ``binary`` is the same file (inode, size, mtime: an upgrade
     probes again) for ``VERSION_TTL_S`` (a failure for ``FAILED_TTL_S``). A health check comes with
@@ -282,10 +294,10 @@ def cached_version(binary: str, timeout: float = 3.0) -> str | None:
         st = os.stat(binary)
     except OSError:
         return None
-    identity, now = (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
     known = _VERSIONS.get(binary)
-    if known is not None and known[0] == identity and now - known[2] < (VERSION_TTL_S if known[1] else FAILED_TTL_S):
+    if known is not None and not version_due(binary):
         return known[1]
+    identity, now = (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
     version = probe_version(binary, timeout)
     _VERSIONS[binary] = (identity, version, now)
     return version
