@@ -275,31 +275,41 @@ FAILED_TTL_S = 30.0  # and a failed probe: a fixed or newly installed CLI is see
 _VERSIONS: dict[str, tuple[tuple[int, int, int], str | None, float]] = {}
 
 
-def version_due(binary: str) -> bool:
-    """Whether ``cached_version(binary)`` would start the CLI (no fresh answer for this file)."""
-    try:
-        st = os.stat(binary)
-    except OSError:
-        return False  # nothing to probe: cached_version answers None at once
-    known = _VERSIONS.get(binary)
-    return not (known is not None and known[0] == (st.st_ino, st.st_size, st.st_mtime_ns)
-                and time.monotonic() - known[2] < (VERSION_TTL_S if known[1] else FAILED_TTL_S))
-
-
-def cached_version(binary: str, timeout: float = 3.0) -> str | None:
-    """``probe_version``, remembered while ``binary`` is the same file (inode, size, mtime: an upgrade
-    probes again) for ``VERSION_TTL_S`` (a failure for ``FAILED_TTL_S``). A health check comes with
-    every ping; ``<cli> --version`` starts the whole CLI (Gemini CLI: ~2 s of node, relaunched)."""
+def _identity(binary: str) -> tuple[int, int, int] | None:
+    """The binary's file as a probe saw it (inode, size, mtime: an upgrade is another), None if missing."""
     try:
         st = os.stat(binary)
     except OSError:
         return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _remembered(binary: str, identity: tuple[int, int, int]) -> tuple[str | None] | None:
+    """The version probed for this file while the answer is fresh (wrapped: None is an answer too)."""
     known = _VERSIONS.get(binary)
-    if known is not None and not version_due(binary):
-        return known[1]
-    identity, now = (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
+    if known is None or known[0] != identity:
+        return None
+    return (known[1],) if time.monotonic() - known[2] < (VERSION_TTL_S if known[1] else FAILED_TTL_S) else None
+
+
+def version_due(binary: str) -> bool:
+    """Whether ``cached_version(binary)`` would start the CLI (no fresh answer for this file)."""
+    identity = _identity(binary)
+    return identity is not None and _remembered(binary, identity) is None  # missing: None at once
+
+
+def cached_version(binary: str, timeout: float = 3.0) -> str | None:
+    """``probe_version``, remembered while ``binary`` is the same file (an upgrade probes again) for
+    ``VERSION_TTL_S`` (a failure for ``FAILED_TTL_S``). A health check comes with every ping;
+    ``<cli> --version`` starts the whole CLI (Gemini CLI: ~2 s of node, relaunched)."""
+    identity = _identity(binary)
+    if identity is None:
+        return None
+    if (remembered := _remembered(binary, identity)) is not None:
+        return remembered[0]
+    probed_at = time.monotonic()
     version = probe_version(binary, timeout)
-    _VERSIONS[binary] = (identity, version, now)
+    _VERSIONS[binary] = (identity, version, probed_at)
     return version
 
 
