@@ -106,6 +106,36 @@ def test_three_phase_workflow_end_to_end(env: Env, tmp_path: Path) -> None:
     assert session["status"] == "completed"
 
 
+LOOK = """
+phases:
+  look:
+    mode: command
+    idempotency: idempotent
+    command: {program: sh, args: [-c, "cat /proc/$PPID/maps > {out}.maps; tr '\\\\0' ' ' < /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/cmdline > {out}.parent"]}
+workflows:
+  - id: look
+    phases: [look]
+default_workflow_ref: look
+"""
+
+
+def test_a_runner_is_forked_from_a_zygote_that_imported_only_what_runners_need(env: Env, tmp_path: Path) -> None:
+    """A runner is a process per run: every page it maps is paid for at its fork, by copy-on-write
+    faults after it and at its exit. Its zygote is exec'd with the runner's modules alone, and those
+    never import the daemon's machinery (pyzmq, asyncio, psutil, PyYAML, urllib's HTTP client)."""
+    out = tmp_path / "look"
+    boot(env, LOOK.replace("{out}", str(out)))
+    wf = run(env, task(env, "look at the runner"))
+    assert wait_status(env, wf, "completed", "failed")["status"] == "completed"
+    parent = Path(f"{out}.parent").read_text().split()
+    assert parent[1:4] == ["-m", "animus.supervision.zygote", "animus.workflow.runner"], parent  # no zmq preload
+    mapped = {Path(line.split()[-1]).name for line in Path(f"{out}.maps").read_text().splitlines()
+              if len(line.split()) >= 6}
+    heavy = {name for name in mapped if name.startswith(("libzmq", "_zmq", "_yaml", "_asyncio", "_psutil", "_ssl"))}
+    assert heavy == set(), heavy
+    assert any(name.startswith("_sqlite3") for name in mapped)  # the maps are the runner's: it has workflow.db open
+
+
 FAILING = """
 phases:
   build: {mode: command, idempotency: idempotent, command: {program: sh, args: [-c, "echo building"]}}

@@ -25,15 +25,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
-
-import zmq
+from typing import TYPE_CHECKING, Any
 
 from animus.bus.codec import new_packer
 from animus.redact import active
-from animus.bus.curve import ClientKeys, secure_client
 from animus.bus.envelope import make_event
 from animus.bus.zmtp import PubSocket, ZmtpError
+
+if TYPE_CHECKING:  # pyzmq is imported by the publishers that use it: a light one never does
+    import zmq
+
+    from animus.bus.curve import ClientKeys
 
 __all__ = ["Publisher", "BusUnavailable"]
 
@@ -58,6 +60,11 @@ class Publisher:
         if light and endpoint.startswith("ipc://") and context is None and curve is None:
             self._light_path = endpoint.removeprefix("ipc://")  # connected by wait_ready, as libzmq would
             return
+        import zmq
+
+        from animus.bus.curve import secure_client
+
+        self._poll_in, self._send_more = zmq.POLLIN, zmq.SNDMORE
         self._owns_ctx = context is None
         self._ctx = context if context is not None else zmq.Context()
         sock = self._ctx.socket(zmq.XPUB)
@@ -75,8 +82,8 @@ class Publisher:
         if self._light_path:
             self._ready = self._connect_light(time.monotonic() + timeout)
             return self._ready
-        if self._sock.poll(int(timeout * 1000), zmq.POLLIN):
-            while self._sock.poll(0, zmq.POLLIN):
+        if self._sock.poll(int(timeout * 1000), self._poll_in):
+            while self._sock.poll(0, self._poll_in):
                 self._sock.recv()
             self._ready = True
         return self._ready
@@ -122,7 +129,7 @@ class Publisher:
                 except OSError as exc:
                     raise BusUnavailable(f"the bus broker at {self.endpoint} went away: {exc}") from None
             else:
-                self._sock.send(cat.encode(), zmq.SNDMORE)
+                self._sock.send(cat.encode(), self._send_more)
                 self._sock.send(body)
             self.seq = seq
             return event

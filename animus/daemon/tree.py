@@ -68,6 +68,7 @@ class AnimusTree:
             return cfg
         cfg["service"] = WORKFLOW_SERVICE
         cfg["preload"] = ["animus.workflow.runner", "animus.workflow.agent_phase"]
+        cfg["lean_zygote"] = True  # a runner per run: forked from a zygote that imported only what runners need
         cfg["strategy"] = "simple_one_for_one"
         cfg["restart"] = self.config.restart.to_dict()
         cfg["service_config"] = {

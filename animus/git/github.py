@@ -24,9 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +138,9 @@ def push_branch(repo: Path, branch: str, remote: str = "origin", *, timeout: flo
 
 
 def _request(method: str, url: str, token: str, body: dict[str, Any] | None, timeout: float) -> tuple[int, Any]:
+    import urllib.error  # with http.client, email and ssl: imported by the runner that delivers a PR, not by every one
+    import urllib.request
+
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
                "X-GitHub-Api-Version": API_VERSION, "User-Agent": "animus"}
     data = None

@@ -41,7 +41,6 @@ is the field path; the caller adds ``file:line``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -149,6 +148,8 @@ def _fields(value: Any, where: str, known: tuple[str, ...], example: str) -> Map
         raise SpecError(where, f"expected a mapping, got {_show(value)}", fix=f"write {where}: {example}")
     for key in value:
         if key not in known:
+            import difflib  # a typo's suggestion: not imported by every process that reads a spec
+
             near = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {near[0]}? " if near else ""
             raise SpecError(f"{where}.{key}", "unknown key", fix=f"{hint}known keys: {', '.join(known)}")

@@ -47,8 +47,9 @@ class ChildSupervisor:
     def __init__(self, config: ChildConfig, service: ServiceFactory | None = None,
                  owner: Owner | None = None) -> None:
         # first, while this process has no thread and no ZeroMQ context: the zygote is forked from us
+        # (or, lean, exec'd with only what its workers import)
         self.launcher = Launcher(preload_modules([c["argv"] for c in config.children], config.preload),
-                                 fork_self=True)
+                                 fork_self=not config.lean_zygote, lean=config.lean_zygote)
         self.owner = owner
         self.config = config
         self.name = config.name

@@ -45,6 +45,9 @@ class ChildConfig:
     disabled: frozenset[str] = frozenset()
     children: tuple[dict[str, Any], ...] = ()
     preload: tuple[str, ...] = ()
+    # the zygote is exec'd with ``preload`` alone instead of forked from this supervisor: for workers
+    # forked once per job (workflow runners), whose every fork and exit pays for each page mapped
+    lean_zygote: bool = False
     service: str | None = None
     service_config: dict[str, Any] = field(default_factory=dict)
     hold: bool = False  # prepare, say "held", start children and service only on the root's "go"
@@ -61,7 +64,8 @@ class ChildConfig:
                 state_root=str(raw["state_root"]), flags=flags,
                 ready_timeout=float(raw.get("ready_timeout", 10)),
                 disabled=frozenset(raw.get("disabled") or ()), children=tuple(raw.get("children") or ()),
-                preload=tuple(raw.get("preload") or ()), service=raw.get("service"),
+                preload=tuple(raw.get("preload") or ()), lean_zygote=bool(raw.get("lean_zygote")),
+                service=raw.get("service"),
                 service_config=dict(raw.get("service_config") or {}), hold=bool(raw.get("hold")),
             )
         except (KeyError, ValueError, TypeError) as exc:

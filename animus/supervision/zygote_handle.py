@@ -29,8 +29,9 @@ class Zygote:
     """The supervisor's handle on its zygote: ``fork`` a worker, learn its exit."""
 
     def __init__(self, preload: list[str], on_exit: Callable[[int, int], None],
-                 on_lost: Callable[[int], None] | None = None) -> None:
-        self.preload = list(dict.fromkeys([*BASE_PRELOAD, *preload]))
+                 on_lost: Callable[[int], None] | None = None, lean: bool = False) -> None:
+        # lean: its workers' own modules only (no BASE_PRELOAD), so it is always exec'd, never forked
+        self.preload = list(dict.fromkeys(preload if lean else [*BASE_PRELOAD, *preload]))
         self.on_exit = on_exit  # (pid, status) for every reaped child
         self.on_lost = on_lost  # pid of a detached child whose zygote died (it lives on, status unreported)
         self.sock: socket.socket | None = None

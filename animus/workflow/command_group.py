@@ -36,7 +36,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from animus.process.handle import kill_sessions, signal_group
+from animus.process.groups import kill_sessions, signal_group
 from animus.process.pdeathsig import preexec_parent_death
 from animus.process.proc_stat import create_time_of
 from animus.state.files import atomic_json

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from animus.process.handle import stop_group
+from animus.process.groups import stop_group
 from animus.workflow.model import WorkflowConfig
 
 __all__ = ["InFlight", "RunContext"]

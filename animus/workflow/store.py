@@ -13,9 +13,9 @@ from __future__ import annotations
 import builtins  # the classes below have a method named list, which shadows it in annotations
 import json
 import re
+import secrets
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,7 +144,7 @@ class WorkflowRow(TypedDict):
 
 
 def new_workflow_id() -> str:
-    return "wf-" + uuid.uuid4().hex[:10]
+    return "wf-" + secrets.token_hex(5)
 
 
 # a pending run may start unless it waits: for an approval not yet given, or for a reset time still ahead

@@ -5,7 +5,13 @@
 workflows, schedules, triggers; ``mcp_section`` for MCP servers), ``merge``
 (discovery and files in order), ``crosscheck`` (merging layers, every
 cross-reference), ``compiled`` (the JSON in ``state/``).
+
+A workflow runner reads the compiled JSON only: ``merge``'s names (and with
+them PyYAML and the parsers) are imported at their first use, so that a
+runner, one fresh process per run, does not map them.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from animus.workflow.config.compiled import (
     COMPILED_FILE,
@@ -16,7 +22,16 @@ from animus.workflow.config.compiled import (
     write_compiled,
 )
 from animus.workflow.config.interpolate import interpolate
-from animus.workflow.config.merge import load_workflow_config, load_workflow_texts, workflow_files
+
+if TYPE_CHECKING:
+    from animus.workflow.config.merge import load_workflow_config, load_workflow_texts, workflow_files
+else:
+    def __getattr__(name: str) -> Any:
+        if name in ("load_workflow_config", "load_workflow_texts", "workflow_files"):
+            from animus.workflow.config import merge
+
+            return getattr(merge, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "COMPILED_FILE",

@@ -17,7 +17,6 @@ from typing import Any
 
 from animus.errors import InvalidInput, NotFound
 from animus.state.files import atomic_write
-from animus.workflow.config.merge import load_workflow_config
 from animus.workflow.model import WorkflowConfig, config_from_plain, to_plain
 
 __all__ = ["COMPILED_FILE", "SCHEMA", "compile_config", "read_compiled", "refresh_compiled", "write_compiled"]
@@ -93,6 +92,8 @@ def _parse(path: Path, raw: bytes) -> WorkflowConfig:
 
 def refresh_compiled(project_root: Path, env: Mapping[str, str], state_dir: Path) -> WorkflowConfig:
     """Load and validate every file, then write the compiled config; nothing on failure."""
+    from animus.workflow.config.merge import load_workflow_config  # YAML: not in a runner, which only reads
+
     cfg = load_workflow_config(project_root, env)
     write_compiled(cfg, state_dir)
     return cfg

@@ -9,7 +9,6 @@ numbers, choices, lists); ``sections`` builds the workflow model with them.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -59,6 +58,8 @@ def show(node: Node) -> str:
 
 
 def hint(word: str, choices: Collection[str]) -> str:
+    import difflib  # only when a name is wrong
+
     found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean '{found[0]}'?)" if found else ""
 

@@ -25,7 +25,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from animus.bus.rpc import ControlClient
 from animus.errors import InvalidInput, NotFound
 from animus.state.files import atomic_json
 from animus.workflow.store import STATUSES, WorkflowStore, WorkflowRow
@@ -82,6 +81,8 @@ class Batch:
 
 class RemoteStore:
     def __init__(self, endpoint: str, token: str | None, wf_id: str, run: str, timeout: float = 30.0) -> None:
+        from animus.bus.rpc import ControlClient  # pyzmq: a remote runner's only, never a local one's
+
         self.endpoint, self.token, self.wf_id, self.run, self.timeout = endpoint, token, wf_id, run, timeout
         self.client = ControlClient(endpoint, timeout, token)
         self._busy = False
@@ -91,6 +92,8 @@ class RemoteStore:
         if self._busy:
             # A signal handler (SIGTERM: cancel or drain?) interrupted a call in
             # flight; the socket is mid-request, so ask on a socket of its own.
+            from animus.bus.rpc import ControlClient
+
             client = ControlClient(self.endpoint, self.timeout, self.token)
             try:
                 return client.call("workflow/store", params)
