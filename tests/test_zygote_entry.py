@@ -96,15 +96,19 @@ def test_a_worker_gets_exactly_its_requested_environment(tmp_path: Path, monkeyp
     zygote.start()
     try:
         base = {"PROBE_OUT": str(out), "PATH": os.environ["PATH"]}
+        # after the first, the zygote is sent only what differs from the last worker's environment;
+        # a detached worker (4) keeps the owner its supervisor names, the next one (5) the zygote
+        owner = {"ANIMUS_PARENT_PID": "4242"}
         wants = {"1": base | {"ONLY_FIRST": "x", "CHANGED": "one"}, "2": base | {"CHANGED": "two"},
-                 "3": base | {"CHANGED": "two", "ONLY_THIRD": "y"}}
+                 "3": base | {"CHANGED": "two", "ONLY_THIRD": "y"}, "4": base | owner, "5": base}
         for name, env in wants.items():
-            _, fd = zygote.fork("zygote_env_probe", [name], env, None)
+            _, fd = zygote.fork("zygote_env_probe", [name], env, None, detach=name == "4")
             os.close(fd)
             wait_until(lambda n=name: (out.parent / f"out.{n}").exists(), timeout=15, what=f"worker {name}")
         for name, env in wants.items():
             seen = json.loads((out.parent / f"out.{name}").read_text())
-            want = env | {"ANIMUS_PARENT_PID": str(zygote.proc.pid if zygote.proc else -1)}
+            zygote_pid = str(zygote.proc.pid if zygote.proc else -1)
+            want = env | ({} if name == "4" else {"ANIMUS_PARENT_PID": zygote_pid})
             assert seen["python"] == want, name
             assert {k: v for k, v in seen["c"].items() if k != "_"} == want, name
     finally:

@@ -31,7 +31,9 @@ its owner (``ANIMUS_PARENT_PID``) by pidfd instead, and its owner watches it
 by pidfd too; the zygote still reaps it and reports its status while alive.
 
 Wire: one JSON object per SOCK_SEQPACKET message on a socketpair.
-  supervisor → zygote  ``{"id", "module", "args", "env", "cwd", "detach"}`` + the stderr fd
+  supervisor → zygote  ``{"id", "module", "args", "env", "cwd", "detach"}`` + the stderr fd, where
+                       after the first request ``env`` may give way to ``env_set``/``env_unset``:
+                       what differs from the last worker's environment (which the zygote adopted)
   zygote → supervisor  ``{"ready": pid}`` once, ``{"id", "pid"}`` or ``{"id", "error"}``,
                        and ``{"exit": pid, "status": code}`` (negative for a signal)
 """
@@ -46,11 +48,12 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from setproctitle import setproctitle
 
-from animus.process.pdeathsig import set_parent_death_signal
+from animus.process.pdeathsig import PARENT_PID_ENV, set_parent_death_signal
 
 __all__ = ["BASE_PRELOAD", "FD_ENV", "MAX_MSG", "become", "detach_from_supervisor", "eligible"]
 
@@ -90,7 +93,7 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
             os.close(stderr_fd)
         if req.get("cwd"):
             os.chdir(req["cwd"])
-        _adopt_env(req.get("env") or {})
+        _apply_env(*req["env_change"])
         sys.argv = [req["module"], *req.get("args", [])]
         setproctitle(" ".join([sys.executable, "-m", *sys.argv]))
         entry = getattr(sys.modules.get(req["module"]), "ZYGOTE_MAIN", None)
@@ -114,17 +117,35 @@ def _run_child(sock: socket.socket, wake: tuple[int, int], req: dict[str, Any], 
             os._exit(code)
 
 
-def _adopt_env(env: dict[str, str]) -> None:
-    """Make ``os.environ`` (and the C environment) exactly ``env``, changing only what differs.
+def _env_change(req: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """What to set and unset in ``os.environ`` (and the C environment) to get the worker's.
 
     The zygote adopts each worker's environment after forking it, so the next worker of the same
-    kind changes a variable or two, not every one (~75 page faults of a fresh runner)."""
+    kind changes a variable or two, not every one (~75 page faults of a fresh runner); and the
+    supervisor sends only those (``env_set``, ``env_unset``) once the zygote has a worker's
+    environment. The zygote's every write after a fork is a page copied while a worker shares it:
+    a whole environment decoded and compared per fork was most of its ~275 copies per run."""
     current = os.environ
-    for key in [k for k in current if k not in env]:
-        del current[key]
-    for key, value in env.items():
-        if current.get(key) != value:
-            current[key] = value
+    if "env" in req:
+        env: dict[str, str] = req["env"] or {}
+        unset = [key for key in current if key not in env]
+        changes = {key: value for key, value in env.items() if current.get(key) != value}
+    else:
+        unset, changes = list(req.get("env_unset") or ()), dict(req.get("env_set") or {})
+    if not req.get("detach"):  # a detached worker's owner is the supervisor that asked
+        unset = [key for key in unset if key != PARENT_PID_ENV]
+        changes.pop(PARENT_PID_ENV, None)
+        if current.get(PARENT_PID_ENV) != (mine := str(os.getpid())):
+            changes[PARENT_PID_ENV] = mine  # the worker's parent is the zygote
+    return changes, unset
+
+
+def _apply_env(changes: dict[str, str], unset: list[str]) -> None:
+    current = os.environ
+    for key in unset:
+        current.pop(key, None)
+    for key, value in changes.items():
+        current[key] = value
 
 
 def _run_afresh(module: str) -> None:
@@ -138,7 +159,7 @@ def _run_afresh(module: str) -> None:
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
-def _warm(module: str, env: dict[str, str]) -> None:
+def _warm(module: str, env: Mapping[str, str]) -> None:
     """After a fork: the module's ``ZYGOTE_WARM(env)``, if it names one, prepares in the zygote what
     the next worker of its kind inherits (the runner: the parsed workflow config and git settings).
     Never fatal."""
@@ -199,10 +220,7 @@ def _serve(sock: socket.socket, pending: list[str]) -> None:
             if name in pending:
                 pending.remove(name)
                 _preload(name)
-        env = dict(req.get("env") or {})
-        if not req.get("detach"):  # a detached worker's owner is the supervisor that asked
-            env["ANIMUS_PARENT_PID"] = str(os.getpid())  # the worker's parent is the zygote
-        req["env"] = env
+        req["env_change"] = _env_change(req)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -217,8 +235,8 @@ def _serve(sock: socket.socket, pending: list[str]) -> None:
         for fd in fds:
             os.close(fd)
         sock.send(json.dumps({"id": req.get("id"), "pid": pid}).encode())
-        _adopt_env(env)
-        _warm(req["module"], env)
+        _apply_env(*req["env_change"])
+        _warm(req["module"], os.environ)
 
 
 def become(sock: socket.socket, preload: list[str], parent: int) -> None:

@@ -38,6 +38,7 @@ class Zygote:
         self.proc: subprocess.Popen[bytes] | _Forked | None = None
         self.children: set[int] = set()
         self.detached: set[int] = set()
+        self._env: dict[str, str] | None = None  # the last worker's environment: the zygote has it
         self._ids = 0
         self._reader_loop: Any = None
         self._ready = False
@@ -75,6 +76,7 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self._ready = False
+        self._env = None  # a new zygote: it gets the first worker's whole environment
 
     def _handshake(self, timeout: float = 15.0) -> None:
         assert self.sock is not None
@@ -112,8 +114,8 @@ class Zygote:
         req_id = self._ids
         read_fd, write_fd = os.pipe()
         try:
-            body = json.dumps({"id": req_id, "module": module, "args": args, "env": env, "cwd": cwd,
-                               "detach": detach}).encode()
+            body = json.dumps({"id": req_id, "module": module, "args": args, "cwd": cwd, "detach": detach,
+                               **self._env_fields(env)}).encode()
             socket.send_fds(self.sock, [body], [write_fd])
         finally:
             os.close(write_fd)
@@ -122,6 +124,7 @@ class Zygote:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
                 os.close(read_fd)
+                self._env = None  # whether it adopted that environment is not known: send all next time
                 raise RuntimeError("zygote did not answer a fork request within 10s")
             msg = self._recv()
             if msg is None:
@@ -133,8 +136,17 @@ class Zygote:
                     os.close(read_fd)
                     raise RuntimeError(f"zygote could not fork: {msg['error']}")
                 (self.detached if detach else self.children).add(int(msg["pid"]))
+                self._env = env
                 return int(msg["pid"]), read_fd
             self._handle(msg)
+
+    def _env_fields(self, env: dict[str, str]) -> dict[str, Any]:
+        """The whole environment for a new zygote, then what differs from the last worker's."""
+        last = self._env
+        if last is None:
+            return {"env": env}
+        return {"env_set": {k: v for k, v in env.items() if last.get(k) != v},
+                "env_unset": [k for k in last if k not in env]}
 
     def _recv(self) -> dict[str, Any] | None:
         assert self.sock is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,24 +52,31 @@ def write_compiled(cfg: WorkflowConfig, state_dir: Path) -> Path:
     return target
 
 
-_last: dict[Path, tuple[bytes, WorkflowConfig]] = {}  # path -> (the bytes read, their config)
+# path -> (the file's identity, the bytes read, their config)
+_last: dict[Path, tuple[tuple[int, int, int], bytes, WorkflowConfig]] = {}
 
 
 def read_compiled(state_dir: Path) -> WorkflowConfig:
-    """Read back what ``write_compiled`` wrote; a damaged file is reported, not guessed at."""
+    """Read back what ``write_compiled`` wrote; a damaged file is reported, not guessed at.
+
+    The file is read again only when its identity changed (``write_compiled`` replaces it, a new
+    inode), and parsed again only when its bytes did: the zygote checks it after each runner it
+    forks, where every allocation is a page copied while the runner shares it."""
     path = state_dir / COMPILED_FILE
     try:
+        st = os.stat(path)
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if (last := _last.get(path)) and last[0] == identity:
+            return last[2]
         raw = path.read_bytes()
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist", fix="start the daemon to compile it") from None
     except OSError as exc:
         raise InvalidInput(f"{path}: unreadable compiled config: {exc}",
                            fix=f"delete {path}; the daemon rebuilds it from the YAML at start") from None
-    if (last := _last.get(path)) and last[0] == raw:
-        return last[1]
-    cfg = _parse(path, raw)
+    cfg = last[2] if last and last[1] == raw else _parse(path, raw)
     _last.clear()
-    _last[path] = (raw, cfg)
+    _last[path] = (identity, raw, cfg)
     return cfg
 
 
