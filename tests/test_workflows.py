@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,17 @@ def test_a_runner_is_forked_from_a_zygote_that_imported_only_what_runners_need(e
     heavy = {name for name in mapped if name.startswith(("libzmq", "_zmq", "_yaml", "_asyncio", "_psutil", "_ssl"))}
     assert heavy == set(), heavy
     assert any(name.startswith("_sqlite3") for name in mapped)  # the maps are the runner's: it has workflow.db open
+
+
+def test_a_runner_imports_none_of_the_daemons_machinery() -> None:
+    """What a runner imports, its zygote maps and every runner's fork pays for: a new import of any of
+    these must be made lazy (or moved out of the runner's modules), not slipped in."""
+    heavy = ["zmq", "asyncio", "psutil", "yaml", "urllib.request", "ssl", "random", "animus.bus.rpc",
+             "animus.process.handle", "animus.workflow.config.merge"]
+    code = ("import sys, animus.workflow.runner, animus.workflow.agent_phase; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [], out
 
 
 FAILING = """

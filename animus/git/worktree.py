@@ -32,7 +32,6 @@ Every operation here runs under the repository's :class:`RepoLock`.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Collection, Container, Iterator
 from contextlib import contextmanager
@@ -225,7 +224,7 @@ class Worktrees:
         copy. The lock is held throughout; a scratch worktree a killed
         process left behind is removed by :meth:`prune`.
         """
-        path = self.root / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        path = self.root / f"{SCRATCH_PREFIX}{os.getpid()}-{os.urandom(3).hex()}"
         with self.lock:
             self.root.mkdir(parents=True, exist_ok=True)
             try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
                  durable: bool = True) -> None:
     """Replace (or, with ``create``, newly make) ``path`` with ``data``."""
     payload = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     placed = False
     try:
         try:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import builtins  # the classes below have a method named list, which shadows it in annotations
 import json
+import os
 import re
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -144,7 +144,7 @@ class WorkflowRow(TypedDict):
 
 
 def new_workflow_id() -> str:
-    return "wf-" + secrets.token_hex(5)
+    return "wf-" + os.urandom(5).hex()
 
 
 # a pending run may start unless it waits: for an approval not yet given, or for a reset time still ahead
