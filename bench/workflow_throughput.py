@@ -22,6 +22,12 @@ installed animus (``_bytecode``).
 
     .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2] [--rounds 3]
 
+``file_create_us_here`` is what creating one file costs in the bench's temporary
+directory, measured before each round: a run makes ~8 (its ``runs/<id>/``, its
+session records), and on an ext4 without a journal, as here, a create within
+a minute or more of many deletions (an earlier bench's, a test suite's) costs
+0.3-0.8 ms of CPU instead of ~10 us. ``TMPDIR=/dev/shm`` takes the disk out.
+
 Three rounds by default, each a fresh daemon and its own baseline; the round
 with the median overhead is printed, with every round's overhead beside it,
 and the target line reads the median (one round varies by ±0.5 ms here).
@@ -91,6 +97,7 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
     project = tmp / "p"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
+    create_us = file_create_us(tmp)  # the disk's part: a run makes ~8 files (runs/<id>/, records)
     (project / ".animus").mkdir()
     (project / ".animus" / "workflows.yaml").write_text(WORKFLOWS)
     (project / ".animus" / "config.yaml").write_text(f"pool_size: {args.pool}\ninterval_secs: 0.5\n")
@@ -140,8 +147,24 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
         "cpu_floor_ms_per_phase": round(floor, 2),
         "breakdown_median_ms": stretches(scope.root / "logs" / "events.jsonl"),
         "cpu_ms_per_run": cpu,
+        "file_create_us_here": create_us,
     }
     return result
+
+
+def file_create_us(where: Path, count: int = 100) -> float:
+    """CPU per file created in ``where`` (median of ``count``). On an ext4 without a journal (as on the
+    machines here) it is ~10 us on a quiet disk and 0.3-0.8 ms within a minute or more of many
+    deletions, which the run's own records then pay too: why rounds on one disk differ."""
+    probe = where / "create-probe"
+    probe.mkdir()
+    times = []
+    for i in range(count):
+        t0 = time.process_time()
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        times.append(time.process_time() - t0)
+    times.sort()
+    return round(times[count // 2] * 1e6, 1)
 
 
 def baseline(runs: int, pool: int) -> float:
