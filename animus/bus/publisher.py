@@ -58,7 +58,11 @@ class Publisher:
         self._light_path = ""
         self._owns_ctx = False
         if light and endpoint.startswith("ipc://") and context is None and curve is None:
-            self._light_path = endpoint.removeprefix("ipc://")  # connected by wait_ready, as libzmq would
+            self._light_path = endpoint.removeprefix("ipc://")
+            try:  # connected now and our half of the handshake sent: the broker answers while we go on
+                self._light = PubSocket(self._light_path, 5.0, answer=False)
+            except (OSError, ZmtpError):
+                self._light = None  # not there yet (a restarting daemon): wait_ready retries, as libzmq would
             return
         import zmq
 

@@ -58,23 +58,30 @@ class Dealer:
 
     socket_type = b"DEALER"
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float, answer: bool = True) -> None:
+        """Connect and send our greeting and READY at once (the NULL mechanism's READY does not
+        depend on the peer's greeting: one round trip saved); with ``answer``, read the peer's too.
+        Without, ``answered`` does it later, so that the peer's answer arrives meanwhile."""
         self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(path)
-            self.sock.sendall(_GREETING)
-            peer = self._exact(64)
-            if peer[0] != 0xFF or peer[9] & 1 != 1 or peer[10] < 3 or peer[12:32].rstrip(b"\x00") != b"NULL":
-                raise ZmtpError(f"not a ZMTP 3 NULL peer: greeting {peer[:12].hex()}")
-            self.sock.sendall(_frame(b"\x05READY" + _property(b"Socket-Type", self.socket_type), _COMMAND))
-            while True:  # the peer's READY
-                flags, body = self._frame()
-                if flags & _COMMAND and body[1:1 + body[0]] == b"READY":
-                    break
+            self.sock.sendall(_GREETING + _frame(b"\x05READY" + _property(b"Socket-Type", self.socket_type), _COMMAND))
+            if answer:
+                self.answered()
         except BaseException:
             self.sock.close()
             raise
+
+    def answered(self) -> None:
+        """Read the peer's greeting and READY (blocking, up to the socket's timeout)."""
+        peer = self._exact(64)
+        if peer[0] != 0xFF or peer[9] & 1 != 1 or peer[10] < 3 or peer[12:32].rstrip(b"\x00") != b"NULL":
+            raise ZmtpError(f"not a ZMTP 3 NULL peer: greeting {peer[:12].hex()}")
+        while True:  # the peer's READY
+            flags, body = self._frame()
+            if flags & _COMMAND and body[1:1 + body[0]] == b"READY":
+                break
 
     def _exact(self, size: int) -> bytes:
         data = b""
@@ -116,10 +123,19 @@ class PubSocket(Dealer):
 
     socket_type = b"XPUB"
 
+    def __init__(self, path: str, timeout: float, answer: bool = True) -> None:
+        self._answered = answer
+        super().__init__(path, timeout, answer)
+
     def wait_subscribed(self, timeout: float) -> bool:
-        """True once the broker's subscription arrived (it knows us: nothing sent is dropped)."""
+        """True once the broker's subscription arrived (it knows us: nothing sent is dropped).
+        Completes the handshake first if it was left to run meanwhile (``answer=False``)."""
         deadline = time.monotonic() + timeout
         try:
+            self.sock.settimeout(max(timeout, 0.001))
+            if not self._answered:
+                self.answered()
+                self._answered = True
             while True:
                 self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 flags, body = self._frame()
