@@ -136,7 +136,7 @@ class Zygote:
                     os.close(read_fd)
                     raise RuntimeError(f"zygote could not fork: {msg['error']}")
                 (self.detached if detach else self.children).add(int(msg["pid"]))
-                self._env = env
+                self._env = dict(env)  # a copy: the caller may reuse its dict
                 return int(msg["pid"]), read_fd
             self._handle(msg)
 
