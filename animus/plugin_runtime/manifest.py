@@ -27,6 +27,7 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.plugin_runtime.protocol import PROTOCOL_VERSION, ROLES, compatible
+from animus.state.files import file_identity
 
 __all__ = ["Manifest", "load_manifest", "parse_manifest", "MANIFEST_FILE", "BASE_ENV", "check_name"]
 
@@ -142,8 +143,7 @@ _RAW: dict[tuple[Path, int, int, int], Any] = {}
 
 
 def _read_raw(path: Path) -> Any:
-    st = path.stat()
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (path, *file_identity(path))
     if key not in _RAW:
         if len(_RAW) > 512:
             _RAW.clear()

@@ -27,7 +27,7 @@ import yaml
 
 from animus.errors import InvalidInput
 from animus.plugin_runtime.manifest import Manifest, load_manifest
-from animus.state.files import atomic_write
+from animus.state.files import atomic_write, file_identity
 
 __all__ = ["Registry", "InstalledPlugin", "atomic_write", "rebase_record"]
 
@@ -97,15 +97,14 @@ class Registry:
 
     def _read(self) -> dict[str, Any]:
         try:
-            st = self.path.stat()
+            stamp = file_identity(self.path)
         except FileNotFoundError:
             if not self.legacy_path.exists():
                 return {"schema": SCHEMA, "plugins": {}}
             with self._lock():
                 self._migrate_locked()
-            st = self.path.stat()
+            stamp = file_identity(self.path)
         # parsed once per version of the file (every write replaces it: a new inode), ~1 ms a read
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = _PARSED.get(self.path)
         if cached is not None and cached[0] == stamp:
             return copy.deepcopy(cached[1])

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_json", "atomic_write"]
+__all__ = ["atomic_json", "atomic_write", "file_identity"]
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool = False,
@@ -57,6 +57,13 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, create: bool 
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(inode, size, mtime_ns) of ``path``: another value means another version of the file (an
+    ``atomic_write`` is a new inode). For caches of what a file says; ``OSError`` as ``os.stat``."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def atomic_json(path: Path, value: Any, mode: int = 0o644, indent: int | None = None, durable: bool = True) -> None:

@@ -28,7 +28,6 @@ stderr lines are kept: a crash is reported with them, never silently.
 from __future__ import annotations
 
 import collections
-import os
 import queue
 import re
 import signal
@@ -51,6 +50,7 @@ from animus.plugins.providers.events import (
 )
 from animus.process.handle import signal_group, stop_group
 from animus.process.pdeathsig import die_with_parent
+from animus.state.files import file_identity
 
 __all__ = [
     "KILL_GRACE",
@@ -278,10 +278,9 @@ _VERSIONS: dict[str, tuple[tuple[int, int, int], str | None, float]] = {}
 def _identity(binary: str) -> tuple[int, int, int] | None:
     """The binary's file as a probe saw it (inode, size, mtime: an upgrade is another), None if missing."""
     try:
-        st = os.stat(binary)
+        return file_identity(binary)
     except OSError:
         return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _remembered(binary: str, identity: tuple[int, int, int]) -> tuple[str | None] | None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from animus.errors import InvalidInput, NotFound
-from animus.state.files import atomic_write
+from animus.state.files import atomic_write, file_identity
 from animus.workflow.model import WorkflowConfig, config_from_plain, to_plain
 
 __all__ = ["COMPILED_FILE", "SCHEMA", "compile_config", "read_compiled", "refresh_compiled", "write_compiled"]
@@ -64,8 +63,7 @@ def read_compiled(state_dir: Path) -> WorkflowConfig:
     forks, where every allocation is a page copied while the runner shares it."""
     path = state_dir / COMPILED_FILE
     try:
-        st = os.stat(path)
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        identity = file_identity(path)
         if (last := _last.get(path)) and last[0] == identity:
             return last[2]
         raw = path.read_bytes()
