@@ -31,7 +31,6 @@ def signal_group(pid: int, sig: int) -> None:
             pass
 
 
-
 def kill_groups(leaders: Mapping[int, float]) -> int:
     """SIGKILL every process in the process groups led by ``leaders`` (pid → create
     time) that was created after its leader: what a dead worker left behind.

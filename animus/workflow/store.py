@@ -148,7 +148,7 @@ def new_workflow_id() -> str:
 
 
 # a pending run may start unless it waits: for an approval not yet given, or for a reset time still ahead
-_DISPATCHABLE = ("SELECT id FROM workflows WHERE status='pending' AND (waiting IS NULL OR waiting='' "
+_DISPATCHABLE = ("FROM workflows WHERE status='pending' AND (waiting IS NULL OR waiting='' "
                  "OR waiting LIKE 'approved:%' OR (not_before > 0 AND not_before <= ?))")
 
 
@@ -273,11 +273,11 @@ class WorkflowStore:
     def dispatchable(self, limit: int, now: float) -> builtins.list[str]:
         """The ids of up to ``limit`` pending runs that wait for nothing (no approval, no reset time
         still ahead), oldest first: the run queue, read without decoding rows or the whole backlog."""
-        rows = self.conn.execute(_DISPATCHABLE + " ORDER BY created_at LIMIT ?", (now, limit))
+        rows = self.conn.execute("SELECT id " + _DISPATCHABLE + " ORDER BY created_at LIMIT ?", (now, limit))
         return [str(r[0]) for r in rows]
 
     def dispatchable_count(self, now: float) -> int:
-        return int(self.conn.execute(_DISPATCHABLE.replace("SELECT id", "SELECT count(*)", 1), (now,)).fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) " + _DISPATCHABLE, (now,)).fetchone()[0])
 
     def unprojected(self) -> builtins.list[WorkflowRow]:
         """Terminal, subject-backed workflows whose outcome is not yet on their task."""

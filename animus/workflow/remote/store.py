@@ -23,11 +23,14 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from animus.errors import InvalidInput, NotFound
 from animus.state.files import atomic_json
 from animus.workflow.store import STATUSES, WorkflowStore, WorkflowRow
+
+if TYPE_CHECKING:
+    from animus.bus.rpc import ControlClient
 
 __all__ = [
     "ENV_DAEMON_PROJECT",
@@ -81,20 +84,21 @@ class Batch:
 
 class RemoteStore:
     def __init__(self, endpoint: str, token: str | None, wf_id: str, run: str, timeout: float = 30.0) -> None:
+        self.endpoint, self.token, self.wf_id, self.run, self.timeout = endpoint, token, wf_id, run, timeout
+        self.client = self._connect()
+        self._busy = False
+
+    def _connect(self) -> ControlClient:
         from animus.bus.rpc import ControlClient  # pyzmq: a remote runner's only, never a local one's
 
-        self.endpoint, self.token, self.wf_id, self.run, self.timeout = endpoint, token, wf_id, run, timeout
-        self.client = ControlClient(endpoint, timeout, token)
-        self._busy = False
+        return ControlClient(self.endpoint, self.timeout, self.token)
 
     def _call(self, op: str, **params: Any) -> Any:
         params = {"op": op, "wf_id": self.wf_id, "run": self.run, **params}
         if self._busy:
             # A signal handler (SIGTERM: cancel or drain?) interrupted a call in
             # flight; the socket is mid-request, so ask on a socket of its own.
-            from animus.bus.rpc import ControlClient
-
-            client = ControlClient(self.endpoint, self.timeout, self.token)
+            client = self._connect()
             try:
                 return client.call("workflow/store", params)
             finally:
