@@ -6,10 +6,12 @@ the runner's exit as the workflows supervisor saw it to the next run's
 ``workflow_started`` in that slot (queue, fork, runner start-up), start to
 first phase (placement), each phase, the gaps between phases, the last phase
 to ``workflow_completed``, and that to the runner's exit; and, once, how long
-the first run waited to start. ``cpu_by_role``
-gives the CPU (user + system) the daemon's processes spent per run between
-two ``cpu_snapshot``s, by role; a runner's CPU (its commands' included) is
-counted in its zygote's reaped children. Linux only (``/proc``).
+the first run waited to start. ``per_run`` gives what the daemon's processes
+spent per run between two ``cpu_snapshot``s, by role: CPU (user + kernel),
+its kernel part, or page faults (a forked runner's are mostly copy-on-write:
+each page it writes that it shares with its zygote is copied). A runner's
+count (its commands' included) is in its zygote's reaped children. Linux
+only (``/proc``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["cpu_by_role", "cpu_snapshot", "stretches"]
+__all__ = ["cpu_snapshot", "per_run", "stretches"]
 
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
@@ -69,8 +71,20 @@ def stretches(events_file: Path) -> dict[str, float]:
     return medians
 
 
-def cpu_snapshot(marker: str) -> dict[int, tuple[str, float, float]]:
-    """pid -> (role, own CPU ms, reaped children's CPU ms) of every process whose environment has ``marker``."""
+# /proc/<pid>/stat's counters kept by a snapshot (fields 10-17: minflt, cminflt, majflt, cmajflt,
+# utime, stime, cutime, cstime), and which of them each measure adds up: (own, reaped children's, unit,
+# the least per run a role is shown with, digits: None for a whole number)
+_MEASURES = {
+    "cpu_ms": ((4, 5), (6, 7), _TICK_MS, 0.1, 2),
+    "kernel_cpu_ms": ((5,), (7,), _TICK_MS, 0.1, 2),
+    "page_faults": ((0,), (1,), 1.0, 1.0, None),
+}
+
+Snapshot = dict[int, tuple[str, tuple[int, ...]]]
+
+
+def cpu_snapshot(marker: str) -> Snapshot:
+    """pid -> (role, its counters) of every process whose environment has ``marker``."""
     out = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -87,20 +101,20 @@ def cpu_snapshot(marker: str) -> dict[int, tuple[str, float, float]]:
         role = {"animus.daemon.main": "daemon root", "animus.supervision.zygote": "zygote"}.get(module, module)
         if module == "animus.supervision.child":
             role = f"supervisor {Path(argv[3].decode()).stem}" if len(argv) > 3 else "supervisor"
-        own = (int(fields[11]) + int(fields[12])) * _TICK_MS
-        kids = (int(fields[13]) + int(fields[14])) * _TICK_MS
-        out[int(pid)] = (role, own, kids)
+        out[int(pid)] = (role, tuple(int(f) for f in fields[7:15]))
     return out
 
 
-def cpu_by_role(before: dict[int, tuple[str, float, float]], after: dict[int, tuple[str, float, float]],
-                runs: int) -> dict[str, float]:
-    """CPU ms per run spent between the snapshots, by role (zygotes' reaped children as ``runners``)."""
+def per_run(before: Snapshot, after: Snapshot, runs: int, measure: str = "cpu_ms") -> dict[str, float]:
+    """``measure`` (CPU ms, its kernel part, or page faults) per run between the snapshots, by role
+    (a zygote's reaped children as ``runners``: their commands are theirs)."""
+    own_at, kids_at, unit, least, digits = _MEASURES[measure]
     spent: dict[str, float] = defaultdict(float)
-    for pid, (role, own, kids) in after.items():
-        _, own0, kids0 = before.get(pid, (role, 0.0, 0.0))
-        spent[role] += own - own0
-        spent["runners (reaped by zygotes)" if role == "zygote" else f"{role} (reaped children)"] += kids - kids0
-    per_run = {k: round(v / runs, 2) for k, v in spent.items() if v > 0}
-    per_run["total"] = round(sum(spent.values()) / runs, 2)
-    return dict(sorted(per_run.items(), key=lambda kv: -kv[1]))
+    for pid, (role, now) in after.items():
+        then = before.get(pid, (role, (0,) * len(now)))[1]
+        spent[role] += sum(now[i] - then[i] for i in own_at) * unit
+        kids = "runners (reaped by zygotes)" if role == "zygote" else f"{role} (reaped children)"
+        spent[kids] += sum(now[i] - then[i] for i in kids_at) * unit
+    per = {k: round(v / runs, digits) for k, v in spent.items() if v / runs >= least}
+    per["total"] = round(sum(spent.values()) / runs, digits)
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))

@@ -17,7 +17,9 @@ per run helps.
 Where the time goes is printed too (``breakdown``): the median of each stretch
 of a run from the events' timestamps (a runner's exit to the next run's start
 in its slot, start to first phase, each phase, ...), and the CPU the daemon's
-processes spent per run (``_breakdown``). Bytecode is compiled first, as on an
+processes spent per run, its kernel part and their page faults, by role
+(``_breakdown``): a forked runner's faults are mostly pages copied from its
+zygote as it writes them, a cost by the page that no interpreter work shows. Bytecode is compiled first, as on an
 installed animus (``_bytecode``).
 
     .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2] [--rounds 3]
@@ -49,7 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _breakdown import cpu_by_role, cpu_snapshot, stretches
+from _breakdown import cpu_snapshot, per_run, stretches
 from _bytecode import compile_package
 
 ANIMUS = [sys.executable, "-m", "animus.cli.main"]
@@ -125,7 +127,8 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         daemon_s = time.perf_counter() - t0
-        cpu = cpu_by_role(before, cpu_snapshot(str(tmp / "h")), args.runs)
+        after = cpu_snapshot(str(tmp / "h"))
+        cpu, kernel, faults = (per_run(before, after, args.runs, m) for m in ("cpu_ms", "kernel_cpu_ms", "page_faults"))
         client.close()
     finally:
         cli("daemon", "stop")
@@ -147,6 +150,8 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
         "cpu_floor_ms_per_phase": round(floor, 2),
         "breakdown_median_ms": stretches(scope.root / "logs" / "events.jsonl"),
         "cpu_ms_per_run": cpu,
+        "kernel_cpu_ms_per_run": kernel,
+        "page_faults_per_run": faults,
         "file_create_us_here": create_us,
     }
     return result
