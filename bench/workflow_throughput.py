@@ -9,6 +9,11 @@ Per-phase overhead is what a phase costs a run beyond its command, at the
 same parallelism: (daemon wall - baseline wall) x pool / phases. Target:
 <= 5 ms; the last line says whether it is met.
 
+``process_per_run_floor_ms_per_phase`` is the part of that overhead a process
+per run costs by itself (the architecture's runner per run): the same runs,
+each a child forked from a process that imported the runner's modules, running
+its commands as a runner does and nothing else (``_run_floor``).
+
 ``cpu_floor_ms_per_phase`` is the overhead the daemon would have if its CPU
 per run (measured, its commands' included) kept every core busy with no
 wait at all: how far hiding latency alone could go. Below it, only less CPU
@@ -133,6 +138,7 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
     finally:
         cli("daemon", "stop")
     base_s = baseline(args.runs, args.pool)
+    floor_s = process_per_run_floor(args.runs, args.pool)
     phases = args.runs * 3
     overhead = (daemon_s - base_s) * 1000 * args.pool / phases
     cores = len(os.sched_getaffinity(0))
@@ -147,6 +153,7 @@ def one_round(args: argparse.Namespace, homes: list[Path]) -> dict[str, Any]:
         "daemon_ms_per_phase_per_slot": round(daemon_s * 1000 * args.pool / phases, 2),
         "baseline_ms_per_phase_per_slot": round(base_s * 1000 * args.pool / phases, 2),
         "overhead_ms_per_phase": round(overhead, 2),
+        "process_per_run_floor_ms_per_phase": round((floor_s - base_s) * 1000 * args.pool / phases, 2),
         "cpu_floor_ms_per_phase": round(floor, 2),
         "breakdown_median_ms": stretches(scope.root / "logs" / "events.jsonl"),
         "cpu_ms_per_run": cpu,
@@ -170,6 +177,14 @@ def file_create_us(where: Path, count: int = 100) -> float:
         times.append(time.process_time() - t0)
     times.sort()
     return round(times[count // 2] * 1e6, 1)
+
+
+def process_per_run_floor(runs: int, pool: int) -> float:
+    """Wall seconds of the same runs, each a process forked from one that imported the runner's
+    modules and running its commands as a runner does, with nothing else (``_run_floor``)."""
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("_run_floor.py")), str(runs), str(pool)],
+                         check=True, capture_output=True, text=True, timeout=600).stdout
+    return float(out.strip())
 
 
 def baseline(runs: int, pool: int) -> float:
