@@ -444,6 +444,49 @@ def test_authenticated_routes_limit_bodies_and_graphql_limits_depth(hooks: tuple
     assert shallow.status_code == 200 and shallow.json()["data"]["status"]["tree"], shallow.text
 
 
+def _response(conn: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
+    """One HTTP/1.1 response read off a raw socket: its status line and its headers (body read, dropped)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"the server closed the connection before answering: {data!r}"
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status, *lines = head.split(b"\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(b":", 1) for line in lines)}
+    while len(rest) < int(headers.get(b"content-length", b"0")):
+        rest += conn.recv(65536)
+    return status, headers
+
+
+def test_a_413_before_the_body_leaves_the_connection_usable(hooks: tuple[Env, Transport, Transport]) -> None:
+    """A body declared over the limit is answered 413 before a byte of it is sent; the client may then
+    send it (the server reads and drops it: closing with unread bytes would reset the connection and
+    could lose the 413) and go on with its next request. A huge one, or one waiting for 100 Continue,
+    gets its 413 and the connection closes."""
+    _, http, _ = hooks
+    host, port = http.url.removeprefix("http://").rsplit(":", 1)
+    auth = f"Authorization: Bearer {http.token}\r\n".encode()
+
+    def post(conn: socket.socket, size: int, extra: bytes = b"") -> tuple[bytes, dict[bytes, bytes]]:
+        conn.sendall(b"POST /api/workflows HTTP/1.1\r\nHost: x\r\n" + auth + extra +
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+        return _response(conn)
+
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        status, headers = post(conn, 2 << 20)
+        assert status.startswith(b"HTTP/1.1 413") and headers.get(b"connection") != b"close", (status, headers)
+        conn.sendall(b"x" * (2 << 20))  # the declared body, after its answer: read and dropped
+        conn.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
+        status, _ = _response(conn)
+        assert status.startswith(b"HTTP/1.1 200"), status
+    for size, extra in ((64 << 20, b""), (2 << 20, b"Expect: 100-continue\r\n")):
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            status, headers = post(conn, size, extra)
+            assert status.startswith(b"HTTP/1.1 413") and headers.get(b"connection") == b"close", (status, extra)
+            assert conn.recv(1) == b""  # closed, with no body of ours left unread
+
+
 # -- finding 4 and the archive checks: what an install refuses ---------------------------------
 
 SIGSTORE = next((p / "shared" / "fixtures" / "sigstore" for p in Path(__file__).resolve().parents[1:4]

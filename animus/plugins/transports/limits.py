@@ -7,7 +7,20 @@ ASGI middleware: it answers 413 at once for a declared length over the
 limit, and otherwise counts the bytes the app pulls from ``receive``; the
 first chunk past the limit stops the app (``BodyTooLarge``, a
 ``BaseException`` so no ``except Exception`` in the app turns it into a
-500) and the client gets 413. Nothing past the limit is ever read.
+500) and the client gets 413. The app never sees a byte past the limit.
+
+How the 413 ends the connection: closing a socket that still holds unread
+request bytes makes the kernel reset it, and a reset can discard the 413
+before a client that is still sending reads it (a 2 MiB JSON post then
+failed "peer closed connection without sending complete message body" now
+and then, not 413). So a declared body of up to ``DRAIN_FACTOR`` times the
+limit keeps the connection open: the server reads the rest and drops it
+(uvicorn discards a request's body once its response is sent), the client
+reads its 413 and may send its next request. A bigger declared body, or a
+chunked one past the limit, closes the connection: the server stops
+reading an upload of no known or reasonable size. So does a request that
+waits for ``100 Continue``: its client has sent no body, so nothing unread
+can cause a reset.
 
 Limits: ``max_body_bytes`` for every route (1 MiB), a prefix table for
 routes with their own (``/webhooks/``: ``webhook_max_bytes``).
@@ -20,9 +33,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BodyLimit", "BodyTooLarge", "DEFAULT_MAX_BYTES"]
+__all__ = ["BodyLimit", "BodyTooLarge", "DEFAULT_MAX_BYTES", "DRAIN_FACTOR"]
 
 DEFAULT_MAX_BYTES = 1 << 20
+DRAIN_FACTOR = 8  # a declared body up to this many times the limit is read and dropped after its 413
 
 
 class BodyTooLarge(BaseException):
@@ -44,9 +58,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit(scope["path"])
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            # a client waiting for "100 Continue" has sent no body: closing resets nothing
+            waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+            await _too_large(send, limit, close=waiting or int(declared) > DRAIN_FACTOR * limit)
             return
         seen = 0
         started = False
@@ -69,12 +86,12 @@ class BodyLimit:
             await self.app(scope, counted_receive, watched_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(send, limit)
+                await _too_large(send, limit, close=True)
 
 
-async def _too_large(send: Any, limit: int) -> None:
+async def _too_large(send: Any, limit: int, close: bool) -> None:
     body = orjson.dumps({"error": {"code": "invalid_input", "message": f"request body exceeds {limit} bytes"}})
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [*headers, (b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": body})
