@@ -480,6 +480,14 @@ def test_a_413_before_the_body_leaves_the_connection_usable(hooks: tuple[Env, Tr
         conn.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
         status, _ = _response(conn)
         assert status.startswith(b"HTTP/1.1 200"), status
+    with socket.create_connection((host, int(port)), timeout=10) as conn:  # chunked, 2 MiB: read to its end
+        chunk = b"%x\r\n%s\r\n" % (1 << 16, b"a" * (1 << 16))
+        conn.sendall(b"POST /webhooks/hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     chunk * 32 + b"0\r\n\r\n")
+        status, headers = _response(conn)
+        assert status.startswith(b"HTTP/1.1 413") and headers.get(b"connection") != b"close", (status, headers)
+        conn.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
+        assert _response(conn)[0].startswith(b"HTTP/1.1 200")
     for size, extra in ((64 << 20, b""), (2 << 20, b"Expect: 100-continue\r\n")):
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             status, headers = post(conn, size, extra)

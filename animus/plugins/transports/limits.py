@@ -16,11 +16,13 @@ failed "peer closed connection without sending complete message body" now
 and then, not 413). So a declared body of up to ``DRAIN_FACTOR`` times the
 limit keeps the connection open: the server reads the rest and drops it
 (uvicorn discards a request's body once its response is sent), the client
-reads its 413 and may send its next request. A bigger declared body, or a
-chunked one past the limit, closes the connection: the server stops
-reading an upload of no known or reasonable size. So does a request that
-waits for ``100 Continue``: its client has sent no body, so nothing unread
-can cause a reset.
+reads its 413 and may send its next request. A chunked body past the limit
+is read and dropped to its end before the 413, if it ends within the same
+``DRAIN_FACTOR`` times the limit. A bigger body closes the connection: the
+server stops reading an upload of no reasonable size. So does a request
+that waits for ``100 Continue``: its client has sent no body, so nothing
+unread can cause a reset. Memory stays flat either way: a dropped body is
+never held.
 
 Limits: ``max_body_bytes`` for every route (1 MiB), a prefix table for
 routes with their own (``/webhooks/``: ``webhook_max_bytes``).
@@ -66,13 +68,15 @@ class BodyLimit:
             await _too_large(send, limit, close=waiting or int(declared) > DRAIN_FACTOR * limit)
             return
         seen = 0
+        more = True  # the body has more to come
         started = False
 
         async def counted_receive() -> Any:
-            nonlocal seen
+            nonlocal seen, more
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                more = bool(message.get("more_body", False))
                 if seen > limit:
                     raise BodyTooLarge()
             return message
@@ -85,8 +89,21 @@ class BodyLimit:
         try:
             await self.app(scope, counted_receive, watched_send)
         except BodyTooLarge:
-            if not started:
-                await _too_large(send, limit, close=True)
+            if not started:  # the rest read and dropped, up to DRAIN_FACTOR x the limit in all: see above
+                whole = not more or await _drain(receive, DRAIN_FACTOR * limit - seen)
+                await _too_large(send, limit, close=not whole)
+
+
+async def _drain(receive: Any, budget: int) -> bool:
+    """Read and drop the rest of a request's body; whether it ended within ``budget`` bytes."""
+    while budget >= 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False  # the client went away
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return budget >= 0
+    return False
 
 
 async def _too_large(send: Any, limit: int, close: bool) -> None:
