@@ -12,6 +12,7 @@ tax included. Prints the wall seconds.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -39,8 +40,6 @@ def _run() -> None:
 
 
 def main(runs: int, pool: int) -> None:
-    import importlib
-
     for name in PRELOAD:
         importlib.import_module(name)
     started = live = 0

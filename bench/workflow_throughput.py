@@ -24,8 +24,8 @@ of a run from the events' timestamps (a runner's exit to the next run's start
 in its slot, start to first phase, each phase, ...), and the CPU the daemon's
 processes spent per run, its kernel part and their page faults, by role
 (``_breakdown``): a forked runner's faults are mostly pages copied from its
-zygote as it writes them, a cost by the page that no interpreter work shows. Bytecode is compiled first, as on an
-installed animus (``_bytecode``).
+zygote as it writes them, a cost by the page that no interpreter work shows.
+Bytecode is compiled first, as on an installed animus (``_bytecode``).
 
     .venv/bin/python bench/workflow_throughput.py [--runs 200] [--pool 2] [--rounds 3]
 

@@ -38,7 +38,7 @@ import orjson
 __all__ = ["BodyLimit", "BodyTooLarge", "DEFAULT_MAX_BYTES", "DRAIN_FACTOR"]
 
 DEFAULT_MAX_BYTES = 1 << 20
-DRAIN_FACTOR = 8  # a declared body up to this many times the limit is read and dropped after its 413
+DRAIN_FACTOR = 8  # a body up to this many times the limit is read to its end and dropped
 
 
 class BodyTooLarge(BaseException):
